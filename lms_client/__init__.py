@@ -1,0 +1,50 @@
+"""Typed async client for the legacy LMS REST API (see lms-api.md).
+
+Knows nothing about SCIM. Public names are re-exported here; the error tree
+is documented in `lms_client.errors`.
+"""
+
+from .client import DEFAULT_TIMEOUT, Limiter, LmsClient, OnCall
+from .errors import (
+    ConflictCode,
+    LmsConflict,
+    LmsDeferred,
+    LmsError,
+    LmsNotFound,
+    LmsRateLimited,
+    LmsRejected,
+    LmsTransientError,
+    LmsUnauthorized,
+    LmsUnexpectedResponse,
+    LmsUnsupported,
+    LmsValidationError,
+)
+from .models import Learner, LearnerPage, LearnerStatus, LearnerWrite
+from .retry import RetryPolicy, Sleep, build_retrying, parse_retry_after
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ConflictCode",
+    "Learner",
+    "LearnerPage",
+    "LearnerStatus",
+    "LearnerWrite",
+    "Limiter",
+    "LmsClient",
+    "LmsConflict",
+    "LmsDeferred",
+    "LmsError",
+    "LmsNotFound",
+    "LmsRateLimited",
+    "LmsRejected",
+    "LmsTransientError",
+    "LmsUnauthorized",
+    "LmsUnexpectedResponse",
+    "LmsUnsupported",
+    "LmsValidationError",
+    "OnCall",
+    "RetryPolicy",
+    "Sleep",
+    "build_retrying",
+    "parse_retry_after",
+]
