@@ -1,0 +1,23 @@
+"""The Redis shadow store: tenants, tokens, SCIM resources and sync state."""
+
+from shadow.resources import ResourceStore, StoreConflict, Stored, WriteOutcome
+from shadow.sync import Finish, StateCounts, SyncInput, SyncRecord, SyncStore
+from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo, now_iso
+
+__all__ = [
+    "Finish",
+    "IssuedToken",
+    "ResourceStore",
+    "StateCounts",
+    "StoreConflict",
+    "Stored",
+    "SyncInput",
+    "SyncRecord",
+    "SyncStore",
+    "Tenant",
+    "TenantError",
+    "TenantStore",
+    "TokenInfo",
+    "WriteOutcome",
+    "now_iso",
+]

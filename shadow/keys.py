@@ -1,0 +1,100 @@
+"""The Redis key layout, in one place.
+
+Every key of a tenant starts with the hash tag `{t:<tenant>}` so that all of
+one tenant's multi-key steps (Lua scripts, transactions) stay in one slot on
+Redis Cluster. The only untagged key is the registry of tenant slugs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Kind = Literal["u", "g"]
+
+TENANTS = "scim-bridge:tenants"
+
+
+def prefix(tenant: str) -> str:
+    return f"{{t:{tenant}}}:"
+
+
+def tenant_config(tenant: str) -> str:
+    return f"{prefix(tenant)}tenant"
+
+
+def tokens(tenant: str) -> str:
+    """Hash token_id -> token record (hash of the secret, created time, label)."""
+    return f"{prefix(tenant)}tokens"
+
+
+def tokens_used(tenant: str) -> str:
+    """Hash token_id -> last-used epoch seconds (written at most once a minute)."""
+    return f"{prefix(tenant)}tokens:used"
+
+
+def resource(tenant: str, kind: Kind, rid: str) -> str:
+    """Hash: doc (JSON), v (version), created, modified, del, and index fields."""
+    return f"{prefix(tenant)}{kind}:{rid}"
+
+
+def resource_ids(tenant: str, kind: Kind) -> str:
+    """Sorted set of live ids scored by creation sequence: stable paging order."""
+    return f"{prefix(tenant)}{kind}:ids"
+
+
+def sequence(tenant: str) -> str:
+    return f"{prefix(tenant)}seq"
+
+
+def unique_index(tenant: str, kind: Kind) -> str:
+    """Hash lower-cased userName -> id (users only; userName is unique, not caseExact)."""
+    return f"{prefix(tenant)}{kind}:idx:un"
+
+
+def members(tenant: str, group_id: str) -> str:
+    """Set of user ids that are members of a group."""
+    return f"{prefix(tenant)}g:{group_id}:members"
+
+
+def user_groups(tenant: str, user_id: str) -> str:
+    """Set of group ids a user is a member of (the reverse of `members`)."""
+    return f"{prefix(tenant)}u:{user_id}:groups"
+
+
+def sync_state(tenant: str, user_id: str) -> str:
+    """Hash: state, applied_v, learner_id, applied (JSON), error, updated_at."""
+    return f"{prefix(tenant)}sync:{user_id}"
+
+
+def state_set(tenant: str, state: str) -> str:
+    """Sorted sets `pending`, `synced`, `failed`: user id -> since (epoch ms)."""
+    return f"{prefix(tenant)}state:{state}"
+
+
+def queued(tenant: str) -> str:
+    """Sorted set user id -> due time (ms) of the sync job enqueued for it."""
+    return f"{prefix(tenant)}queued"
+
+
+def vclock(tenant: str) -> str:
+    """The tenant's fair-share clock: the due time (ms) of its next sync job."""
+    return f"{prefix(tenant)}vclock"
+
+
+def user_lock(tenant: str, user_id: str) -> str:
+    return f"{prefix(tenant)}lock:{user_id}"
+
+
+def mapping(tenant: str) -> str:
+    """The tenant's mapping overrides (JSON)."""
+    return f"{prefix(tenant)}mapping"
+
+
+def limiter(tenant: str) -> str:
+    """GCRA state of the tenant's LMS organisation (theoretical arrival time)."""
+    return f"{prefix(tenant)}lms:tat"
+
+
+def events(tenant: str, user_id: str) -> str:
+    """Capped stream of what happened to one user (the provisioning log)."""
+    return f"{prefix(tenant)}events:{user_id}"

@@ -1,0 +1,262 @@
+"""The shadow record of every SCIM resource (Users and Groups).
+
+A write is one Lua step that stores the document, its indexes and, for users,
+the pending mark and queue slot together: a 2xx from the API means all of it
+is in Redis (design invariant 1). Documents are canonical SCIM dicts without
+`id` and `meta`, which are kept beside them and rebuilt on output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from shadow import keys, scripts
+from shadow.keys import Kind
+from shadow.tenants import now_iso
+
+WriteMode = Literal["create", "update", "delete"]
+
+
+class Stored(msgspec.Struct, frozen=True):
+    """A resource as the store holds it."""
+
+    id: str
+    doc: dict[str, Any]
+    version: int
+    created: str
+    modified: str
+
+
+class WriteOutcome(msgspec.Struct, frozen=True):
+    """What a write did: the new version, and the due time (ms) of the sync
+    job the caller must enqueue, or None when one is already queued."""
+
+    version: int
+    created: str
+    modified: str
+    enqueue_due_ms: int | None
+
+
+class StoreConflict(Exception):
+    """A write refused by the store; `reason` is uniqueness, version_mismatch,
+    not_found or exists."""
+
+    def __init__(self, reason: str, current_version: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.current_version = current_version
+
+
+_encode = msgspec.json.encode
+_decode_doc = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ResourceStore:
+    """Users and Groups of every tenant; stateless apart from the Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._put = redis.register_script(scripts.PUT_RESOURCE)
+        self._members = redis.register_script(scripts.CHANGE_MEMBERS)
+        self._requeue = redis.register_script(scripts.REQUEUE)
+
+    async def write(
+        self,
+        tenant: str,
+        kind: Kind,
+        rid: str,
+        mode: WriteMode,
+        doc: dict[str, Any] | None,
+        *,
+        expected_version: int | None = None,
+        interval_ms: int = 0,
+    ) -> WriteOutcome:
+        """Create, replace or delete one resource atomically with its indexes.
+
+        For users the same step marks the user pending and, unless a sync job
+        is already queued for it, reserves a queue slot at the tenant's
+        fair-share clock (`interval_ms` apart).
+        """
+        doc = doc or {}
+        unique = str(doc.get("userName", "")).lower() if kind == "u" else ""
+        external_id = str(doc.get("externalId", "") or "")
+        name = str(doc.get("displayName", "")).lower() if kind == "g" else ""
+        now_ms = int(time.time() * 1000)
+        stamp = now_iso()
+        links = keys.user_groups(tenant, rid) if kind == "u" else keys.members(tenant, rid)
+        result = await self._put(
+            keys=[
+                keys.resource(tenant, kind, rid),
+                keys.resource_ids(tenant, kind),
+                keys.sequence(tenant),
+                keys.unique_index(tenant, kind),
+                keys.state_set(tenant, "pending"),
+                keys.state_set(tenant, "synced"),
+                keys.state_set(tenant, "failed"),
+                keys.sync_state(tenant, rid),
+                keys.queued(tenant),
+                keys.vclock(tenant),
+                links,
+            ],
+            args=[
+                rid,
+                mode,
+                "" if expected_version is None else str(expected_version),
+                _encode(doc) if mode != "delete" else b"",
+                unique,
+                external_id,
+                name,
+                stamp,
+                now_ms,
+                interval_ms,
+                "1" if kind == "u" else "0",
+                keys.prefix(tenant),
+                kind,
+            ],
+        )
+        status = _text(result[0])
+        if status != "ok":
+            raise StoreConflict(status, int(result[1]) if result[1] else None)
+        due = int(result[3])
+        return WriteOutcome(
+            version=int(result[1]),
+            created=_text(result[2]),
+            modified=stamp,
+            enqueue_due_ms=due if due >= 0 else None,
+        )
+
+    async def get(self, tenant: str, kind: Kind, rid: str) -> Stored | None:
+        """A live resource, or None when absent or deleted."""
+        raw = await self._redis.hmget(  # type: ignore[misc]
+            keys.resource(tenant, kind, rid), ["doc", "v", "created", "modified", "del"]
+        )
+        return _stored(rid, raw)
+
+    async def get_many(self, tenant: str, kind: Kind, ids: Sequence[str]) -> list[Stored]:
+        """Live resources in the order of `ids`, skipping any that vanished."""
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hmget(
+                    keys.resource(tenant, kind, rid), ["doc", "v", "created", "modified", "del"]
+                )
+            rows = await pipe.execute()
+        return [s for rid, raw in zip(ids, rows, strict=True) if (s := _stored(rid, raw))]
+
+    async def ids_by_user_name(self, tenant: str, user_name: str) -> list[str]:
+        rid = await self._redis.hget(keys.unique_index(tenant, "u"), user_name.lower())  # type: ignore[misc]
+        return [_text(rid)] if rid else []
+
+    async def ids_by_external_id(self, tenant: str, kind: Kind, external_id: str) -> list[str]:
+        members = await self._redis.smembers(f"{keys.prefix(tenant)}{kind}:x:{external_id}")  # type: ignore[misc]
+        return sorted(_text(m) for m in members)
+
+    async def ids_by_display_name(self, tenant: str, display_name: str) -> list[str]:
+        members = await self._redis.smembers(  # type: ignore[misc]
+            f"{keys.prefix(tenant)}g:n:{display_name.lower()}"
+        )
+        return sorted(_text(m) for m in members)
+
+    async def count(self, tenant: str, kind: Kind) -> int:
+        return int(await self._redis.zcard(keys.resource_ids(tenant, kind)))
+
+    async def page_ids(self, tenant: str, kind: Kind, offset: int, limit: int) -> list[str]:
+        """Ids in creation order, for startIndex/count paging (RFC 7644 §3.4.2.4)."""
+        if limit <= 0:
+            return []
+        raw = await self._redis.zrange(keys.resource_ids(tenant, kind), offset, offset + limit - 1)
+        return [_text(r) for r in raw]
+
+    async def scan(self, tenant: str, kind: Kind, batch: int = 500) -> AsyncIterator[Stored]:
+        """Every live resource in creation order, a batch at a time."""
+        offset = 0
+        while True:
+            ids = await self.page_ids(tenant, kind, offset, batch)
+            if not ids:
+                return
+            for stored in await self.get_many(tenant, kind, ids):
+                yield stored
+            offset += len(ids)
+
+    async def change_members(
+        self,
+        tenant: str,
+        group_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        remove_all: bool = False,
+    ) -> list[str]:
+        """Apply membership changes as set operations; returns the users whose
+        membership changed. Raises StoreConflict not_found or unknown_member."""
+        result = await self._members(
+            keys=[keys.resource(tenant, "g", group_id), keys.members(tenant, group_id)],
+            args=[
+                group_id,
+                keys.prefix(tenant),
+                "1" if remove_all else "0",
+                len(add),
+                *add,
+                *remove,
+            ],
+        )
+        status = _text(result[0])
+        if status != "ok":
+            raise StoreConflict(
+                status if status != "unknown_member" else f"unknown_member:{_text(result[1])}"
+            )
+        return [u for u in _text(result[1]).split(" ") if u]
+
+    async def member_ids(self, tenant: str, group_id: str) -> list[str]:
+        members = await self._redis.smembers(keys.members(tenant, group_id))  # type: ignore[misc]
+        return sorted(_text(m) for m in members)
+
+    async def group_ids_of(self, tenant: str, user_id: str) -> list[str]:
+        members = await self._redis.smembers(keys.user_groups(tenant, user_id))  # type: ignore[misc]
+        return sorted(_text(m) for m in members)
+
+    async def requeue(
+        self, tenant: str, user_id: str, *, interval_ms: int = 0, force: bool = False
+    ) -> int | None:
+        """Mark a user pending again (replay, sweep); the due time of the job to
+        enqueue, or None when one is queued already or the user is gone."""
+        due = int(
+            await self._requeue(
+                keys=[
+                    keys.resource(tenant, "u", user_id),
+                    keys.state_set(tenant, "pending"),
+                    keys.state_set(tenant, "synced"),
+                    keys.state_set(tenant, "failed"),
+                    keys.sync_state(tenant, user_id),
+                    keys.queued(tenant),
+                    keys.vclock(tenant),
+                ],
+                args=[user_id, int(time.time() * 1000), interval_ms, "force" if force else ""],
+            )
+        )
+        return due if due >= 0 else None
+
+
+def _stored(rid: str, raw: list[bytes | None]) -> Stored | None:
+    doc, version, created, modified, deleted = raw
+    if doc is None or version is None or deleted == b"1":
+        return None
+    return Stored(
+        id=rid,
+        doc=_decode_doc(doc),
+        version=int(version),
+        created=_text(created),
+        modified=_text(modified),
+    )

@@ -1,0 +1,180 @@
+"""Lua scripts: each multi-key change of the shadow store is one atomic step.
+
+All keys a script touches share the tenant's hash tag. A few keys are derived
+inside the script from the tenant prefix (index sets named by a value, and
+group membership sets); they live in the same slot, so the scripts stay
+valid on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+# KEYS: 1 doc, 2 ids, 3 seq, 4 unique index, 5 pending, 6 synced, 7 failed,
+#       8 sync state, 9 queued, 10 vclock, 11 reverse membership set
+# ARGV: 1 id, 2 mode (create|update|delete), 3 expected version or "",
+#       4 doc JSON, 5 unique key (lower userName) or "", 6 externalId or "",
+#       7 name key (lower displayName) or "", 8 now ISO, 9 now ms,
+#       10 fair-share interval ms, 11 track sync "1"/"0", 12 tenant prefix, 13 kind
+# Returns {status, version, created, due_ms}; status is ok | not_found |
+# exists | version_mismatch | uniqueness.
+PUT_RESOURCE = """
+local doc, ids, seq, uidx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, mode, expected = ARGV[1], ARGV[2], ARGV[3]
+local prefix, kind = ARGV[12], ARGV[13]
+local cur = redis.call('HMGET', doc, 'v', 'del', 'un', 'xid', 'nm', 'created')
+local live = cur[1] and cur[2] ~= '1'
+if mode == 'create' then
+  if cur[1] then return {'exists', cur[1], '', -1} end
+else
+  if not live then return {'not_found', 0, '', -1} end
+  if expected ~= '' and expected ~= cur[1] then
+    return {'version_mismatch', cur[1], '', -1}
+  end
+end
+if mode ~= 'delete' and ARGV[5] ~= '' then
+  local owner = redis.call('HGET', uidx, ARGV[5])
+  if owner and owner ~= id then return {'uniqueness', 0, '', -1} end
+end
+if cur[3] and cur[3] ~= '' then redis.call('HDEL', uidx, cur[3]) end
+if cur[4] and cur[4] ~= '' then redis.call('SREM', prefix .. kind .. ':x:' .. cur[4], id) end
+if cur[5] and cur[5] ~= '' then redis.call('SREM', prefix .. kind .. ':n:' .. cur[5], id) end
+local version = tonumber(cur[1] or '0') + 1
+local created = cur[6] or ARGV[8]
+if mode == 'delete' then
+  if ARGV[11] == '1' then
+    redis.call('HSET', doc, 'v', version, 'del', '1', 'modified', ARGV[8], 'modified_ms', ARGV[9])
+  else
+    redis.call('DEL', doc)
+  end
+  redis.call('ZREM', ids, id)
+  local links = KEYS[11]
+  for _, oid in ipairs(redis.call('SMEMBERS', links)) do
+    if kind == 'u' then
+      redis.call('SREM', prefix .. 'g:' .. oid .. ':members', id)
+    else
+      redis.call('SREM', prefix .. 'u:' .. oid .. ':groups', id)
+    end
+  end
+  redis.call('DEL', links)
+else
+  if mode == 'create' then
+    redis.call('ZADD', ids, redis.call('INCR', seq), id)
+  end
+  redis.call('HSET', doc, 'doc', ARGV[4], 'v', version, 'del', '0', 'created', created,
+    'modified', ARGV[8], 'modified_ms', ARGV[9], 'un', ARGV[5], 'xid', ARGV[6], 'nm', ARGV[7])
+  if ARGV[5] ~= '' then redis.call('HSET', uidx, ARGV[5], id) end
+  if ARGV[6] ~= '' then redis.call('SADD', prefix .. kind .. ':x:' .. ARGV[6], id) end
+  if ARGV[7] ~= '' then redis.call('SADD', prefix .. kind .. ':n:' .. ARGV[7], id) end
+end
+local due = -1
+if ARGV[11] == '1' then
+  local now = tonumber(ARGV[9])
+  redis.call('ZADD', KEYS[5], 'NX', now, id)
+  redis.call('ZREM', KEYS[6], id)
+  redis.call('ZREM', KEYS[7], id)
+  redis.call('HSET', KEYS[8], 'state', 'pending')
+  if not redis.call('ZSCORE', KEYS[9], id) then
+    local clock = tonumber(redis.call('GET', KEYS[10]) or '0')
+    due = math.max(now, clock)
+    redis.call('SET', KEYS[10], due + tonumber(ARGV[10]), 'PX', 86400000)
+    redis.call('ZADD', KEYS[9], due, id)
+  end
+end
+return {'ok', version, created, due}
+"""
+
+# Mark one user pending and queued again (replay, sweep, group changes).
+# KEYS: 1 doc, 2 pending, 3 synced, 4 failed, 5 sync state, 6 queued, 7 vclock
+# ARGV: 1 id, 2 now ms, 3 interval ms, 4 "force" to re-queue even if queued
+# Returns due ms, or -1 when already queued, or -2 when the user is gone.
+REQUEUE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local id, now = ARGV[1], tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', now, id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZREM', KEYS[4], id)
+redis.call('HSET', KEYS[5], 'state', 'pending', 'applied_v', '0')
+if ARGV[4] ~= 'force' and redis.call('ZSCORE', KEYS[6], id) then return -1 end
+local clock = tonumber(redis.call('GET', KEYS[7]) or '0')
+local due = math.max(now, clock)
+redis.call('SET', KEYS[7], due + tonumber(ARGV[3]), 'PX', 86400000)
+redis.call('ZADD', KEYS[6], due, id)
+return due
+"""
+
+# Record the outcome of one sync pass, applied only if no newer version came.
+# KEYS: 1 doc, 2 sync state, 3 pending, 4 synced, 5 failed, 6 reverse membership
+# ARGV: 1 id, 2 version applied, 3 outcome (synced|failed), 4 learner id or "",
+#       5 applied snapshot JSON or "", 6 error or "", 7 now ms, 8 now ISO, 9 prefix
+# Returns {"done"|"newer", pending since ms or -1, modified ms or -1}.
+FINISH_SYNC = """
+local cur = redis.call('HMGET', KEYS[1], 'v', 'del', 'modified_ms')
+local fields = {'updated_at', ARGV[8]}
+if ARGV[4] ~= '' then table.insert(fields, 'learner_id'); table.insert(fields, ARGV[4]) end
+if ARGV[5] ~= '' then table.insert(fields, 'applied'); table.insert(fields, ARGV[5]) end
+redis.call('HSET', KEYS[2], unpack(fields))
+if cur[1] ~= ARGV[2] then return {'newer', -1, -1} end
+local since = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '-1')
+redis.call('ZREM', KEYS[3], ARGV[1])
+local now = tonumber(ARGV[7])
+if ARGV[3] == 'synced' then
+  if cur[2] == '1' then
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[6])
+    redis.call('ZREM', KEYS[4], ARGV[1])
+    redis.call('ZREM', KEYS[5], ARGV[1])
+    return {'done', since, tonumber(cur[3] or '-1')}
+  end
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  redis.call('HSET', KEYS[2], 'state', 'synced', 'applied_v', ARGV[2], 'error', '')
+else
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZADD', KEYS[5], now, ARGV[1])
+  redis.call('HSET', KEYS[2], 'state', 'failed', 'applied_v', ARGV[2], 'error', ARGV[6])
+end
+return {'done', since, tonumber(cur[3] or '-1')}
+"""
+
+# Change a group's membership as set operations, checking every new member
+# is a live user of the same tenant.
+# KEYS: 1 group doc, 2 members set
+# ARGV: 1 group id, 2 tenant prefix, 3 remove_all "1"/"0", 4 n_add, then n_add
+#       ids to add, then ids to remove
+# Returns {status, detail}: ok | not_found | unknown_member <id>. On ok the
+# second item lists the users whose membership changed (for re-sync).
+CHANGE_MEMBERS = """
+local gdoc, mset, gid, prefix = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local state = redis.call('HMGET', gdoc, 'v', 'del')
+if not state[1] or state[2] == '1' then return {'not_found', ''} end
+local n_add = tonumber(ARGV[4])
+for i = 5, 4 + n_add do
+  local u = redis.call('HMGET', prefix .. 'u:' .. ARGV[i], 'v', 'del')
+  if not u[1] or u[2] == '1' then return {'unknown_member', ARGV[i]} end
+end
+local changed = {}
+if ARGV[3] == '1' then
+  for _, uid in ipairs(redis.call('SMEMBERS', mset)) do
+    redis.call('SREM', prefix .. 'u:' .. uid .. ':groups', gid)
+    table.insert(changed, uid)
+  end
+  redis.call('DEL', mset)
+end
+for i = 5 + n_add, #ARGV do
+  if redis.call('SREM', mset, ARGV[i]) == 1 then
+    redis.call('SREM', prefix .. 'u:' .. ARGV[i] .. ':groups', gid)
+    table.insert(changed, ARGV[i])
+  end
+end
+for i = 5, 4 + n_add do
+  if redis.call('SADD', mset, ARGV[i]) == 1 then
+    redis.call('SADD', prefix .. 'u:' .. ARGV[i] .. ':groups', gid)
+    table.insert(changed, ARGV[i])
+  end
+end
+return {'ok', table.concat(changed, ' ')}
+"""
+
+# Take or release a per-user lock (token-checked release).
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

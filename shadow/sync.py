@@ -1,0 +1,240 @@
+"""Sync state of each user: what the worker applied, and what ops see.
+
+A user is in exactly one of `pending`, `synced` or `failed` (sorted sets
+scored by since-when, so counts and the oldest pending age are O(1) or
+O(log n) reads). The worker records an outcome only for the version it
+applied; if a newer version arrived meanwhile the user stays pending and
+the worker goes round again (design invariant 3).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from shadow import keys, scripts
+from shadow.tenants import now_iso
+
+SyncStateName = Literal["pending", "synced", "failed"]
+_EVENTS_KEPT = 200
+_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class SyncInput(msgspec.Struct, frozen=True):
+    """Everything one sync pass needs, read in one round trip."""
+
+    user_id: str
+    exists: bool
+    deleted: bool
+    version: int
+    doc: dict[str, Any] | None
+    learner_id: int | None
+    applied: dict[str, Any] | None
+    applied_version: int
+    state: str
+    error: str
+
+
+class SyncRecord(msgspec.Struct, frozen=True):
+    """What ops see about one user."""
+
+    user_id: str
+    state: str
+    applied_version: int
+    learner_id: int | None
+    error: str
+    updated_at: str
+
+
+class Finish(msgspec.Struct, frozen=True):
+    """The result of recording an outcome: `done` False means a newer version
+    is waiting; `pending_since_ms`/`modified_ms` give the sync lag."""
+
+    done: bool
+    pending_since_ms: int | None
+    modified_ms: int | None
+
+
+class StateCounts(msgspec.Struct, frozen=True):
+    pending: int
+    synced: int
+    failed: int
+    queued: int
+    oldest_pending_ms: int | None
+
+
+class SyncStore:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._finish = redis.register_script(scripts.FINISH_SYNC)
+        self._release = redis.register_script(scripts.RELEASE_LOCK)
+
+    async def read(self, tenant: str, user_id: str) -> SyncInput:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.resource(tenant, "u", user_id), ["doc", "v", "del"])
+            pipe.hmget(
+                keys.sync_state(tenant, user_id),
+                ["learner_id", "applied", "applied_v", "state", "error"],
+            )
+            (
+                (doc, version, deleted),
+                (learner, applied, applied_v, state, error),
+            ) = await pipe.execute()
+        return SyncInput(
+            user_id=user_id,
+            exists=version is not None,
+            deleted=deleted == b"1",
+            version=int(version or 0),
+            doc=_decode_dict(doc) if doc else None,
+            learner_id=int(learner) if learner else None,
+            applied=_decode_dict(applied) if applied else None,
+            applied_version=int(applied_v or 0),
+            state=_text(state),
+            error=_text(error),
+        )
+
+    async def record_link(
+        self, tenant: str, user_id: str, learner_id: int, applied: dict[str, Any]
+    ) -> None:
+        """Remember the learner and what it now holds, before the pass ends,
+        so a crash after a create never loses the link."""
+        await self._redis.hset(  # type: ignore[misc]
+            keys.sync_state(tenant, user_id),
+            mapping={"learner_id": learner_id, "applied": msgspec.json.encode(applied)},
+        )
+
+    async def finish(
+        self,
+        tenant: str,
+        user_id: str,
+        version: int,
+        outcome: Literal["synced", "failed"],
+        *,
+        learner_id: int | None = None,
+        applied: dict[str, Any] | None = None,
+        error: str = "",
+    ) -> Finish:
+        result = await self._finish(
+            keys=[
+                keys.resource(tenant, "u", user_id),
+                keys.sync_state(tenant, user_id),
+                keys.state_set(tenant, "pending"),
+                keys.state_set(tenant, "synced"),
+                keys.state_set(tenant, "failed"),
+                keys.user_groups(tenant, user_id),
+            ],
+            args=[
+                user_id,
+                version,
+                outcome,
+                "" if learner_id is None else learner_id,
+                msgspec.json.encode(applied) if applied is not None else "",
+                error,
+                int(time.time() * 1000),
+                now_iso(),
+                keys.prefix(tenant),
+            ],
+        )
+        since, modified = int(result[1]), int(result[2])
+        return Finish(
+            done=_text(result[0]) == "done",
+            pending_since_ms=since if since >= 0 else None,
+            modified_ms=modified if modified >= 0 else None,
+        )
+
+    async def record(self, tenant: str, user_id: str) -> SyncRecord | None:
+        raw = await self._redis.hmget(  # type: ignore[misc]
+            keys.sync_state(tenant, user_id),
+            ["state", "applied_v", "learner_id", "error", "updated_at"],
+        )
+        state, applied_v, learner, error, updated = raw
+        if state is None:
+            return None
+        return SyncRecord(
+            user_id=user_id,
+            state=_text(state),
+            applied_version=int(applied_v or 0),
+            learner_id=int(learner) if learner else None,
+            error=_text(error),
+            updated_at=_text(updated),
+        )
+
+    async def counts(self, tenant: str) -> StateCounts:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.state_set(tenant, "pending"))
+            pipe.zcard(keys.state_set(tenant, "synced"))
+            pipe.zcard(keys.state_set(tenant, "failed"))
+            pipe.zcard(keys.queued(tenant))
+            pipe.zrange(keys.state_set(tenant, "pending"), 0, 0, withscores=True)
+            pending, synced, failed, queued, oldest = await pipe.execute()
+        return StateCounts(
+            pending=int(pending),
+            synced=int(synced),
+            failed=int(failed),
+            queued=int(queued),
+            oldest_pending_ms=int(oldest[0][1]) if oldest else None,
+        )
+
+    async def users_in(
+        self,
+        tenant: str,
+        state: SyncStateName,
+        *,
+        older_than_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[str]:
+        """Users in a state, oldest first (optionally only those since before a time)."""
+        top = "+inf" if older_than_ms is None else older_than_ms
+        raw = await self._redis.zrangebyscore(
+            keys.state_set(tenant, state), "-inf", top, start=0, num=limit
+        )
+        return [_text(r) for r in raw]
+
+    async def queued_due(self, tenant: str, user_id: str) -> int | None:
+        score = await self._redis.zscore(keys.queued(tenant), user_id)
+        return int(score) if score is not None else None
+
+    async def clear_queued(self, tenant: str, user_id: str) -> None:
+        """Called when a job starts: a change from now on needs a new job."""
+        await self._redis.zrem(keys.queued(tenant), user_id)
+
+    async def lock(self, tenant: str, user_id: str, ttl_s: float) -> str | None:
+        """Take the per-user lock; its token, or None when another worker holds it."""
+        token = secrets.token_hex(8)
+        ok = await self._redis.set(
+            keys.user_lock(tenant, user_id), token, nx=True, px=int(ttl_s * 1000)
+        )
+        return token if ok else None
+
+    async def is_locked(self, tenant: str, user_id: str) -> bool:
+        return bool(await self._redis.exists(keys.user_lock(tenant, user_id)))
+
+    async def unlock(self, tenant: str, user_id: str, token: str) -> None:
+        await self._release(keys=[keys.user_lock(tenant, user_id)], args=[token])
+
+    async def log_event(self, tenant: str, user_id: str, event: str, **fields: str | int) -> None:
+        """Append to the user's provisioning log (a capped stream): what ops
+        read to follow one user past Entra's view. No personal data."""
+        await self._redis.xadd(
+            keys.events(tenant, user_id),
+            {"event": event, "at": now_iso(), **{k: str(v) for k, v in fields.items()}},
+            maxlen=_EVENTS_KEPT,
+            approximate=True,
+        )
+
+    async def events(self, tenant: str, user_id: str, limit: int = 100) -> list[dict[str, str]]:
+        rows = await self._redis.xrevrange(keys.events(tenant, user_id), count=limit)
+        return [
+            {_text(k): _text(v) for k, v in fields.items()} | {"id": _text(eid)}
+            for eid, fields in rows
+        ]
