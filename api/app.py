@@ -1,0 +1,51 @@
+"""The Litestar application factory and the lifespan that owns the pools."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from litestar import Litestar
+from redis.asyncio import Redis
+
+from api.errors import EXCEPTION_HANDLERS
+from api.resources import endpoints
+from api.routes.health import healthz, readyz
+from api.routes.scim import scim_router
+from api.services import Services
+from api.settings import Settings, load_settings
+
+log = logging.getLogger("scim_bridge.api")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        queue: ArqRedis = (
+            await create_pool(RedisSettings.from_dsn(settings.queue_url), retry=0)
+            if settings.queue_redis_url
+            else ArqRedis(connection_pool=redis.connection_pool)
+        )
+        services = Services.build(settings, redis, queue)
+        app.state.services = services
+        app.state.endpoints = endpoints(services)
+        try:
+            yield
+        finally:
+            if settings.queue_redis_url:
+                await queue.aclose()
+            await redis.aclose()
+
+    return Litestar(
+        route_handlers=[scim_router(), healthz, readyz],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )

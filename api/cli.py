@@ -1,0 +1,265 @@
+"""The `scim-bridge` command: the processes, and tenant, token and sync admin.
+
+Admin commands talk to Redis directly (REDIS_URL), so they work before any
+API process runs. `--json` output is for scripts; the default is for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from api.settings import Settings, load_settings
+from shadow import Tenant, TenantError, TenantStore
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
+    print(json.dumps(data) if getattr(args, "json", False) else human)
+
+
+async def _with_redis(settings: Settings, fn: Callable[[Redis], Awaitable[int]]) -> int:
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        return await fn(redis)
+    finally:
+        await redis.aclose()
+
+
+async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        tenant = Tenant(
+            slug=args.slug,
+            name=args.name or args.slug,
+            lms_url=args.lms_url,
+            lms_api_key=args.lms_api_key,
+            lms_rate=args.lms_rate,
+            lms_burst=args.lms_burst,
+        )
+        await TenantStore(redis).create(tenant)
+        url = settings.scim_url(args.slug)
+        _print(args, {"tenant": args.slug, "scim_url": url}, f"created {args.slug}: {url}")
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        store = TenantStore(redis)
+        tenant = await store.get(args.slug)
+        if tenant is None:
+            raise TenantError(f"no tenant {args.slug!r}")
+        for field in ("name", "lms_url", "lms_api_key", "lms_rate", "lms_burst"):
+            value = getattr(args, field)
+            if value is not None:
+                setattr(tenant, field, value)
+        if args.enabled is not None:
+            tenant.enabled = args.enabled == "yes"
+        await store.save(tenant)
+        _print(args, _tenant_view(tenant, settings), f"updated {args.slug}")
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+def _tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
+    """A tenant as it may be shown: never the LMS API key."""
+    return {
+        "tenant": tenant.slug,
+        "name": tenant.name,
+        "scim_url": settings.scim_url(tenant.slug),
+        "lms_url": tenant.lms_url,
+        "lms_rate": tenant.lms_rate,
+        "lms_burst": tenant.lms_burst,
+        "enabled": tenant.enabled,
+        "created_at": tenant.created_at,
+    }
+
+
+async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        store = TenantStore(redis)
+        views = [
+            _tenant_view(t, settings)
+            for slug in await store.slugs()
+            if (t := await store.get(slug)) is not None
+        ]
+        human = "\n".join(f"{v['tenant']}\t{v['scim_url']}\t{v['lms_url']}" for v in views)
+        _print(args, {"tenants": views}, human or "no tenants")
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        tenant = await TenantStore(redis).get(args.slug)
+        if tenant is None:
+            raise TenantError(f"no tenant {args.slug!r}")
+        view = _tenant_view(tenant, settings)
+        _print(args, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        issued = await TenantStore(redis).issue_token(args.slug, label=args.label or "")
+        url = settings.scim_url(args.slug)
+        data = {
+            "tenant": args.slug,
+            "token_id": issued.token_id,
+            "token": issued.token,
+            "scim_url": url,
+        }
+        human = (
+            f"Tenant URL: {url}\nSecret token: {issued.token}\n"
+            "Copy the token now: it is not shown again."
+        )
+        _print(args, data, human)
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        tokens = await TenantStore(redis).list_tokens(args.slug)
+        data = {
+            "tenant": args.slug,
+            "tokens": [
+                {
+                    "token_id": t.token_id,
+                    "created_at": t.created_at,
+                    "label": t.label,
+                    "last_used_at": t.last_used_at,
+                }
+                for t in tokens
+            ],
+        }
+        human = "\n".join(
+            f"{t.token_id}\tcreated {t.created_at}\tlast used {t.last_used_at or 'never'}"
+            for t in tokens
+        )
+        _print(args, data, human or "no tokens")
+        return 0
+
+    return await _with_redis(settings, run)
+
+
+async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def run(redis: Redis) -> int:
+        removed = await TenantStore(redis).revoke_token(args.slug, args.token_id)
+        _print(
+            args,
+            {"tenant": args.slug, "token_id": args.token_id, "revoked": removed},
+            "revoked" if removed else "no such token",
+        )
+        return 0 if removed else 1
+
+    return await _with_redis(settings, run)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from api.processes import run_api, run_sandbox, run_up, run_worker_process
+
+    if args.command == "api":
+        run_api(settings)
+    elif args.command == "worker":
+        run_worker_process(settings, burst=args.burst)
+    elif args.command == "sandbox":
+        run_sandbox()
+    else:
+        run_up(settings)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from api.cli_ops import add_ops_commands
+
+    parser = argparse.ArgumentParser(prog="scim-bridge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="run the SCIM API (PORT, REDIS_URL, ...)")
+    worker = sub.add_parser("worker", help="run a sync worker")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.add_parser("sandbox", help="run the sandbox LMS (SANDBOX_PORT, default 8100)")
+    sub.add_parser("up", help="run everything for local use: Redis, sandbox, API, worker")
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True
+    )
+    create = tenant.add_parser("create", help="create a tenant")
+    create.add_argument("slug")
+    create.add_argument("--name")
+    create.add_argument("--lms-url", required=True)
+    create.add_argument("--lms-api-key", required=True)
+    create.add_argument("--lms-rate", type=float, default=20.0)
+    create.add_argument("--lms-burst", type=int, default=40)
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(handler=cmd_tenant_create)
+    update = tenant.add_parser("update", help="change a tenant's settings")
+    update.add_argument("slug")
+    update.add_argument("--name")
+    update.add_argument("--lms-url")
+    update.add_argument("--lms-api-key")
+    update.add_argument("--lms-rate", type=float)
+    update.add_argument("--lms-burst", type=int)
+    update.add_argument("--enabled", choices=["yes", "no"])
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(handler=cmd_tenant_update)
+    for name, handler in (("list", cmd_tenant_list), ("show", cmd_tenant_show)):
+        p = tenant.add_parser(name)
+        if name == "show":
+            p.add_argument("slug")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=handler)
+
+    token = sub.add_parser("token", help="manage SCIM bearer tokens").add_subparsers(
+        dest="action", required=True
+    )
+    issue = token.add_parser("issue", help="issue a token (shown once)")
+    issue.add_argument("slug")
+    issue.add_argument("--label")
+    issue.add_argument("--json", action="store_true")
+    issue.set_defaults(handler=cmd_token_issue)
+    tlist = token.add_parser("list")
+    tlist.add_argument("slug")
+    tlist.add_argument("--json", action="store_true")
+    tlist.set_defaults(handler=cmd_token_list)
+    revoke = token.add_parser("revoke")
+    revoke.add_argument("slug")
+    revoke.add_argument("token_id")
+    revoke.add_argument("--json", action="store_true")
+    revoke.set_defaults(handler=cmd_token_revoke)
+
+    add_ops_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        return _serve(args, settings)
+    try:
+        return asyncio.run(handler(args, settings))
+    except TenantError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(exc)}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

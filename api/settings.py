@@ -1,0 +1,68 @@
+"""Settings, read once from the environment into a frozen Struct and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # The arq queue may live on its own Redis; empty means the shadow's Redis.
+    queue_redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    admin_token: str = ""
+    # Declared in /ServiceProviderConfig and enforced.
+    max_body_bytes: int = 1_048_576
+    max_page_size: int = 200
+    default_page_size: int = 100
+    max_patch_operations: int = 1000
+    max_filter_length: int = 4096
+    # A filter that is not answered from an index scans at most this many resources.
+    max_scan: int = 50_000
+    # Worker tuning.
+    job_timeout_s: float = 120.0
+    sweep_interval_s: int = 30
+    sweep_grace_s: float = 60.0
+    max_jobs: int = 50
+    log_level: str = "INFO"
+
+    @property
+    def scim_base(self) -> str:
+        return self.public_url.rstrip("/") + "/scim"
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue_redis_url or self.redis_url
+
+    def scim_url(self, tenant: str) -> str:
+        return f"{self.scim_base}/{tenant}/v2"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `REDIS_URL`, `PORT`, `BRIDGE_PUBLIC_URL`, `BRIDGE_ADMIN_TOKEN`, ..."""
+    env = os.environ if env is None else env
+    port = int(env.get("PORT", "8000"))
+    host = env.get("HOST", "127.0.0.1")
+    values: dict[str, object] = {
+        "redis_url": env.get("REDIS_URL", Settings.redis_url),
+        "queue_redis_url": env.get("QUEUE_REDIS_URL", ""),
+        "host": host,
+        "port": port,
+        "public_url": env.get("BRIDGE_PUBLIC_URL", f"http://127.0.0.1:{port}"),
+        "admin_token": env.get("BRIDGE_ADMIN_TOKEN", ""),
+        "log_level": env.get("LOG_LEVEL", "INFO"),
+    }
+    for field, var, cast in (
+        ("max_jobs", "WORKER_MAX_JOBS", int),
+        ("job_timeout_s", "WORKER_JOB_TIMEOUT", float),
+        ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int),
+        ("sweep_grace_s", "WORKER_SWEEP_GRACE", float),
+    ):
+        if var in env:
+            values[field] = cast(env[var])
+    return msgspec.convert(values, Settings)

@@ -1,0 +1,164 @@
+"""The shadow store against a real Redis: atomic writes, indexes, tokens."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from shadow import ResourceStore, StoreConflict, SyncStore, Tenant, TenantError, TenantStore, keys
+
+
+def _user(name: str, **extra: object) -> dict[str, object]:
+    return {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, **extra}
+
+
+async def test_create_writes_document_indexes_and_pending_mark_together(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    out = await store.write("acme", "u", "u1", "create", _user("Ada@Example.com", externalId="X1"))
+    assert out.version == 1
+    assert out.enqueue_due_ms is not None
+    assert await store.ids_by_user_name("acme", "ada@example.com") == ["u1"]
+    assert await store.ids_by_external_id("acme", "u", "X1") == ["u1"]
+    assert await redis.zscore(keys.state_set("acme", "pending"), "u1") is not None
+    assert await redis.zscore(keys.queued("acme"), "u1") == out.enqueue_due_ms
+    assert (await SyncStore(redis).counts("acme")).pending == 1
+
+
+async def test_every_key_of_a_tenant_carries_its_hash_tag(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x", externalId="E"))
+    await store.write("acme", "g", "g1", "create", {"displayName": "Team"})
+    await store.change_members("acme", "g1", add=["u1"])
+    await TenantStore(redis).create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    names = [k.decode() for k in await redis.keys("*")]
+    assert names
+    for name in names:
+        assert name.startswith("{t:acme}:") or name == keys.TENANTS, name
+
+
+async def test_user_name_is_unique_regardless_of_case(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("ada@example.com"))
+    with pytest.raises(StoreConflict) as caught:
+        await store.write("acme", "u", "u2", "create", _user("ADA@example.com"))
+    assert caught.value.reason == "uniqueness"
+    assert await store.get("acme", "u", "u2") is None
+    assert await store.count("acme", "u") == 1
+
+
+async def test_same_user_name_in_two_tenants_is_fine(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("ada@example.com"))
+    await store.write("globex", "u", "u2", "create", _user("ada@example.com"))
+    assert await store.ids_by_user_name("globex", "ada@example.com") == ["u2"]
+    assert await store.get("globex", "u", "u1") is None
+
+
+async def test_stale_expected_version_is_refused(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x"))
+    await store.write("acme", "u", "u1", "update", _user("b@x"), expected_version=1)
+    with pytest.raises(StoreConflict) as caught:
+        await store.write("acme", "u", "u1", "update", _user("c@x"), expected_version=1)
+    assert caught.value.reason == "version_mismatch"
+    stored = await store.get("acme", "u", "u1")
+    assert stored is not None and stored.doc["userName"] == "b@x" and stored.version == 2
+
+
+async def test_rename_moves_the_index_entry(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x"))
+    await store.write("acme", "u", "u1", "update", _user("b@x"))
+    assert await store.ids_by_user_name("acme", "a@x") == []
+    await store.write("acme", "u", "u2", "create", _user("a@x"))
+
+
+async def test_delete_hides_user_but_keeps_it_for_the_worker(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x"))
+    sync = SyncStore(redis)
+    await sync.clear_queued("acme", "u1")
+    out = await store.write("acme", "u", "u1", "delete", None)
+    assert out.enqueue_due_ms is not None
+    assert await store.get("acme", "u", "u1") is None
+    assert await store.ids_by_user_name("acme", "a@x") == []
+    assert await store.count("acme", "u") == 0
+    pending = await sync.read("acme", "u1")
+    assert pending.deleted and pending.doc is not None and pending.doc["userName"] == "a@x"
+    finish = await sync.finish("acme", "u1", out.version, "synced")
+    assert finish.done
+    assert not await redis.exists(keys.resource("acme", "u", "u1"))
+
+
+async def test_finish_refuses_to_mark_an_older_version_synced(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    sync = SyncStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x"))
+    await store.write("acme", "u", "u1", "update", _user("b@x"))
+    result = await sync.finish("acme", "u1", 1, "synced", learner_id=7)
+    assert not result.done
+    assert (await sync.counts("acme")).pending == 1
+    assert (await sync.read("acme", "u1")).learner_id == 7
+    assert (await sync.finish("acme", "u1", 2, "synced")).done
+    counts = await sync.counts("acme")
+    assert (counts.pending, counts.synced) == (0, 1)
+
+
+async def test_queue_slots_follow_the_tenant_fair_share_clock(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    dues = [
+        (await store.write("big", "u", f"u{i}", "create", _user(f"{i}@x"), interval_ms=50))
+        .enqueue_due_ms
+        for i in range(5)
+    ]
+    assert all(d is not None for d in dues)
+    gaps = [b - a for a, b in zip(dues, dues[1:], strict=False)]  # type: ignore[operator]
+    assert all(g >= 50 for g in gaps)
+    other = await store.write("small", "u", "v1", "create", _user("v@x"), interval_ms=50)
+    assert other.enqueue_due_ms is not None and other.enqueue_due_ms < dues[-1]  # type: ignore[operator]
+    # A second change while queued needs no new job.
+    again = await store.write("big", "u", "u0", "update", _user("0b@x"), interval_ms=50)
+    assert again.enqueue_due_ms is None
+
+
+async def test_group_members_must_be_live_users_of_the_tenant(redis: Redis) -> None:
+    store = ResourceStore(redis)
+    await store.write("acme", "u", "u1", "create", _user("a@x"))
+    await store.write("globex", "u", "x1", "create", _user("b@x"))
+    await store.write("acme", "g", "g1", "create", {"displayName": "Team"})
+    with pytest.raises(StoreConflict):
+        await store.change_members("acme", "g1", add=["u1", "x1"])
+    assert await store.member_ids("acme", "g1") == []
+    assert await store.change_members("acme", "g1", add=["u1"]) == ["u1"]
+    assert await store.group_ids_of("acme", "u1") == ["g1"]
+    await store.write("acme", "u", "u1", "delete", None)
+    assert await store.member_ids("acme", "g1") == []
+
+
+async def test_tokens_hash_only_rotate_and_revoke(redis: Redis) -> None:
+    tenants = TenantStore(redis)
+    await tenants.create(Tenant(slug="acme", name="Acme", lms_url="http://x", lms_api_key="k"))
+    first = await tenants.issue_token("acme")
+    second = await tenants.issue_token("acme")
+    assert len(first.token) > 50
+    stored = await redis.hgetall(keys.tokens("acme"))
+    assert all(first.token.encode() not in v for v in stored.values())
+    assert await tenants.authenticate("acme", first.token) == first.token_id
+    assert await tenants.authenticate("acme", second.token) == second.token_id
+    assert await tenants.authenticate("acme", first.token + "x") is None
+    assert await tenants.authenticate("other", first.token) is None
+    assert await tenants.revoke_token("acme", first.token_id)
+    assert await tenants.authenticate("acme", first.token) is None
+    assert await tenants.authenticate("acme", second.token) == second.token_id
+    listed = await tenants.list_tokens("acme")
+    assert [t.token_id for t in listed] == [second.token_id]
+    assert listed[0].last_used_at is not None
+
+
+async def test_tenant_slug_rules_and_duplicates(redis: Redis) -> None:
+    tenants = TenantStore(redis)
+    with pytest.raises(TenantError):
+        await tenants.create(Tenant(slug="Bad Slug", name="x", lms_url="u", lms_api_key="k"))
+    await tenants.create(Tenant(slug="acme", name="x", lms_url="u", lms_api_key="k"))
+    with pytest.raises(TenantError):
+        await tenants.create(Tenant(slug="acme", name="y", lms_url="u", lms_api_key="k"))

@@ -1,0 +1,86 @@
+"""An API under test: the real app (real lifespan) on the test Redis, with
+one tenant and a token, driven through Litestar's AsyncTestClient."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from api.app import create_app
+from api.settings import Settings
+from shadow import Tenant, TenantStore
+
+SCIM_JSON = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+class ScimClient:
+    """A tenant's view of the SCIM API: base path and bearer token built in."""
+
+    def __init__(self, http: AsyncTestClient[Any], tenant: str, token: str) -> None:
+        self.http = http
+        self.tenant = tenant
+        self.token = token
+        self.base = f"/scim/{tenant}/v2"
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON,
+                **(extra or {})}
+
+    async def request(self, method: str, path: str, json: Any = None,
+                      headers: dict[str, str] | None = None,
+                      params: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.http.request(method, self.base + path, json=json,
+                                       headers=self._headers(headers), params=params)
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, json=json, **kw)
+
+    async def put(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", path, json=json, **kw)
+
+    async def patch(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        return await self.request("PATCH", path, json=json, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", path, **kw)
+
+    async def create_user(self, user_name: str, **attrs: Any) -> dict[str, Any]:
+        body = {"schemas": [USER_SCHEMA], "userName": user_name, "active": True,
+                "name": {"givenName": "Test", "familyName": "User"}, **attrs}
+        response = await self.post("/Users", body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def test_settings(redis_url: str, **overrides: Any) -> Settings:
+    return Settings(redis_url=redis_url, public_url="https://bridge.test", **overrides)
+
+
+async def add_tenant(redis: Redis, slug: str) -> str:
+    store = TenantStore(redis)
+    await store.create(Tenant(slug=slug, name=slug.title(), lms_url=f"http://lms.test/org/{slug}",
+                              lms_api_key=f"key-{slug}"))
+    return (await store.issue_token(slug)).token
+
+
+@asynccontextmanager
+async def running_api(redis: Redis, redis_url: str, *tenants: str,
+                      **settings: Any) -> AsyncIterator[dict[str, ScimClient]]:
+    """The app with its real lifespan, and a ScimClient per tenant."""
+    tokens = {slug: await add_tenant(redis, slug) for slug in tenants}
+    app = create_app(test_settings(redis_url, **settings))
+    async with AsyncTestClient(app=app, base_url="https://bridge.test") as http:
+        yield {slug: ScimClient(http, slug, token) for slug, token in tokens.items()}
