@@ -1,0 +1,87 @@
+"""The sweep: a lost job or a crashed worker only delays (design.md invariant 2)."""
+
+from __future__ import annotations
+
+from arq.connections import ArqRedis
+
+from shadow import Tenant
+from tests.support.worker_fixtures import (
+    ORG,
+    deps,
+    lms,
+    put_user,
+    queue,
+    scim_user,
+    tenant,
+    worker_settings,
+)
+from worker.deps import WorkerDeps
+from worker.queue import enqueue_sync, job_exists
+from worker.sweep import sweep, sweep_tenant
+
+__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
+
+
+async def test_requeues_a_pending_user_whose_job_vanished(
+    deps: WorkerDeps, queue: ArqRedis, tenant: object
+) -> None:
+    await put_user(deps, "u-1", scim_user())  # queue mark set, job never enqueued
+    lost_due = await deps.sync.queued_due(ORG, "u-1")
+    assert lost_due is not None
+
+    assert await sweep({"deps": deps}) == 1
+
+    new_due = await deps.sync.queued_due(ORG, "u-1")
+    assert new_due is not None
+    assert new_due != lost_due
+    assert await job_exists(queue, ORG, "u-1", new_due)
+    # The job now exists: the next sweep leaves the user alone.
+    assert await sweep({"deps": deps}) == 0
+    events = [e["event"] for e in await deps.sync.events(ORG, "u-1")]
+    assert events == ["requeued"]
+
+
+async def test_requeues_a_pending_user_no_job_is_running(
+    deps: WorkerDeps, queue: ArqRedis, tenant: object
+) -> None:
+    await put_user(deps, "u-1", scim_user())
+    await deps.sync.clear_queued(ORG, "u-1")  # a job started, then its worker died
+
+    assert await sweep_tenant(deps, ORG) == 1
+    due = await deps.sync.queued_due(ORG, "u-1")
+    assert due is not None
+    assert await job_exists(queue, ORG, "u-1", due)
+
+
+async def test_leaves_users_with_a_job_or_a_lock_or_within_grace(
+    deps: WorkerDeps, queue: ArqRedis, tenant: object
+) -> None:
+    await put_user(deps, "queued", scim_user("a@example.com"))
+    due = await deps.sync.queued_due(ORG, "queued")
+    assert due is not None
+    await enqueue_sync(queue, ORG, "queued", due)
+    await put_user(deps, "running", scim_user("b@example.com"))
+    await deps.sync.clear_queued(ORG, "running")
+    assert await deps.sync.lock(ORG, "running", 30) is not None
+    await put_user(deps, "synced", scim_user("c@example.com"))
+    await deps.sync.finish(ORG, "synced", 1, "synced")
+
+    assert await sweep_tenant(deps, ORG) == 0
+    # Within the grace period nothing is touched, lost job or not.
+    await put_user(deps, "fresh", scim_user("d@example.com"))
+    assert await sweep_tenant(deps, ORG, now_ms=0) == 0
+
+
+async def test_bounded_per_run_and_skips_disabled_tenants(
+    deps: WorkerDeps, queue: ArqRedis, tenant: Tenant
+) -> None:
+    for n in range(5):
+        await put_user(deps, f"u-{n}", scim_user(f"u{n}@example.com"))
+
+    assert await sweep_tenant(deps, ORG, limit=2) == 2
+    tenant.enabled = False
+    await deps.tenants.save(tenant)
+    assert await sweep({"deps": deps}) == 0
+    tenant.enabled = True
+    await deps.tenants.save(tenant)
+    assert await sweep({"deps": deps}) == 3

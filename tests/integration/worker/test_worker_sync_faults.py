@@ -1,0 +1,214 @@
+"""Answers fail the user with the LMS's reason; faults defer the job and the
+user stays pending (design.md invariant 2, style.md pattern 9)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from arq.connections import ArqRedis
+from arq.worker import Retry
+
+from api.settings import Settings
+from lms_sandbox import KnobsUpdate
+from shadow import Tenant
+from tests.support.worker_fixtures import (
+    FAST,
+    KEY,
+    ORG,
+    SandboxLms,
+    deps,
+    lms,
+    put_user,
+    queue,
+    record_of,
+    run_sync,
+    scim_user,
+    tenant,
+    worker_settings,
+)
+from worker.deps import WorkerDeps
+from worker.queue import sync_job_id
+
+__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
+
+MOCK_BASE = "https://lms.mock/org/acme"
+
+
+def learner_json(learner_id: int = 7, **changes: Any) -> dict[str, Any]:
+    return {
+        "id": learner_id,
+        "email": "ada@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "job_role": None,
+        "company": None,
+        "business_unit": None,
+        "team": None,
+        "external_ref": "u-1",
+        "status": "active",
+        "created_at": "2024-05-01T10:00:00Z",
+        "updated_at": "2024-05-01T10:00:00Z",
+        **changes,
+    }
+
+
+@pytest.fixture
+async def mocked(
+    worker_settings: Settings, queue: ArqRedis
+) -> AsyncIterator[tuple[WorkerDeps, respx.MockRouter]]:
+    """Deps whose tenant's LMS is a respx mock (for answers the sandbox never gives)."""
+    http = httpx.AsyncClient()
+    built = WorkerDeps.open(worker_settings, queue, http=http, retry=FAST)
+    await built.tenants.create(
+        Tenant(slug=ORG, name="Acme", lms_url=MOCK_BASE, lms_api_key=KEY, lms_rate=0)
+    )
+    try:
+        with respx.mock(base_url=MOCK_BASE, assert_all_called=False) as router:
+            yield built, router
+    finally:
+        await built.aclose()
+        await http.aclose()
+
+
+async def pending(deps: WorkerDeps, user_id: str) -> bool:
+    return user_id in await deps.sync.users_in(ORG, "pending")
+
+
+async def test_422_fails_with_the_lms_reason_then_the_next_change_syncs(
+    mocked: tuple[WorkerDeps, respx.MockRouter],
+) -> None:
+    deps, router = mocked
+    post = router.post("/api/v1/learners")
+    post.side_effect = [
+        httpx.Response(
+            422,
+            json={"error": "validation_failed", "fields": {"email": ["not a valid address"]}},
+        ),
+        httpx.Response(201, json=learner_json(7)),
+    ]
+    await put_user(deps, "u-1", scim_user())
+
+    assert await run_sync(deps, "u-1") == "failed"
+    record = await record_of(deps, "u-1")
+    assert (record.state, record.error) == ("failed", "LMS 422: email: not a valid address")
+    assert not await pending(deps, "u-1")
+
+    await put_user(deps, "u-1", scim_user(title="Engineer"), "update")
+    assert await run_sync(deps, "u-1") == "synced"
+    record = await record_of(deps, "u-1")
+    assert (record.state, record.learner_id, record.error) == (
+        "synced",
+        7,
+        "",
+    )
+    assert post.call_count == 2
+
+
+async def test_exhausted_503_defers_and_the_user_stays_pending(
+    mocked: tuple[WorkerDeps, respx.MockRouter],
+) -> None:
+    deps, router = mocked
+    post = router.post("/api/v1/learners").mock(return_value=httpx.Response(503))
+    await put_user(deps, "u-1", scim_user())
+    due = await deps.sync.queued_due(ORG, "u-1")
+    assert due is not None
+
+    with pytest.raises(Retry) as raised:
+        await run_sync(deps, "u-1", job_id=sync_job_id(ORG, "u-1", due), job_try=1)
+
+    assert post.call_count == FAST.max_attempts  # the client's own retries, then the job's
+    assert raised.value.defer_score is not None
+    assert 2000 <= raised.value.defer_score <= 2300
+    assert await pending(deps, "u-1")
+    record = await record_of(deps, "u-1")
+    assert record.state == "pending"
+    # The job will run again, so the queue mark stays and the sweep leaves it be.
+    assert await deps.sync.queued_due(ORG, "u-1") == due
+    assert not await deps.sync.is_locked(ORG, "u-1")
+
+
+async def test_conflict_on_update_fails_with_the_reason(
+    mocked: tuple[WorkerDeps, respx.MockRouter],
+) -> None:
+    deps, router = mocked
+    router.post("/api/v1/learners").mock(return_value=httpx.Response(201, json=learner_json(7)))
+    router.patch("/api/v1/learners/7").mock(
+        return_value=httpx.Response(409, json={"error": "email_taken", "learner_id": 9})
+    )
+    await put_user(deps, "u-1", scim_user())
+    await run_sync(deps, "u-1")
+
+    await put_user(deps, "u-1", scim_user("bob@example.com"), "update")
+    assert await run_sync(deps, "u-1") == "failed"
+
+    record = await record_of(deps, "u-1")
+    assert record.error == "LMS 409 email_taken: held by learner 9"
+    assert record.learner_id == 7  # the link survives a failed update
+
+
+async def test_lms_outage_defers_and_pauses_the_tenant(
+    deps: WorkerDeps, lms: SandboxLms, tenant: object
+) -> None:
+    await put_user(deps, "u-1", scim_user())
+    await put_user(deps, "u-2", scim_user("bob@example.com"))
+    lms.sandbox.update_knobs(KnobsUpdate(outage_seconds=30))  # 503, Retry-After: 30
+
+    with pytest.raises(Retry) as first:
+        await run_sync(deps, "u-1")
+    # The outage's Retry-After paused the tenant: the next job defers
+    # without calling the LMS at all.
+    with pytest.raises(Retry) as second:
+        await run_sync(deps, "u-2")
+
+    assert len(lms.calls) == 1
+    for raised in (first, second):
+        assert raised.value.defer_score is not None
+        assert 29_000 <= raised.value.defer_score <= 36_000
+    assert await pending(deps, "u-1")
+    assert await pending(deps, "u-2")
+    assert lms.learners() == []
+
+
+async def test_wrong_api_key_fails_with_401(
+    deps: WorkerDeps, lms: SandboxLms, tenant: Tenant
+) -> None:
+    tenant.lms_api_key = "wrong"
+    await deps.tenants.save(tenant)
+    await put_user(deps, "u-1", scim_user())
+
+    assert await run_sync(deps, "u-1") == "failed"
+
+    record = await record_of(deps, "u-1")
+    assert record.error == "LMS 401: unauthorized (check the tenant's LMS API key)"
+    assert "wrong" not in str(await deps.sync.events(ORG, "u-1"))
+
+
+async def test_patch_meeting_404_links_afresh(
+    deps: WorkerDeps, lms: SandboxLms, tenant: object
+) -> None:
+    await put_user(deps, "u-1", scim_user())
+    await deps.sync.record_link(ORG, "u-1", 999, {"email": "old@example.com", "active": True})
+
+    assert await run_sync(deps, "u-1") == "synced"
+
+    [learner] = lms.learners()
+    assert lms.routes() == ["PATCH /api/v1/learners/999", "POST /api/v1/learners"]
+    record = await record_of(deps, "u-1")
+    assert record.learner_id == learner.id
+
+
+async def test_disabled_tenant_leaves_users_pending(
+    deps: WorkerDeps, lms: SandboxLms, tenant: Tenant
+) -> None:
+    tenant.enabled = False
+    await deps.tenants.save(tenant)
+    await put_user(deps, "u-1", scim_user())
+
+    assert await run_sync(deps, "u-1") == "tenant missing or disabled"
+
+    assert lms.calls == []
+    assert await pending(deps, "u-1")

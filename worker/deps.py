@@ -1,0 +1,185 @@
+"""The worker's dependencies, built once on start-up and passed to every job.
+
+One typed object instead of an untyped `ctx` grab-bag (style.md pattern 6):
+jobs take it from `ctx["deps"]`, tests build it directly. It owns the
+shadow Redis client (unless it shares the queue's), one httpx pool shared by
+every tenant's `LmsClient`, and small caches keyed by what they depend on,
+so a tenant whose LMS settings or mapping overrides change gets fresh ones
+at its next job without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from api.settings import Settings
+from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
+from mappings import RuleSet, build_rules, decode_overrides
+from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
+from worker.pacing import Pacer, TenantLimiter
+
+__all__ = ["NO_METRICS", "NoMetrics", "SyncMetrics", "TenantLms", "WorkerDeps", "retry_policy_for"]
+
+
+class SyncMetrics(Protocol):
+    """What the worker reports; the API's Prometheus module can implement it."""
+
+    def sync_lag(self, tenant: str, seconds: float) -> None:
+        """Seconds from a user becoming pending to its change being applied."""
+
+    def lms_call(self, tenant: str, endpoint: str, outcome: str, seconds: float) -> None:
+        """One HTTP attempt to the LMS (`lms_client.OnCall`, with the tenant)."""
+
+
+class NoMetrics:
+    """The default: report nothing."""
+
+    def sync_lag(self, tenant: str, seconds: float) -> None:
+        return None
+
+    def lms_call(self, tenant: str, endpoint: str, outcome: str, seconds: float) -> None:
+        return None
+
+
+NO_METRICS = NoMetrics()
+
+
+def retry_policy_for(settings: Settings) -> RetryPolicy:
+    """The inner retry tier's budget, kept well below the job timeout.
+
+    A pass can make a few LMS calls (POST, GET after a 409, PATCH, a status
+    action), each under its own budget, so each gets a sixth of the job's
+    time at most (style.md pattern 9); anything longer becomes a deferral.
+    """
+    budget = max(1.0, min(30.0, settings.job_timeout_s / 6))
+    return RetryPolicy(total_budget=budget, max_retry_after_wait=min(10.0, budget / 2))
+
+
+@dataclass(frozen=True)
+class TenantLms:
+    """A tenant's LMS client and the limiter it paces through."""
+
+    client: LmsClient
+    limiter: TenantLimiter
+
+
+@dataclass
+class WorkerDeps:
+    """Everything a job needs; `open` builds it, `aclose` releases it."""
+
+    settings: Settings
+    redis: Redis
+    queue: ArqRedis
+    http: httpx.AsyncClient
+    retry: RetryPolicy
+    pacer: Pacer
+    metrics: SyncMetrics = NO_METRICS
+    tenants: TenantStore = field(init=False)
+    resources: ResourceStore = field(init=False)
+    sync: SyncStore = field(init=False)
+    _lms: dict[str, tuple[tuple[str, str, float, int], TenantLms]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _rules: dict[str, tuple[bytes | None, RuleSet]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    _owns_redis: bool = field(default=False, repr=False)
+    _owns_http: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tenants = TenantStore(self.redis)
+        self.resources = ResourceStore(self.redis)
+        self.sync = SyncStore(self.redis)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        queue: ArqRedis,
+        *,
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        metrics: SyncMetrics | None = None,
+    ) -> WorkerDeps:
+        """Build from settings. Pass `http` (e.g. over an ASGI transport) to
+        reach the LMS some other way; a given client is not closed here."""
+        owns_redis = settings.redis_url != settings.queue_url
+        redis: Redis = Redis.from_url(settings.redis_url) if owns_redis else queue
+        owns_http = http is None
+        if http is None:
+            pool = max(10, settings.max_jobs * 2)
+            http = httpx.AsyncClient(
+                timeout=DEFAULT_TIMEOUT,
+                limits=httpx.Limits(
+                    max_connections=pool, max_keepalive_connections=pool, keepalive_expiry=30.0
+                ),
+            )
+        return cls(
+            settings=settings,
+            redis=redis,
+            queue=queue,
+            http=http,
+            retry=retry or retry_policy_for(settings),
+            pacer=pacer or Pacer(redis),
+            metrics=metrics or NO_METRICS,
+            _owns_redis=owns_redis,
+            _owns_http=owns_http,
+        )
+
+    @staticmethod
+    def of(ctx: Mapping[str, Any]) -> WorkerDeps:
+        """The deps in an arq job context (put there by the worker's on_startup)."""
+        deps = ctx.get("deps")
+        if not isinstance(deps, WorkerDeps):
+            raise TypeError("ctx['deps'] must be a WorkerDeps built by the worker's on_startup")
+        return deps
+
+    async def aclose(self) -> None:
+        """Close what `open` created; the queue pool belongs to arq."""
+        self._lms.clear()
+        if self._owns_http:
+            await self.http.aclose()
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    def lms_for(self, tenant: Tenant) -> TenantLms:
+        """The tenant's client, rebuilt when its URL, key, rate or burst change."""
+        fingerprint = (tenant.lms_url, tenant.lms_api_key, tenant.lms_rate, tenant.lms_burst)
+        cached = self._lms.get(tenant.slug)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        limiter = self.pacer.limiter(tenant.slug, tenant.lms_rate, tenant.lms_burst)
+        metrics, slug = self.metrics, tenant.slug
+
+        def on_call(endpoint: str, outcome: str, seconds: float) -> None:
+            metrics.lms_call(slug, endpoint, outcome, seconds)
+
+        client = LmsClient(
+            tenant.lms_url,
+            tenant.lms_api_key,
+            http=self.http,
+            retry=self.retry,
+            limiter=limiter,
+            on_call=on_call,
+        )
+        entry = TenantLms(client=client, limiter=limiter)
+        self._lms[tenant.slug] = (fingerprint, entry)
+        return entry
+
+    async def rules_for(self, tenant: str) -> RuleSet:
+        """The tenant's mapping rules; raises `MappingConfigError` when its
+        stored overrides no longer build (the user then fails visibly)."""
+        raw = await self.redis.get(keys.mapping(tenant))
+        cached = self._rules.get(tenant)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        rules = build_rules(decode_overrides(raw) if raw else None)
+        self._rules[tenant] = (raw, rules)
+        return rules

@@ -1,0 +1,134 @@
+"""arq worker settings: declarations only (style.md pattern 6).
+
+`worker_options(settings)` is the one place the arq `Worker` is described;
+`WorkerSettings` exposes it, configured from the environment, to arq's own
+CLI (`arq worker.settings.WorkerSettings [--check]`), and `run_worker` runs
+it in-process for `scim-bridge worker`. Connections are made in
+`on_startup`, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from arq.connections import RedisSettings
+from arq.cron import CronJob
+from arq.typing import StartupShutdown
+from arq.worker import Function, Worker, func
+
+from api.settings import Settings, load_settings
+from lms_client import RetryPolicy
+from worker.deps import SyncMetrics, WorkerDeps
+from worker.queue import QUEUE_NAME, SYNC_USER
+from worker.sweep import sweep_cron
+from worker.sync import sync_user
+
+__all__ = [
+    "SYNC_MAX_TRIES",
+    "create_worker",
+    "run_worker",
+    "worker_options",
+    "worker_settings_class",
+]
+
+#: Deferrals (pacing, LMS faults, a busy lock) count as tries in arq, so the
+#: limit is high; an outage is ridden out by deferrals, not by giving up.
+SYNC_MAX_TRIES = 1000
+#: How often the worker refreshes its health key (what `arq --check` reads).
+HEALTH_CHECK_INTERVAL_S = 10
+
+
+def worker_options(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+    metrics: SyncMetrics | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of arq's `Worker` for these settings.
+
+    `http`, `retry` and `metrics` go to `WorkerDeps.open` (tests pass an
+    httpx client over the sandbox's ASGI app and a fast retry policy).
+    """
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["deps"] = WorkerDeps.open(
+            settings, ctx["redis"], http=http, retry=retry, metrics=metrics
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        deps = ctx.pop("deps", None)
+        if isinstance(deps, WorkerDeps):
+            await deps.aclose()
+
+    functions: Sequence[Function] = [
+        func(
+            sync_user,
+            name=SYNC_USER,
+            max_tries=SYNC_MAX_TRIES,
+            timeout=settings.job_timeout_s,
+            keep_result=0,
+        )
+    ]
+    cron_jobs: Sequence[CronJob] = [sweep_cron(settings)]
+    on_startup: StartupShutdown = startup
+    on_shutdown: StartupShutdown = shutdown
+    return {
+        "functions": functions,
+        "cron_jobs": cron_jobs,
+        "queue_name": QUEUE_NAME,
+        "redis_settings": RedisSettings.from_dsn(settings.queue_url),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "max_jobs": settings.max_jobs,
+        "job_timeout": settings.job_timeout_s,
+        "keep_result": 0,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+    }
+
+
+def create_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    http: httpx.AsyncClient | None = None,
+    retry: RetryPolicy | None = None,
+    metrics: SyncMetrics | None = None,
+    **worker_args: Any,
+) -> Worker:
+    """An arq `Worker` for these settings, made inside the loop it will run
+    on; `worker_args` override arq's own (e.g. `handle_signals=False`)."""
+    options = worker_options(settings, http=http, retry=retry, metrics=metrics)
+    return Worker(**{**options, "burst": burst, **worker_args})
+
+
+def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -> Worker:
+    """Run a worker in this process on a loop of its own until a signal (or,
+    with `burst`, until the queue is empty): what `scim-bridge worker` calls."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        worker = create_worker(settings, burst=burst, **worker_args)
+        worker.run()
+        return worker
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def worker_settings_class(settings: Settings) -> type:
+    """A `WorkerSettings` class (arq reads its attributes) for these settings."""
+    return type("WorkerSettings", (), {"__doc__": "arq settings", **worker_options(settings)})
+
+
+def __getattr__(name: str) -> Any:
+    """`WorkerSettings`, for arq's CLI, is built from the environment on first
+    use rather than at import, so importing this module reads no settings."""
+    if name == "WorkerSettings":
+        cls = worker_settings_class(load_settings())
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

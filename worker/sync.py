@@ -1,0 +1,398 @@
+"""The sync job: make the LMS match the newest shadow version of one user.
+
+A job only says *sync user U of tenant T* (style.md pattern 7): it may run
+twice, late, or after a newer change; it always reads the newest shadow,
+maps it, and records only the version it applied, so a stale job never
+overwrites a newer state and a burst of changes collapses into a few calls
+(design.md invariants 2 and 3). Linking by `external_ref` and adopting on
+409 keep one learner per person (invariant 4); the rules are design.md's
+"Sync rules".
+
+Faults are not outcomes: a transient LMS error or a pacing wait re-runs the
+job later (arq `Retry`) and the user stays pending. Answers are outcomes:
+a 422, a conflict with a live user, a 401 make the user `failed` with the
+LMS's reason until the next change or a replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from arq.worker import Retry
+
+from lms_client import (
+    Learner,
+    LearnerWrite,
+    LmsClient,
+    LmsConflict,
+    LmsDeferred,
+    LmsError,
+    LmsNotFound,
+    LmsRejected,
+    LmsTransientError,
+    LmsUnauthorized,
+    LmsValidationError,
+)
+from mappings import MappingConfigError, MappingResult, map_user
+from shadow import SyncInput, Tenant, keys
+from worker.deps import TenantLms, WorkerDeps
+from worker.queue import sync_job_id
+
+__all__ = ["MAX_PASSES", "Outcome", "lms_reason", "sync_user"]
+
+logger = logging.getLogger("worker.sync")
+
+#: Passes one job makes while newer versions keep arriving, before it lets
+#: other work run and comes back.
+MAX_PASSES = 20
+#: The per-user lock outlives the job timeout by this much, so a job that
+#: arq cancelled on timeout cannot leave a lock that outlives it for long.
+LOCK_MARGIN_S = 5.0
+#: Deferrals are short so a tenant's backlog stays in its fair-share order;
+#: a long outage is waited out by several short ones.
+MAX_DEFER_S = 300.0
+_T = TypeVar("_T")
+
+Snapshot = dict[str, Any]
+"""What the bridge last applied: learner fields plus `active`, in the
+sync state's `applied` (JSON). Updates are computed against it."""
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """The result of one pass, recorded by `SyncStore.finish`."""
+
+    state: Literal["synced", "failed"]
+    learner_id: int | None = None
+    applied: Snapshot | None = None
+    error: str = ""
+
+
+class _Defer(Exception):  # control flow: not an error
+    """Leave the user pending and run this job again in `seconds`."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
+async def sync_user(ctx: dict[str, Any], tenant: str, user_id: str) -> str:
+    """Sync one user; returns what happened (for arq's log, never personal data).
+
+    Raises arq `Retry` when the user is locked by another worker, the LMS is
+    in a fault, or the tenant's pace says wait: the job runs again later.
+    """
+    deps = WorkerDeps.of(ctx)
+    job_due = _job_due(ctx.get("job_id"), tenant, user_id)
+    # From here on a change needs a new job: this one may already have read.
+    await deps.sync.clear_queued(tenant, user_id)
+    token = await deps.sync.lock(tenant, user_id, deps.settings.job_timeout_s + LOCK_MARGIN_S)
+    if token is None:
+        await _keep_queued(deps, tenant, user_id, job_due)
+        await deps.sync.log_event(tenant, user_id, "deferred", reason="locked by another worker")
+        raise Retry(defer=1)
+    try:
+        return await _sync_locked(deps, tenant, user_id, int(ctx.get("job_try") or 1))
+    except _Defer as defer:
+        await _keep_queued(deps, tenant, user_id, job_due)
+        seconds = round(defer.seconds, 3)
+        await deps.sync.log_event(tenant, user_id, "deferred", seconds=str(seconds))
+        logger.info("sync %s/%s deferred %.1fs: %s", tenant, user_id, seconds, defer.reason)
+        raise Retry(defer=seconds) from None
+    finally:
+        await deps.sync.unlock(tenant, user_id, token)
+
+
+def _job_due(job_id: object, tenant: str, user_id: str) -> int | None:
+    """The due time in this job's id (`worker.queue.sync_job_id`), if it is one."""
+    if not isinstance(job_id, str):
+        return None
+    due = job_id.rsplit(":", 1)[-1]
+    if due.isdigit() and sync_job_id(tenant, user_id, int(due)) == job_id:
+        return int(due)
+    return None
+
+
+async def _keep_queued(deps: WorkerDeps, tenant: str, user_id: str, due: int | None) -> None:
+    """Put back the queue mark of a job that will run again, so that the
+    sweep sees it still exists and the API does not enqueue a second one.
+    NX: a mark a newer change set meanwhile names a job that exists too."""
+    if due is not None:
+        await deps.redis.zadd(keys.queued(tenant), {user_id: due}, nx=True)
+
+
+async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) -> str:
+    tenant = await deps.tenants.get(slug)
+    if tenant is None or not tenant.enabled:
+        # Left pending: the sweep re-enqueues once the tenant is enabled again.
+        logger.info("sync %s/%s skipped: tenant missing or disabled", slug, user_id)
+        return "tenant missing or disabled"
+    lms = deps.lms_for(tenant)
+    await deps.sync.log_event(slug, user_id, "job_started", job_try=job_try)
+    deadline = time.monotonic() + deps.settings.job_timeout_s / 2
+    for _ in range(MAX_PASSES):
+        state = await deps.sync.read(slug, user_id)
+        if not state.exists:
+            return "absent"
+        if state.applied_version == state.version and state.state in ("synced", "failed"):
+            await deps.sync.log_event(slug, user_id, "up_to_date", version=state.version)
+            return "up to date"
+        outcome = await _Pass(deps, lms, tenant, state, job_try).run()
+        finish = await deps.sync.finish(
+            slug,
+            user_id,
+            state.version,
+            outcome.state,
+            learner_id=outcome.learner_id,
+            applied=outcome.applied,
+            error=outcome.error,
+        )
+        if finish.done:
+            if outcome.state == "synced" and outcome.error and not state.deleted:
+                # Workaround: FINISH_SYNC clears `error` on synced, but a
+                # truncation must show in the user's status (design.md).
+                await deps.redis.hset(  # type: ignore[misc]
+                    keys.sync_state(slug, user_id), "error", outcome.error
+                )
+            if finish.pending_since_ms is not None:
+                lag = max(0.0, time.time() - finish.pending_since_ms / 1000)
+                deps.metrics.sync_lag(slug, lag)
+            fields: dict[str, str | int] = {"version": state.version}
+            if outcome.learner_id is not None:
+                fields["learner_id"] = outcome.learner_id
+            if outcome.error:
+                fields["error"] = outcome.error
+            await deps.sync.log_event(slug, user_id, outcome.state, **fields)
+            if state.deleted:
+                return f"{outcome.state} (deleted)"
+            return outcome.state
+        await deps.sync.log_event(slug, user_id, "newer_version", applied=state.version)
+        if time.monotonic() > deadline:
+            break
+    raise _Defer(1.0, "newer versions keep arriving; letting other work run")
+
+
+class _Pass:
+    """One reconciliation of one shadow version against the LMS."""
+
+    def __init__(
+        self, deps: WorkerDeps, lms: TenantLms, tenant: Tenant, state: SyncInput, job_try: int
+    ) -> None:
+        self.deps = deps
+        self.lms: LmsClient = lms.client
+        self.limiter = lms.limiter
+        self.tenant = tenant.slug
+        self.user_id = state.user_id
+        self.state = state
+        self.job_try = job_try
+        self.linked_afresh = False
+        self.desired: dict[str, str | None] = {}
+        self.active = True
+
+    async def run(self) -> Outcome:
+        mapped: MappingResult | None = None
+        bad_rules = ""
+        try:
+            mapped = await self._map()
+        except MappingConfigError as exc:
+            bad_rules = "mapping rules: " + "; ".join(p.message for p in exc.problems)
+        try:
+            if self.state.deleted:
+                # A delete needs only the newest email, so broken rules do not
+                # stop it: the last applied email stands in.
+                return await self._delete(mapped.draft.email if mapped else None)
+            if mapped is None:
+                return Outcome("failed", error=bad_rules)
+            if not mapped.ok:
+                fatal = "; ".join(p.message for p in mapped.problems if p.fatal)
+                return Outcome("failed", error=fatal)
+            outcome = await self._apply(mapped)
+        except LmsDeferred as exc:
+            if exc.status is not None:  # the LMS's own Retry-After, not our pacing
+                await self.limiter.pause(exc.retry_after)
+            raise _Defer(_jittered(exc.retry_after), str(exc)) from None
+        except LmsTransientError as exc:
+            if exc.retry_after:
+                await self.limiter.pause(exc.retry_after)
+            wait = exc.retry_after or min(60.0, 2.0 ** min(self.job_try, 6))
+            raise _Defer(_jittered(wait), str(exc)) from None
+        except LmsRejected as exc:
+            return Outcome("failed", error=lms_reason(exc))
+        notes = "; ".join(p.message for p in mapped.problems)
+        return msgspec.structs.replace(outcome, error=notes) if notes else outcome
+
+    async def _map(self) -> MappingResult:
+        """Map the newest doc. The doc is stored without `id`; the bridge's
+        id is put back so rules (and `external_ref`) can read it."""
+        rules = await self.deps.rules_for(self.tenant)
+        groups: list[tuple[str, str | None]] = []
+        if rules.team_from_groups is not None:
+            ids = await self.deps.resources.group_ids_of(self.tenant, self.user_id)
+            found = await self.deps.resources.get_many(self.tenant, "g", ids)
+            groups = [(g.id, _text_or_none(g.doc.get("displayName"))) for g in found]
+        doc = {**(self.state.doc or {}), "id": self.user_id}
+        return map_user(doc, rules, groups)
+
+    # -- live users --------------------------------------------------------
+
+    async def _apply(self, mapped: MappingResult) -> Outcome:
+        # external_ref is the link itself (design.md "Linking"): always the
+        # SCIM id, whatever a tenant's rules say about it.
+        self.desired = {**mapped.lms_fields(), "external_ref": self.user_id}
+        self.active = mapped.draft.active
+        learner_id = self.state.learner_id
+        if learner_id is None:
+            return await self._create_or_adopt()
+        applied: Snapshot = dict(self.state.applied or {})
+        changes = {k: v for k, v in self.desired.items() if k not in applied or applied[k] != v}
+        if changes:
+            try:
+                await self._call(
+                    "PATCH /learners/{id}", self.lms.update(learner_id, _write(changes)), 200
+                )
+            except LmsNotFound:
+                return await self._create_or_adopt()  # the learner is gone: link afresh
+            applied.update(changes)
+        return await self._set_status(learner_id, applied, checkpoint=bool(changes))
+
+    async def _create_or_adopt(self) -> Outcome:
+        """One POST carrying external_ref; a 409 means the learner may exist."""
+        self.linked_afresh = True
+        body = {k: v for k, v in self.desired.items() if v is not None}
+        try:
+            learner = await self._call("POST /learners", self.lms.create(_write(body)), 201)
+        except LmsConflict as conflict:
+            return await self._adopt(conflict)
+        applied: Snapshot = {**self.desired, "active": True}
+        await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
+        return await self._set_status(learner.id, applied, checkpoint=False)
+
+    async def _adopt(self, conflict: LmsConflict) -> Outcome:
+        """Take over the learner a 409 names, unless a live user of this
+        tenant holds it (Entra re-creates users under new ids; a lost answer
+        to our own POST names our own learner)."""
+        learner = await self._call("GET /learners/{id}", self.lms.get(conflict.learner_id), 200)
+        ref = learner.external_ref
+        if ref and ref != self.user_id:
+            holder = await self.deps.resources.get(self.tenant, "u", ref)
+            if holder is not None:
+                return Outcome(
+                    "failed",
+                    error=(
+                        f"LMS 409 {conflict.error}: learner {learner.id} is linked to user "
+                        f"{ref} of this tenant, so user {self.user_id} cannot take it over"
+                    ),
+                )
+        changes = {k: v for k, v in self.desired.items() if getattr(learner, k) != v}
+        if changes:
+            await self._call(
+                "PATCH /learners/{id}", self.lms.update(learner.id, _write(changes)), 200
+            )
+        applied: Snapshot = {**self.desired, "active": learner.status == "active"}
+        await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
+        await self.deps.sync.log_event(
+            self.tenant, self.user_id, "adopted", learner_id=learner.id, reason=conflict.error
+        )
+        return await self._set_status(learner.id, applied, checkpoint=False)
+
+    async def _set_status(self, learner_id: int, applied: Snapshot, *, checkpoint: bool) -> Outcome:
+        """Deactivate or reactivate, only when the snapshot differs."""
+        if applied.get("active") is self.active:
+            return Outcome("synced", learner_id=learner_id, applied=applied)
+        if checkpoint:  # keep the PATCH's progress should the action defer
+            await self.deps.sync.record_link(self.tenant, self.user_id, learner_id, applied)
+        action = self.lms.reactivate if self.active else self.lms.deactivate
+        label = "POST /learners/{id}/" + ("reactivate" if self.active else "deactivate")
+        try:
+            await self._call(label, action(learner_id), 200)
+        except LmsNotFound:
+            if self.linked_afresh:
+                raise
+            return await self._create_or_adopt()
+        return Outcome("synced", learner_id=learner_id, applied={**applied, "active": self.active})
+
+    # -- deleted users -----------------------------------------------------
+
+    async def _delete(self, newest_email: str | None) -> Outcome:
+        """End with no active learner: the linked one, or an unlinked one
+        with the newest email, is deactivated; nothing is ever created."""
+        applied: Snapshot = dict(self.state.applied or {})
+        learner_id = self.state.learner_id
+        if learner_id is not None:
+            if applied.get("active") is False:
+                return Outcome("synced", learner_id=learner_id)
+            try:
+                await self._call(
+                    "POST /learners/{id}/deactivate", self.lms.deactivate(learner_id), 200
+                )
+                return Outcome("synced", learner_id=learner_id)
+            except LmsNotFound:
+                pass  # the link was stale: look the learner up instead
+        found = await self._call(
+            "GET /learners?external_ref", self.lms.find_by_external_ref(self.user_id), 200
+        )
+        email = newest_email or _text_or_none(applied.get("email"))
+        if found is None and email:
+            candidate = await self._call("GET /learners?email", self.lms.find_by_email(email), 200)
+            if candidate is not None and not candidate.external_ref:
+                found = candidate
+        if found is None:
+            await self.deps.sync.log_event(self.tenant, self.user_id, "no_learner")
+            return Outcome("synced")
+        if found.status == "active":
+            await self._call("POST /learners/{id}/deactivate", self.lms.deactivate(found.id), 200)
+        return Outcome("synced", learner_id=found.id)
+
+    # -- plumbing ----------------------------------------------------------
+
+    async def _call(self, label: str, call: Awaitable[_T], ok_status: int) -> _T:
+        """Await one LMS call and note it in the user's provisioning log."""
+        try:
+            result = await call
+        except LmsError as exc:
+            status = str(exc.status) if exc.status is not None else "no answer"
+            if isinstance(exc, LmsDeferred):
+                status = "deferred"
+            await self.deps.sync.log_event(
+                self.tenant, self.user_id, "lms", call=label, status=status
+            )
+            raise
+        fields: dict[str, str | int] = {"call": label, "status": ok_status}
+        if isinstance(result, Learner):
+            fields["learner_id"] = result.id
+        await self.deps.sync.log_event(self.tenant, self.user_id, "lms", **fields)
+        return result
+
+
+def _write(fields: dict[str, Any]) -> LearnerWrite:
+    return msgspec.convert(fields, LearnerWrite)
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _jittered(seconds: float) -> float:
+    """A deferral, spread a little so deferred jobs do not return as a herd."""
+    base = min(max(seconds, 1.0), MAX_DEFER_S)
+    return base + random.uniform(0, min(base * 0.1, 5.0))
+
+
+def lms_reason(exc: LmsRejected) -> str:
+    """The LMS's answer as ops should read it in a user's status; it names
+    fields and codes, never values (the client's messages carry no bodies)."""
+    if isinstance(exc, LmsValidationError):
+        detail = "; ".join(
+            f"{name}: {', '.join(reasons)}" for name, reasons in sorted(exc.fields.items())
+        )
+        return f"LMS 422: {detail or 'validation_failed'}"
+    if isinstance(exc, LmsConflict):
+        return f"LMS 409 {exc.error}: held by learner {exc.learner_id}"
+    if isinstance(exc, LmsUnauthorized):
+        return "LMS 401: unauthorized (check the tenant's LMS API key)"
+    return f"LMS {exc.status}: {exc}"
