@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, health_check_interval=30)
+        redis = Redis.from_url(settings.redis_url)
         queue: ArqRedis = (
             await create_pool(RedisSettings.from_dsn(settings.queue_url), retry=0)
             if settings.queue_redis_url

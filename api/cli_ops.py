@@ -81,11 +81,10 @@ async def replay(redis: Redis, queue: ArqRedis, slug: str, user_id: str | None) 
     if tenant is None:
         raise TenantError(f"no tenant {slug!r}")
     resources = ResourceStore(redis)
-    interval = max(1, int(1000 / max(tenant.lms_rate, 0.001)))
     ids = [user_id] if user_id else await SyncStore(redis).users_in(slug, "failed", limit=1_000_000)
     count = 0
     for uid in ids:
-        due = await resources.requeue(slug, uid, interval_ms=interval, force=True)
+        due = await resources.requeue(slug, uid, interval_ms=tenant.job_interval_ms, force=True)
         if due is not None:
             await enqueue_sync(queue, slug, uid, due)
             count += 1

@@ -34,7 +34,7 @@ from scim.errors import (
 )
 from scim.evaluate import matches, validate_filter
 from scim.filter import equality_key, parse_filter
-from scim.members import split_member_ops
+from scim.members import MemberChanges, split_member_ops
 from scim.patch import apply_patch
 from scim.resource import canonicalize, merge_for_replace, project
 from scim.schema import (
@@ -46,7 +46,7 @@ from scim.schema import (
 )
 from shadow import StoreConflict, Stored, Tenant, WriteOutcome
 from shadow.keys import Kind
-from worker.queue import enqueue_sync
+from worker.queue import enqueue_sync, inline_job
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -61,6 +61,28 @@ class ListQuery(msgspec.Struct, kw_only=True):
     count: int | None = None
     attributes: list[str] | None = None
     excluded_attributes: list[str] | None = None
+
+    @property
+    def view(self) -> View:
+        return View(attributes=self.attributes, excluded=self.excluded_attributes)
+
+
+class View(msgspec.Struct, frozen=True, kw_only=True):
+    """`attributes` / `excludedAttributes` of a request (RFC 7644 §3.4.2.5, §3.9)."""
+
+    attributes: list[str] | None = None
+    excluded: list[str] | None = None
+
+
+def list_response(total: int, start: int, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ListResponse (RFC 7644 §3.4.2)."""
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
 
 
 class ResourceEndpoint:
@@ -111,19 +133,19 @@ class ResourceEndpoint:
             return any(a.lower().rsplit(":", 1)[-1].startswith("members") for a in attributes)
         return True
 
-    async def render(
-        self,
-        tenant: str,
-        stored: Stored,
-        status: int = 200,
-        attributes: list[str] | None = None,
-        excluded: list[str] | None = None,
-    ) -> Response[bytes]:
+    async def shown(self, tenant: str, stored: Stored, view: View | None = None) -> dict[str, Any]:
+        """The resource as a client may see it: `returned: never` attributes
+        (password) always dropped, then the client's selection (RFC 7644 §3.9)."""
+        view = view or View()
         body = await self.full(
-            tenant, stored, with_members=self._wants_members(attributes, excluded)
+            tenant, stored, with_members=self._wants_members(view.attributes, view.excluded)
         )
-        if attributes or excluded:
-            body = project(body, self.rtype, attributes, excluded)
+        return project(body, self.rtype, view.attributes, view.excluded)
+
+    async def render(
+        self, tenant: str, stored: Stored, status: int = 200, view: View | None = None
+    ) -> Response[bytes]:
+        body = await self.shown(tenant, stored, view)
         return scim_response(
             body,
             status,
@@ -136,7 +158,7 @@ class ResourceEndpoint:
     async def _hand_off(self, tenant: str, rid: str, outcome: WriteOutcome) -> None:
         """Wake a worker. The change is already durable and marked pending, so
         a failure here only delays it until the sweep (design invariant 2)."""
-        if outcome.enqueue_due_ms is None:
+        if outcome.enqueue_due_ms is None or outcome.enqueued:
             return
         try:
             await enqueue_sync(self.s.queue, tenant, rid, outcome.enqueue_due_ms)
@@ -162,7 +184,10 @@ class ResourceEndpoint:
                 mode,  # type: ignore[arg-type]
                 doc,
                 expected_version=version,
-                interval_ms=max(1, int(1000 / max(tenant.lms_rate, 0.001))),
+                interval_ms=tenant.job_interval_ms,
+                job=inline_job(self.s.queue, tenant.slug, rid)
+                if self.kind == "u" and not self.s.settings.queue_redis_url
+                else None,
             )
         except StoreConflict as exc:
             if exc.reason == "uniqueness":
@@ -173,6 +198,10 @@ class ResourceEndpoint:
                 ) from None
             if exc.reason == "not_found":
                 raise NotFound(f"{self.rtype.id} {rid} not found") from None
+            if exc.reason == "version_mismatch":
+                raise PreconditionFailed(
+                    f"{self.rtype.id} {rid} changed meanwhile; read it again"
+                ) from None
             raise
         if self.kind == "u":
             await self._hand_off(tenant.slug, rid, outcome)
@@ -185,7 +214,9 @@ class ResourceEndpoint:
 
     # -- operations ----------------------------------------------------------
 
-    async def create(self, request: Request[Any, Any, Any], tenant: Tenant) -> Response[bytes]:
+    async def create(
+        self, request: Request[Any, Any, Any], tenant: Tenant, view: View | None = None
+    ) -> Response[bytes]:
         body = await read_json_object(request, self.s.settings.max_body_bytes)
         doc = canonicalize(self.rtype, body)
         members: list[str] = []
@@ -213,20 +244,15 @@ class ResourceEndpoint:
             created=outcome.created,
             modified=outcome.modified,
         )
-        return await self.render(tenant.slug, stored, 201)
+        return await self.render(tenant.slug, stored, 201, view)
 
     async def get(
-        self,
-        request: Request[Any, Any, Any],
-        tenant: Tenant,
-        rid: str,
-        attributes: list[str] | None,
-        excluded: list[str] | None,
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
     ) -> Response[bytes]:
         stored = await self._existing(tenant, rid)
         if not_modified(request, stored.version):
             return empty_response(304, etag=etag_of(stored.version))
-        return await self.render(tenant.slug, stored, 200, attributes, excluded)
+        return await self.render(tenant.slug, stored, 200, view)
 
     async def _existing(self, tenant: Tenant, rid: str) -> Stored:
         stored = await self.s.resources.get(tenant.slug, self.kind, rid)
@@ -234,9 +260,33 @@ class ResourceEndpoint:
             raise NotFound(f"{self.rtype.id} {rid} not found")
         return stored
 
+    async def _change_members(self, tenant: Tenant, rid: str, changes: MemberChanges) -> bool:
+        """Apply a net membership change; True when some membership changed.
+
+        The store checks every new member is a live user of this tenant and
+        changes nothing otherwise (one Lua step)."""
+        if changes.empty:
+            return False
+        try:
+            changed = await self.s.resources.change_members(
+                tenant.slug,
+                rid,
+                add=changes.replace_all if changes.replace_all is not None else changes.add,
+                remove=changes.remove,
+                remove_all=changes.remove_all or changes.replace_all is not None,
+            )
+        except StoreConflict as exc:
+            if exc.reason == "not_found":
+                raise NotFound(f"{self.rtype.id} {rid} not found") from None
+            raise InvalidValue(_member_detail(exc)) from None
+        await self._resync_members(tenant, changed)
+        return bool(changed)
+
     async def replace(
-        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
     ) -> Response[bytes]:
+        """PUT (RFC 7644 §3.5.1). A Group's `members` are replaced as a set;
+        a membership change is a new version even when nothing else changed."""
         body = await read_json_object(request, self.s.settings.max_body_bytes)
         new = canonicalize(self.rtype, body, for_replace=True)
         members: list[str] | None = None
@@ -245,35 +295,36 @@ class ResourceEndpoint:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
         doc = merge_for_replace(self.rtype, stored.doc, new)
+        members_changed = False
         if members is not None:
-            current = set(await self.s.resources.member_ids(tenant.slug, rid))
-            try:
-                changed = await self.s.resources.change_members(
-                    tenant.slug,
-                    rid,
-                    add=sorted(set(members) - current),
-                    remove=sorted(current - set(members)),
-                )
-            except StoreConflict as exc:
-                raise InvalidValue(_member_detail(exc)) from None
-            await self._resync_members(tenant, changed)
-        if doc == stored.doc:
-            return await self.render(tenant.slug, stored)
+            changes = (
+                MemberChanges(replace_all=members) if members else MemberChanges(remove_all=True)
+            )
+            members_changed = await self._change_members(tenant, rid, changes)
+        if doc == stored.doc and not members_changed:
+            return await self.render(tenant.slug, stored, 200, view)
+        if_match = request.headers.get("if-match")
         outcome = await self._write(
-            tenant, rid, "update", doc, stored.version if request.headers.get("if-match") else None
+            tenant, rid, "update", doc, stored.version if if_match else None
         )
-        return await self.render(tenant.slug, _after(stored, doc, outcome))
+        return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
 
     async def patch(
-        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
+        self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
     ) -> Response[bytes]:
+        """PATCH (RFC 7644 §3.5.2), answered 200 with the resource.
+
+        Group member operations become one set change (`split_member_ops`); the
+        rest run through `apply_patch` first, so a failing operation changes
+        nothing. A write that loses a race is re-applied to the newer state
+        unless the client pinned a version with If-Match."""
         body = await read_json_object(request, self.s.settings.max_body_bytes)
+        member_changes = MemberChanges()
         if self.kind == "g":
             member_changes, other_ops = split_member_ops(body)
             body = {"schemas": [PATCH_OP_SCHEMA], "Operations": other_ops}
-        else:
-            member_changes = None
         if_match = request.headers.get("if-match")
+        members_changed = False
         for _ in range(_WRITE_RETRIES):
             stored = await self._existing(tenant, rid)
             expected_version(request, stored.version)
@@ -282,33 +333,17 @@ class ResourceEndpoint:
                 if body.get("Operations") or self.kind == "u"
                 else stored.doc
             )
-            if member_changes is not None:
-                try:
-                    changed = await self.s.resources.change_members(
-                        tenant.slug,
-                        rid,
-                        add=member_changes.add
-                        if not member_changes.replace_all
-                        else member_changes.replace_all,
-                        remove=member_changes.remove,
-                        remove_all=member_changes.remove_all
-                        or member_changes.replace_all is not None,
-                    )
-                except StoreConflict as exc:
-                    raise InvalidValue(_member_detail(exc)) from None
-                await self._resync_members(tenant, changed)
-                member_changes = None
-            if doc == stored.doc:
-                return await self.render(tenant.slug, stored)
+            if await self._change_members(tenant, rid, member_changes):
+                members_changed = True
+            if doc == stored.doc and not members_changed:
+                return await self.render(tenant.slug, stored, 200, view)
             try:
                 outcome = await self._write(tenant, rid, "update", doc, stored.version)
-            except StoreConflict as exc:
-                if exc.reason == "version_mismatch" and not if_match:
-                    continue  # a concurrent write won; re-apply to the newer state
-                if exc.reason == "version_mismatch":
-                    raise PreconditionFailed("the resource changed; re-read it") from None
-                raise
-            return await self.render(tenant.slug, _after(stored, doc, outcome))
+            except PreconditionFailed:
+                if if_match:
+                    raise
+                continue  # a concurrent write won; re-apply to the newer state
+            return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
         raise ScimError("too many concurrent changes to this resource; retry", status=409)
 
     async def delete(
@@ -316,50 +351,53 @@ class ResourceEndpoint:
     ) -> Response[bytes]:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
+        version = stored.version if request.headers.get("if-match") else None
         if self.kind == "g":
             changed = await self.s.resources.member_ids(tenant.slug, rid)
-            await self._write(tenant, rid, "delete", None, stored.version)
+            await self._write(tenant, rid, "delete", None, version)
             await self._resync_members(tenant, changed)
         else:
-            await self._write(tenant, rid, "delete", None, stored.version)
+            await self._write(tenant, rid, "delete", None, version)
         return empty_response(204)
 
-    async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
+    def bounds(self, query: ListQuery) -> tuple[int, int]:
+        """startIndex and count as RFC 7644 §3.4.2.4 reads them: below 1 is 1,
+        negative count is 0, and count is capped at `maxResults`."""
         settings = self.s.settings
-        start = max(1, query.start_index)
         count = settings.default_page_size if query.count is None else query.count
-        count = max(0, min(count, settings.max_page_size))
+        return max(1, query.start_index), max(0, min(count, settings.max_page_size))
+
+    async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
+        """(totalResults, the requested page of resources as shown to the client)."""
+        settings = self.s.settings
+        start, count = self.bounds(query)
         if query.filter is None or not query.filter.strip():
             total = await self.s.resources.count(tenant.slug, self.kind)
-            ids = await self.s.resources.page_ids(tenant.slug, self.kind, start - 1, count)
+            ids = (
+                await self.s.resources.page_ids(tenant.slug, self.kind, start - 1, count)
+                if start <= total
+                else []
+            )
             page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
         else:
             if len(query.filter) > settings.max_filter_length:
                 raise InvalidFilter(f"filter longer than {settings.max_filter_length} characters")
             parsed = parse_filter(query.filter)
             validate_filter(parsed, self.rtype)
+            # Matched against what a client may see, so `password eq ...` is no oracle.
             matched = [
                 s
                 async for s in self._candidates(tenant.slug, parsed)
-                if matches(parsed, await self.full(tenant.slug, s), self.rtype)
+                if matches(parsed, await self.shown(tenant.slug, s), self.rtype)
             ]
             total = len(matched)
             page = matched[start - 1 : start - 1 + count]
-        resources = []
-        wants_members = self._wants_members(query.attributes, query.excluded_attributes)
-        for stored in page:
-            body = await self.full(tenant.slug, stored, with_members=wants_members)
-            if query.attributes or query.excluded_attributes:
-                body = project(body, self.rtype, query.attributes, query.excluded_attributes)
-            resources.append(body)
-        listing: dict[str, Any] = {
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": len(resources),
-            "Resources": resources,
-        }
-        return scim_response(listing)
+        view = query.view
+        return total, [await self.shown(tenant.slug, s, view) for s in page]
+
+    async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
+        total, resources = await self.query(tenant, query)
+        return scim_response(list_response(total, self.bounds(query)[0], resources))
 
     async def _candidates(self, tenant: str, parsed: Any):  # type: ignore[no-untyped-def]
         """Resources a filter may match: from an index when the filter pins
@@ -367,10 +405,13 @@ class ResourceEndpoint:
         key = equality_key(parsed)
         if key is not None:
             attr, value = key
+            if attr == "userName" and self.kind == "u":
+                found = await self.s.resources.get_by_user_name(tenant, value)
+                if found is not None:
+                    yield found
+                return
             if attr == "id":
                 ids = [value]
-            elif attr == "userName" and self.kind == "u":
-                ids = await self.s.resources.ids_by_user_name(tenant, value)
             elif attr == "externalId":
                 ids = await self.s.resources.ids_by_external_id(tenant, self.kind, value)
             elif attr == "displayName" and self.kind == "g":
@@ -407,6 +448,20 @@ def _member_detail(exc: StoreConflict) -> str:
     if exc.reason == "not_found":
         return "group not found"
     return exc.reason
+
+
+async def search_all(
+    endpoints: dict[str, ResourceEndpoint], tenant: Tenant, query: ListQuery
+) -> dict[str, Any]:
+    """`POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list."""
+    users, groups = endpoints["Users"], endpoints["Groups"]
+    start, count = users.bounds(query)
+    user_total, user_page = await users.query(tenant, query)
+    rest = msgspec.structs.replace(
+        query, start_index=max(1, start - user_total), count=count - len(user_page)
+    )
+    group_total, group_page = await groups.query(tenant, rest)
+    return list_response(user_total + group_total, start, user_page + group_page)
 
 
 def endpoints(services: Services) -> dict[str, ResourceEndpoint]:

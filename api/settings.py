@@ -7,9 +7,11 @@ from collections.abc import Mapping
 
 import msgspec
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     # The arq queue may live on its own Redis; empty means the shadow's Redis.
     queue_redis_url: str = ""
     host: str = "127.0.0.1"
@@ -49,7 +51,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     port = int(env.get("PORT", "8000"))
     host = env.get("HOST", "127.0.0.1")
     values: dict[str, object] = {
-        "redis_url": env.get("REDIS_URL", Settings.redis_url),
+        "redis_url": env.get("REDIS_URL", DEFAULT_REDIS_URL),
         "queue_redis_url": env.get("QUEUE_REDIS_URL", ""),
         "host": host,
         "port": port,

@@ -247,6 +247,11 @@ def project(
     names are ignored. When both lists are given, the selection is made first
     and the exclusion applied to it.
     """
+    if not attributes and not excluded:
+        hidden = _hidden(rtype)
+        if not hidden.intersection(doc):
+            return doc
+        return {k: v for k, v in doc.items() if k not in hidden}
     wanted = _targets(rtype, attributes)
     if attributes:
         result: Document = {}
@@ -273,6 +278,29 @@ def project(
 
 
 _Selection = list[tuple[str | None, Attribute, set[str] | None]]
+_HIDDEN: dict[str, frozenset[str]] = {}
+
+
+def _hidden(rtype: ResourceType) -> frozenset[str]:
+    """Top-level names never returned by default (password): the fast path of
+    `project` for the common request that names no attributes."""
+    hidden = _HIDDEN.get(rtype.id)
+    if hidden is None:
+        hidden = frozenset(
+            attr.name
+            for container, attr in all_attributes(rtype)
+            if container is None and attr.returned in ("never", "request")
+        )
+        nested = any(
+            attr.returned in ("never", "request")
+            or any(sub.returned in ("never", "request") for sub in attr.sub_attributes)
+            for container, attr in all_attributes(rtype)
+            if container is not None or attr.returned not in ("never", "request")
+        )
+        if nested:
+            raise AssertionError(f"{rtype.id}: hidden nested attributes need the slow path")
+        _HIDDEN[rtype.id] = hidden
+    return hidden
 
 
 def _targets(rtype: ResourceType, names: list[str] | None) -> _Selection:

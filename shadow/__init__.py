@@ -1,11 +1,12 @@
 """The Redis shadow store: tenants, tokens, SCIM resources and sync state."""
 
-from shadow.resources import ResourceStore, StoreConflict, Stored, WriteOutcome
+from shadow.resources import InlineJob, ResourceStore, StoreConflict, Stored, WriteOutcome
 from shadow.sync import Finish, StateCounts, SyncInput, SyncRecord, SyncStore
 from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo, now_iso
 
 __all__ = [
     "Finish",
+    "InlineJob",
     "IssuedToken",
     "ResourceStore",
     "StateCounts",

@@ -40,6 +40,19 @@ class WriteOutcome(msgspec.Struct, frozen=True):
     created: str
     modified: str
     enqueue_due_ms: int | None
+    enqueued: bool = False
+
+
+class InlineJob(msgspec.Struct, frozen=True):
+    """A sync job to write in the same Lua step as the change, when the queue
+    lives on the shadow's Redis (not on Cluster): the job id is
+    `id_prefix + due_ms`, known only inside the script."""
+
+    payload: bytes
+    queue_key: str
+    key_prefix: str
+    id_prefix: str
+    expires_extra_ms: int
 
 
 class StoreConflict(Exception):
@@ -70,6 +83,7 @@ class ResourceStore:
         self._put = redis.register_script(scripts.PUT_RESOURCE)
         self._members = redis.register_script(scripts.CHANGE_MEMBERS)
         self._requeue = redis.register_script(scripts.REQUEUE)
+        self._find_user_name = redis.register_script(scripts.FIND_BY_USER_NAME)
 
     async def write(
         self,
@@ -81,12 +95,14 @@ class ResourceStore:
         *,
         expected_version: int | None = None,
         interval_ms: int = 0,
+        job: InlineJob | None = None,
     ) -> WriteOutcome:
         """Create, replace or delete one resource atomically with its indexes.
 
         For users the same step marks the user pending and, unless a sync job
         is already queued for it, reserves a queue slot at the tenant's
-        fair-share clock (`interval_ms` apart).
+        fair-share clock (`interval_ms` apart); with `job` it writes the
+        sync job there too, so no wake-up call can be lost in between.
         """
         doc = doc or {}
         unique = str(doc.get("userName", "")).lower() if kind == "u" else ""
@@ -123,6 +139,17 @@ class ResourceStore:
                 "1" if kind == "u" else "0",
                 keys.prefix(tenant),
                 kind,
+                *(
+                    (
+                        job.payload,
+                        job.queue_key,
+                        job.key_prefix,
+                        job.id_prefix,
+                        job.expires_extra_ms,
+                    )
+                    if job is not None and kind == "u"
+                    else ()
+                ),
             ],
         )
         status = _text(result[0])
@@ -134,6 +161,7 @@ class ResourceStore:
             created=_text(result[2]),
             modified=stamp,
             enqueue_due_ms=due if due >= 0 else None,
+            enqueued=bool(int(result[4])),
         )
 
     async def get(self, tenant: str, kind: Kind, rid: str) -> Stored | None:
@@ -154,6 +182,22 @@ class ResourceStore:
                 )
             rows = await pipe.execute()
         return [s for rid, raw in zip(ids, rows, strict=True) if (s := _stored(rid, raw))]
+
+    async def get_by_user_name(self, tenant: str, user_name: str) -> Stored | None:
+        """The live user with this userName (case-insensitive), in one round trip."""
+        row = await self._find_user_name(
+            keys=[keys.unique_index(tenant, "u")], args=[user_name.lower(), keys.prefix(tenant)]
+        )
+        if not row:
+            return None
+        rid, doc, version, created, modified = row
+        return Stored(
+            id=_text(rid),
+            doc=_decode_doc(doc),
+            version=int(version),
+            created=_text(created),
+            modified=_text(modified),
+        )
 
     async def ids_by_user_name(self, tenant: str, user_name: str) -> list[str]:
         rid = await self._redis.hget(keys.unique_index(tenant, "u"), user_name.lower())  # type: ignore[misc]

@@ -13,9 +13,12 @@ from __future__ import annotations
 # ARGV: 1 id, 2 mode (create|update|delete), 3 expected version or "",
 #       4 doc JSON, 5 unique key (lower userName) or "", 6 externalId or "",
 #       7 name key (lower displayName) or "", 8 now ISO, 9 now ms,
-#       10 fair-share interval ms, 11 track sync "1"/"0", 12 tenant prefix, 13 kind
-# Returns {status, version, created, due_ms}; status is ok | not_found |
-# exists | version_mismatch | uniqueness.
+#       10 fair-share interval ms, 11 track sync "1"/"0", 12 tenant prefix, 13 kind,
+#       and, when the queue lives on this Redis, the job to write in the same
+#       step: 14 payload, 15 queue key, 16 job key prefix, 17 job id prefix,
+#       18 expiry margin ms
+# Returns {status, version, created, due_ms, enqueued}; status is ok |
+# not_found | exists | version_mismatch | uniqueness.
 PUT_RESOURCE = """
 local doc, ids, seq, uidx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, mode, expected = ARGV[1], ARGV[2], ARGV[3]
@@ -23,16 +26,16 @@ local prefix, kind = ARGV[12], ARGV[13]
 local cur = redis.call('HMGET', doc, 'v', 'del', 'un', 'xid', 'nm', 'created')
 local live = cur[1] and cur[2] ~= '1'
 if mode == 'create' then
-  if cur[1] then return {'exists', cur[1], '', -1} end
+  if cur[1] then return {'exists', cur[1], '', -1, 0} end
 else
-  if not live then return {'not_found', 0, '', -1} end
+  if not live then return {'not_found', 0, '', -1, 0} end
   if expected ~= '' and expected ~= cur[1] then
-    return {'version_mismatch', cur[1], '', -1}
+    return {'version_mismatch', cur[1], '', -1, 0}
   end
 end
 if mode ~= 'delete' and ARGV[5] ~= '' then
   local owner = redis.call('HGET', uidx, ARGV[5])
-  if owner and owner ~= id then return {'uniqueness', 0, '', -1} end
+  if owner and owner ~= id then return {'uniqueness', 0, '', -1, 0} end
 end
 if cur[3] and cur[3] ~= '' then redis.call('HDEL', uidx, cur[3]) end
 if cur[4] and cur[4] ~= '' then redis.call('SREM', prefix .. kind .. ':x:' .. cur[4], id) end
@@ -77,9 +80,16 @@ if ARGV[11] == '1' then
     due = math.max(now, clock)
     redis.call('SET', KEYS[10], due + tonumber(ARGV[10]), 'PX', 86400000)
     redis.call('ZADD', KEYS[9], due, id)
+    if ARGV[14] and ARGV[14] ~= '' then
+      local job_id = ARGV[17] .. due
+      local ttl = math.max(due - now, 0) + tonumber(ARGV[18])
+      redis.call('SET', ARGV[16] .. job_id, ARGV[14], 'PX', ttl, 'NX')
+      redis.call('ZADD', ARGV[15], due, job_id)
+      return {'ok', version, created, due, 1}
+    end
   end
 end
-return {'ok', version, created, due}
+return {'ok', version, created, due, 0}
 """
 
 # Mark one user pending and queued again (replay, sweep, group changes).
@@ -119,13 +129,14 @@ local now = tonumber(ARGV[7])
 if ARGV[3] == 'synced' then
   if cur[2] == '1' then
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[6])
+    redis.call('EXPIRE', ARGV[9] .. 'events:' .. ARGV[1], 2592000)
     redis.call('ZREM', KEYS[4], ARGV[1])
     redis.call('ZREM', KEYS[5], ARGV[1])
     return {'done', since, tonumber(cur[3] or '-1')}
   end
   redis.call('ZREM', KEYS[5], ARGV[1])
   redis.call('ZADD', KEYS[4], now, ARGV[1])
-  redis.call('HSET', KEYS[2], 'state', 'synced', 'applied_v', ARGV[2], 'error', '')
+  redis.call('HSET', KEYS[2], 'state', 'synced', 'applied_v', ARGV[2], 'error', ARGV[6])
 else
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('ZADD', KEYS[5], now, ARGV[1])
@@ -177,4 +188,15 @@ return {'ok', table.concat(changed, ' ')}
 RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# Find a user by userName and read it in one round trip.
+# KEYS: 1 unique index; ARGV: 1 lower-cased userName, 2 tenant prefix
+# Returns {id, doc, version, created, modified} or nil.
+FIND_BY_USER_NAME = """
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return nil end
+local row = redis.call('HMGET', ARGV[2] .. 'u:' .. id, 'doc', 'v', 'created', 'modified', 'del')
+if not row[1] or row[5] == '1' then return nil end
+return {id, row[1], row[2], row[3], row[4]}
 """

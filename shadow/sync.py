@@ -204,6 +204,15 @@ class SyncStore:
         score = await self._redis.zscore(keys.queued(tenant), user_id)
         return int(score) if score is not None else None
 
+    async def keep_queued(self, tenant: str, user_id: str, due_ms: int) -> None:
+        """Put the queue mark back for a job that deferred itself, so the sweep
+        does not add a second job for it."""
+        await self._redis.zadd(keys.queued(tenant), {user_id: due_ms}, nx=True)
+
+    async def forget_link(self, tenant: str, user_id: str) -> None:
+        """Drop a learner link the LMS no longer knows (its PATCH answered 404)."""
+        await self._redis.hdel(keys.sync_state(tenant, user_id), "learner_id", "applied")  # type: ignore[misc]
+
     async def clear_queued(self, tenant: str, user_id: str) -> None:
         """Called when a job starts: a change from now on needs a new job."""
         await self._redis.zrem(keys.queued(tenant), user_id)

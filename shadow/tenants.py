@@ -37,6 +37,13 @@ class Tenant(msgspec.Struct, kw_only=True):
     enabled: bool = True
     created_at: str = ""
 
+    @property
+    def job_interval_ms(self) -> int:
+        """Spacing of the tenant's sync jobs on the queue: one LMS call's worth
+        of its rate limit. This is what keeps tenants' backlogs from holding
+        each other back (fair share)."""
+        return max(1, int(1000 / max(self.lms_rate, 0.001)))
+
 
 class TokenRecord(msgspec.Struct, kw_only=True):
     digest: str

@@ -50,7 +50,7 @@ async def sweep_tenant(
         return 0
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     older_than = now_ms - int(deps.settings.sweep_grace_s * 1000)
-    interval_ms = max(1, int(1000 / max(tenant.lms_rate, 0.001)))
+    interval_ms = tenant.job_interval_ms
     requeued = 0
     for user_id in await deps.sync.users_in(slug, "pending", older_than_ms=older_than, limit=limit):
         due = await deps.sync.queued_due(slug, user_id)

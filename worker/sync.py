@@ -39,7 +39,7 @@ from lms_client import (
     LmsValidationError,
 )
 from mappings import MappingConfigError, MappingResult, map_user
-from shadow import SyncInput, Tenant, keys
+from shadow import SyncInput, Tenant
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import sync_job_id
 
@@ -123,7 +123,7 @@ async def _keep_queued(deps: WorkerDeps, tenant: str, user_id: str, due: int | N
     sweep sees it still exists and the API does not enqueue a second one.
     NX: a mark a newer change set meanwhile names a job that exists too."""
     if due is not None:
-        await deps.redis.zadd(keys.queued(tenant), {user_id: due}, nx=True)
+        await deps.sync.keep_queued(tenant, user_id, due)
 
 
 async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) -> str:
@@ -153,12 +153,6 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
             error=outcome.error,
         )
         if finish.done:
-            if outcome.state == "synced" and outcome.error and not state.deleted:
-                # Workaround: FINISH_SYNC clears `error` on synced, but a
-                # truncation must show in the user's status (design.md).
-                await deps.redis.hset(  # type: ignore[misc]
-                    keys.sync_state(slug, user_id), "error", outcome.error
-                )
             if finish.pending_since_ms is not None:
                 lag = max(0.0, time.time() - finish.pending_since_ms / 1000)
                 deps.metrics.sync_lag(slug, lag)

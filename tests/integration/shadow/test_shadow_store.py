@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from redis.asyncio import Redis
 
@@ -62,7 +64,9 @@ async def test_stale_expected_version_is_refused(redis: Redis) -> None:
         await store.write("acme", "u", "u1", "update", _user("c@x"), expected_version=1)
     assert caught.value.reason == "version_mismatch"
     stored = await store.get("acme", "u", "u1")
-    assert stored is not None and stored.doc["userName"] == "b@x" and stored.version == 2
+    assert stored is not None
+    assert stored.doc["userName"] == "b@x"
+    assert stored.version == 2
 
 
 async def test_rename_moves_the_index_entry(redis: Redis) -> None:
@@ -84,7 +88,9 @@ async def test_delete_hides_user_but_keeps_it_for_the_worker(redis: Redis) -> No
     assert await store.ids_by_user_name("acme", "a@x") == []
     assert await store.count("acme", "u") == 0
     pending = await sync.read("acme", "u1")
-    assert pending.deleted and pending.doc is not None and pending.doc["userName"] == "a@x"
+    assert pending.deleted
+    assert pending.doc is not None
+    assert pending.doc["userName"] == "a@x"
     finish = await sync.finish("acme", "u1", out.version, "synced")
     assert finish.done
     assert not await redis.exists(keys.resource("acme", "u", "u1"))
@@ -106,16 +112,15 @@ async def test_finish_refuses_to_mark_an_older_version_synced(redis: Redis) -> N
 
 async def test_queue_slots_follow_the_tenant_fair_share_clock(redis: Redis) -> None:
     store = ResourceStore(redis)
-    dues = [
-        (await store.write("big", "u", f"u{i}", "create", _user(f"{i}@x"), interval_ms=50))
-        .enqueue_due_ms
-        for i in range(5)
-    ]
-    assert all(d is not None for d in dues)
-    gaps = [b - a for a, b in zip(dues, dues[1:], strict=False)]  # type: ignore[operator]
-    assert all(g >= 50 for g in gaps)
+    dues: list[int] = []
+    for i in range(5):
+        out = await store.write("big", "u", f"u{i}", "create", _user(f"{i}@x"), interval_ms=50)
+        assert out.enqueue_due_ms is not None
+        dues.append(out.enqueue_due_ms)
+    assert all(b - a >= 50 for a, b in itertools.pairwise(dues))
     other = await store.write("small", "u", "v1", "create", _user("v@x"), interval_ms=50)
-    assert other.enqueue_due_ms is not None and other.enqueue_due_ms < dues[-1]  # type: ignore[operator]
+    assert other.enqueue_due_ms is not None
+    assert other.enqueue_due_ms < dues[-1]
     # A second change while queued needs no new job.
     again = await store.write("big", "u", "u0", "update", _user("0b@x"), interval_ms=50)
     assert again.enqueue_due_ms is None
