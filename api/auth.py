@@ -31,7 +31,7 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    tenant = await services.tenant_cache.get(tenant_slug)
+    tenant = await services.tenants.get(tenant_slug)
     token_id = await services.tenants.authenticate(tenant_slug, token) if tenant else None
     if tenant is None or token_id is None:
         raise Unauthorized("the bearer token is not valid for this tenant")

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from api.settings import Settings
-from shadow import ResourceStore, SyncStore, Tenant, TenantStore
+from shadow import ResourceStore, SyncStore, TenantStore
 
-_TENANT_TTL_S = 5.0
-
-
-@dataclass
-class TenantCache:
-    """Tenant settings cached for a few seconds: every SCIM request needs the
-    tenant's rate and enabled flag, and they change rarely. Tokens are never
-    cached, so a revoked token stops working at once."""
-
-    store: TenantStore
-    _entries: dict[str, tuple[float, Tenant | None]] = field(default_factory=dict)
-
-    async def get(self, slug: str) -> Tenant | None:
-        now = time.monotonic()
-        hit = self._entries.get(slug)
-        if hit and now - hit[0] < _TENANT_TTL_S:
-            return hit[1]
-        tenant = await self.store.get(slug)
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[slug] = (now, tenant)
-        return tenant
+# Tenants and token records are cached per process and evicted on change
+# through Redis pub/sub (see TenantStore); the TTL only bounds staleness
+# should a message be missed.
+_CREDENTIALS_TTL_S = 30.0
 
 
 @dataclass
@@ -43,11 +24,10 @@ class Services:
     tenants: TenantStore
     resources: ResourceStore
     sync: SyncStore
-    tenant_cache: TenantCache
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, queue: ArqRedis) -> Services:
-        tenants = TenantStore(redis)
+        tenants = TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S)
         return cls(
             settings=settings,
             redis=redis,
@@ -55,5 +35,4 @@ class Services:
             tenants=tenants,
             resources=ResourceStore(redis),
             sync=SyncStore(redis),
-            tenant_cache=TenantCache(tenants),
         )

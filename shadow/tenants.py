@@ -8,6 +8,8 @@ without downtime; revoking deletes the record, so it stops working at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
@@ -91,12 +93,74 @@ _tenant_decoder = msgspec.json.Decoder(Tenant)
 _token_decoder = msgspec.json.Decoder(TokenRecord)
 
 
-class TenantStore:
-    """Tenants and tokens in Redis; one instance per process."""
+CHANGES_CHANNEL = "scim-bridge:tenant-changes"
 
-    def __init__(self, redis: Redis) -> None:
+
+class TenantStore:
+    """Tenants and tokens in Redis; one instance per process.
+
+    With `cache_ttl_s` > 0 the process keeps tenants and token records in
+    memory, so a SCIM request costs no round trip for its credentials. Every
+    change (tenant saved, token revoked) is published on `CHANGES_CHANNEL`
+    and `watch_changes` evicts it at once; while that subscription is down
+    the cache is bypassed, so a revoked token never outlives its revocation
+    by more than the time a message takes to arrive.
+    """
+
+    def __init__(self, redis: Redis, *, cache_ttl_s: float = 0.0) -> None:
         self._redis = redis
         self._last_used_written: dict[str, float] = {}
+        self._ttl = cache_ttl_s
+        self._listening = False
+        self.listening = asyncio.Event()
+        self._tenants: dict[str, tuple[float, Tenant | None]] = {}
+        self._tokens: dict[tuple[str, str], tuple[float, TokenRecord | None]] = {}
+
+    def _caching(self) -> bool:
+        return self._ttl > 0 and self._listening
+
+    def _evict_all(self) -> None:
+        self._tenants.clear()
+        self._tokens.clear()
+
+    async def watch_changes(self) -> None:
+        """Keep the cache honest: evict what other processes change. Runs until
+        cancelled; reconnects after a Redis outage with an empty cache."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANGES_CHANNEL)
+                self._evict_all()
+                self._listening = True
+                self.listening.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._evict(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+            finally:
+                self._listening = False
+                self.listening.clear()
+                self._evict_all()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _evict(self, data: bytes | str) -> None:
+        text = data.decode() if isinstance(data, bytes) else data
+        kind, _, rest = text.partition(" ")
+        if kind == "tenant":
+            self._tenants.pop(rest, None)
+        elif kind == "token":
+            slug, _, token_id = rest.partition(" ")
+            self._tokens.pop((slug, token_id), None)
+        else:
+            self._evict_all()
+
+    async def _publish(self, message: str) -> None:
+        self._evict(message)
+        await self._redis.publish(CHANGES_CHANNEL, message)
 
     async def create(self, tenant: Tenant) -> Tenant:
         if not SLUG_RE.match(tenant.slug):
@@ -111,14 +175,24 @@ class TenantStore:
         if not created:
             raise TenantError(f"tenant {tenant.slug!r} already exists")
         await self._redis.sadd(keys.TENANTS, tenant.slug)  # type: ignore[misc]
+        await self._publish(f"tenant {tenant.slug}")
         return tenant
 
     async def get(self, slug: str) -> Tenant | None:
+        now = time.monotonic()
+        if self._caching():
+            hit = self._tenants.get(slug)
+            if hit and now - hit[0] < self._ttl:
+                return hit[1]
         raw = await self._redis.get(keys.tenant_config(slug))
-        return _tenant_decoder.decode(raw) if raw else None
+        tenant = _tenant_decoder.decode(raw) if raw else None
+        if self._caching():
+            self._tenants[slug] = (now, tenant)
+        return tenant
 
     async def save(self, tenant: Tenant) -> None:
         await self._redis.set(keys.tenant_config(tenant.slug), msgspec.json.encode(tenant))
+        await self._publish(f"tenant {tenant.slug}")
 
     async def slugs(self) -> list[str]:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]
@@ -155,24 +229,38 @@ class TenantStore:
     async def revoke_token(self, slug: str, token_id: str) -> bool:
         removed = await self._redis.hdel(keys.tokens(slug), token_id)  # type: ignore[misc]
         await self._redis.hdel(keys.tokens_used(slug), token_id)  # type: ignore[misc]
+        await self._publish(f"token {slug} {token_id}")
         return bool(removed)
+
+    async def _token_record(self, slug: str, token_id: str) -> TokenRecord | None:
+        now = time.monotonic()
+        if self._caching():
+            hit = self._tokens.get((slug, token_id))
+            if hit and now - hit[0] < self._ttl:
+                return hit[1]
+        raw = await self._redis.hget(keys.tokens(slug), token_id)  # type: ignore[misc]
+        record = _token_decoder.decode(raw) if raw else None
+        if self._caching() and (record is not None or len(self._tokens) < 100_000):
+            self._tokens[(slug, token_id)] = (now, record)
+        return record
 
     async def authenticate(self, slug: str, token: str) -> str | None:
         """The token id when `token` is a live token of `slug`, else None.
 
-        One Redis round trip; the last-used time is written at most once a
-        minute per token and process so that it costs nothing on the hot path.
+        One Redis round trip at most (none from a warm cache); the last-used
+        time is written at most once a minute per token and process so that
+        it costs nothing on the hot path.
         """
         parsed = parse_token(token)
         if parsed is None:
             return None
         token_id, secret = parsed
-        raw = await self._redis.hget(keys.tokens(slug), token_id)  # type: ignore[misc]
+        record = await self._token_record(slug, token_id)
         presented = _digest(secret)
-        if raw is None:
+        if record is None:
             hmac.compare_digest(presented, presented)  # same work either way
             return None
-        if not hmac.compare_digest(presented, _token_decoder.decode(raw).digest):
+        if not hmac.compare_digest(presented, record.digest):
             return None
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"

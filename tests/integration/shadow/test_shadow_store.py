@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -167,3 +168,44 @@ async def test_tenant_slug_rules_and_duplicates(redis: Redis) -> None:
     await tenants.create(Tenant(slug="acme", name="x", lms_url="u", lms_api_key="k"))
     with pytest.raises(TenantError):
         await tenants.create(Tenant(slug="acme", name="y", lms_url="u", lms_api_key="k"))
+
+
+async def test_cached_credentials_are_evicted_when_another_process_revokes(
+    redis: Redis, redis_url: str
+) -> None:
+    """Two API processes' caches: a revocation anywhere ends the token everywhere."""
+    other_redis = Redis.from_url(redis_url)
+    api_a = TenantStore(redis, cache_ttl_s=60)
+    api_b = TenantStore(other_redis, cache_ttl_s=60)
+    watchers = [asyncio.create_task(s.watch_changes()) for s in (api_a, api_b)]
+    try:
+        async with asyncio.timeout(5):
+            await api_a.listening.wait()
+            await api_b.listening.wait()
+        await api_a.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+        issued = await api_a.issue_token("acme")
+        assert await api_b.authenticate("acme", issued.token) == issued.token_id
+        # Served from B's cache now: prove it by removing the record behind its back.
+        await redis.hdel(keys.tokens("acme"), issued.token_id)  # type: ignore[misc]
+        assert await api_b.authenticate("acme", issued.token) == issued.token_id
+        await api_a.revoke_token("acme", issued.token_id)
+        for _ in range(1000):  # the eviction message takes a loop turn or two
+            if await api_b.authenticate("acme", issued.token) is None:
+                break
+            await asyncio.sleep(0.001)
+        else:
+            pytest.fail("a revoked token still authenticates on another process")
+    finally:
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        await other_redis.aclose()
+
+
+async def test_credentials_are_not_cached_while_the_change_feed_is_down(redis: Redis) -> None:
+    store = TenantStore(redis, cache_ttl_s=60)  # watch_changes never started
+    await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    issued = await store.issue_token("acme")
+    assert await store.authenticate("acme", issued.token) == issued.token_id
+    await redis.hdel(keys.tokens("acme"), issued.token_id)  # type: ignore[misc]
+    assert await store.authenticate("acme", issued.token) is None
