@@ -9,6 +9,7 @@ is in Redis (design invariant 1). Documents are canonical SCIM dicts without
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
@@ -78,8 +79,10 @@ def _text(value: bytes | str | None) -> str:
 class ResourceStore:
     """Users and Groups of every tenant; stateless apart from the Redis client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, recent_size: int = 5000) -> None:
         self._redis = redis
+        self._recent: OrderedDict[tuple[str, Kind, str], Stored] = OrderedDict()
+        self._recent_size = recent_size
         self._put = redis.register_script(scripts.PUT_RESOURCE)
         self._members = redis.register_script(scripts.CHANGE_MEMBERS)
         self._requeue = redis.register_script(scripts.REQUEUE)
@@ -154,8 +157,13 @@ class ResourceStore:
         )
         status = _text(result[0])
         if status != "ok":
+            self._recent.pop((tenant, kind, rid), None)
             raise StoreConflict(status, int(result[1]) if result[1] else None)
         due = int(result[3])
+        if mode == "delete":
+            self._recent.pop((tenant, kind, rid), None)
+        else:
+            self._remember(tenant, kind, Stored(rid, doc, int(result[1]), _text(result[2]), stamp))
         return WriteOutcome(
             version=int(result[1]),
             created=_text(result[2]),
@@ -164,12 +172,36 @@ class ResourceStore:
             enqueued=bool(int(result[4])),
         )
 
-    async def get(self, tenant: str, kind: Kind, rid: str) -> Stored | None:
-        """A live resource, or None when absent or deleted."""
+    def _remember(self, tenant: str, kind: Kind, stored: Stored) -> None:
+        key = (tenant, kind, stored.id)
+        self._recent[key] = stored
+        self._recent.move_to_end(key)
+        if len(self._recent) > self._recent_size:
+            self._recent.popitem(last=False)
+
+    async def get(
+        self, tenant: str, kind: Kind, rid: str, *, recent: bool = False
+    ) -> Stored | None:
+        """A live resource, or None when absent or deleted.
+
+        `recent=True` may answer from this process's copy of what it last read
+        or wrote, saving a round trip for read-modify-write (PATCH, PUT). Such
+        a copy may be stale: the caller must write it back with
+        `expected_version` (the store refuses a stale one) and re-read with
+        `recent=False` before trusting any conclusion drawn from it.
+        Documents are shared: never mutate `Stored.doc`.
+        """
+        if recent and (hit := self._recent.get((tenant, kind, rid))) is not None:
+            return hit
         raw = await self._redis.hmget(  # type: ignore[misc]
             keys.resource(tenant, kind, rid), ["doc", "v", "created", "modified", "del"]
         )
-        return _stored(rid, raw)
+        stored = _stored(rid, raw)
+        if stored is None:
+            self._recent.pop((tenant, kind, rid), None)
+        else:
+            self._remember(tenant, kind, stored)
+        return stored
 
     async def get_many(self, tenant: str, kind: Kind, ids: Sequence[str]) -> list[Stored]:
         """Live resources in the order of `ids`, skipping any that vanished."""

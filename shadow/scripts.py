@@ -37,9 +37,18 @@ if mode ~= 'delete' and ARGV[5] ~= '' then
   local owner = redis.call('HGET', uidx, ARGV[5])
   if owner and owner ~= id then return {'uniqueness', 0, '', -1, 0} end
 end
-if cur[3] and cur[3] ~= '' then redis.call('HDEL', uidx, cur[3]) end
-if cur[4] and cur[4] ~= '' then redis.call('SREM', prefix .. kind .. ':x:' .. cur[4], id) end
-if cur[5] and cur[5] ~= '' then redis.call('SREM', prefix .. kind .. ':n:' .. cur[5], id) end
+-- Index entries move only when their value changes (most updates keep them).
+local keep = mode ~= 'delete'
+local same_un = keep and cur[3] == ARGV[5]
+local same_xid = keep and cur[4] == ARGV[6]
+local same_nm = keep and cur[5] == ARGV[7]
+if not same_un and cur[3] and cur[3] ~= '' then redis.call('HDEL', uidx, cur[3]) end
+if not same_xid and cur[4] and cur[4] ~= '' then
+  redis.call('SREM', prefix .. kind .. ':x:' .. cur[4], id)
+end
+if not same_nm and cur[5] and cur[5] ~= '' then
+  redis.call('SREM', prefix .. kind .. ':n:' .. cur[5], id)
+end
 local version = tonumber(cur[1] or '0') + 1
 local created = cur[6] or ARGV[8]
 if mode == 'delete' then
@@ -64,9 +73,13 @@ else
   end
   redis.call('HSET', doc, 'doc', ARGV[4], 'v', version, 'del', '0', 'created', created,
     'modified', ARGV[8], 'modified_ms', ARGV[9], 'un', ARGV[5], 'xid', ARGV[6], 'nm', ARGV[7])
-  if ARGV[5] ~= '' then redis.call('HSET', uidx, ARGV[5], id) end
-  if ARGV[6] ~= '' then redis.call('SADD', prefix .. kind .. ':x:' .. ARGV[6], id) end
-  if ARGV[7] ~= '' then redis.call('SADD', prefix .. kind .. ':n:' .. ARGV[7], id) end
+  if not same_un and ARGV[5] ~= '' then redis.call('HSET', uidx, ARGV[5], id) end
+  if not same_xid and ARGV[6] ~= '' then
+    redis.call('SADD', prefix .. kind .. ':x:' .. ARGV[6], id)
+  end
+  if not same_nm and ARGV[7] ~= '' then
+    redis.call('SADD', prefix .. kind .. ':n:' .. ARGV[7], id)
+  end
 end
 local due = -1
 if ARGV[11] == '1' then

@@ -209,3 +209,22 @@ async def test_credentials_are_not_cached_while_the_change_feed_is_down(redis: R
     assert await store.authenticate("acme", issued.token) == issued.token_id
     await redis.hdel(keys.tokens("acme"), issued.token_id)  # type: ignore[misc]
     assert await store.authenticate("acme", issued.token) is None
+
+
+async def test_a_stale_recent_copy_can_never_be_written_back(redis: Redis) -> None:
+    """Two API processes: A's remembered copy goes stale when B writes; A's
+    read-modify-write with it is refused, and a fresh read sees B's change."""
+    api_a, api_b = ResourceStore(redis), ResourceStore(redis)
+    await api_a.write("acme", "u", "u1", "create", _user("a@x", title="one"))
+    await api_b.write("acme", "u", "u1", "update", _user("a@x", title="two"))
+    stale = await api_a.get("acme", "u", "u1", recent=True)
+    assert stale is not None
+    assert stale.version == 1
+    with pytest.raises(StoreConflict) as caught:
+        await api_a.write(
+            "acme", "u", "u1", "update", _user("a@x", title="three"), expected_version=1
+        )
+    assert caught.value.reason == "version_mismatch"
+    fresh = await api_a.get("acme", "u", "u1", recent=True)
+    assert fresh is not None
+    assert (fresh.version, fresh.doc["title"]) == (2, "two")
