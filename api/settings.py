@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_s: int = 30
     sweep_grace_s: float = 60.0
     max_jobs: int = 50
+    poll_delay_s: float = 0.05
     log_level: str = "INFO"
 
     @property
@@ -64,6 +65,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("job_timeout_s", "WORKER_JOB_TIMEOUT", float),
         ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int),
         ("sweep_grace_s", "WORKER_SWEEP_GRACE", float),
+        ("poll_delay_s", "WORKER_POLL_DELAY", float),
     ):
         if var in env:
             values[field] = cast(env[var])

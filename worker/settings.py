@@ -84,6 +84,8 @@ def worker_options(
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "max_jobs": settings.max_jobs,
+        # arq polls its queue; the sync lag of a lone change is about half this.
+        "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,
