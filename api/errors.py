@@ -62,7 +62,7 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def handle_redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[bytes]:
     """Redis is down or failing: say 503, never a 2xx we could not persist."""
-    log.error("redis unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    log.error("redis unavailable", extra={"path": request.url.path, "error": repr(exc)[:200]})
     return scim_error_response(
         Unavailable("the bridge's store is unavailable; retry later"), {"Retry-After": "5"}
     )

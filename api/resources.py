@@ -8,6 +8,7 @@ calls the LMS.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -36,6 +37,7 @@ from scim.evaluate import matches, validate_filter
 from scim.filter import equality_key, parse_filter
 from scim.members import MemberChanges, split_member_ops
 from scim.patch import apply_patch
+from scim.quirks import short
 from scim.resource import canonicalize, merge_for_replace, project
 from scim.schema import (
     GROUP_RESOURCE,
@@ -51,6 +53,14 @@ from worker.queue import enqueue_sync, inline_job
 log = logging.getLogger("scim_bridge.api")
 
 _WRITE_RETRIES = 5
+
+# Ids are issued here as lower-case UUIDs. Anything else names no resource, and
+# must never reach the store: "ids" or "<id>:groups" would address its own keys.
+_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_resource_id(text: str) -> bool:
+    return _ID_RE.fullmatch(text) is not None
 
 
 class ListQuery(msgspec.Struct, kw_only=True):
@@ -218,18 +228,17 @@ class ResourceEndpoint:
         self, request: Request[Any, Any, Any], tenant: Tenant, view: View | None = None
     ) -> Response[bytes]:
         body = await read_json_object(request, self.s.settings.max_body_bytes)
-        doc = canonicalize(self.rtype, body)
+        doc = self._storable(canonicalize(self.rtype, body))
         members: list[str] = []
         if self.kind == "g":
             members = [m["value"] for m in doc.pop("members", [])]
         rid = str(uuid.uuid4())
         if members:
-            known = await self.s.resources.get_many(tenant.slug, "u", members)
+            valid = [m for m in members if is_resource_id(m)]
+            known = await self.s.resources.get_many(tenant.slug, "u", valid)
             missing = sorted(set(members) - {k.id for k in known})
             if missing:
-                raise InvalidValue(
-                    f"members are not users of this tenant: {', '.join(missing[:5])}"
-                )
+                raise InvalidValue(f"members are not users of this tenant: {short(missing[:5])}")
         outcome = await self._write(tenant, rid, "create", doc, None)
         if members:
             try:
@@ -254,10 +263,20 @@ class ResourceEndpoint:
             return empty_response(304, etag=etag_of(stored.version))
         return await self.render(tenant.slug, stored, 200, view)
 
+    def _storable(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """What the shadow keeps: never an attribute that is never returned.
+
+        `password` (writeOnly, returned never) has no use here: the LMS is
+        not given it and /ServiceProviderConfig says changePassword is not
+        supported. Okta sends it anyway, so it is dropped, not refused."""
+        return project(doc, self.rtype)
+
     async def _existing(self, tenant: Tenant, rid: str) -> Stored:
-        stored = await self.s.resources.get(tenant.slug, self.kind, rid)
+        stored = (
+            await self.s.resources.get(tenant.slug, self.kind, rid) if is_resource_id(rid) else None
+        )
         if stored is None:
-            raise NotFound(f"{self.rtype.id} {rid} not found")
+            raise NotFound(f"{self.rtype.id} {short(rid)} not found")
         return stored
 
     async def _change_members(self, tenant: Tenant, rid: str, changes: MemberChanges) -> bool:
@@ -267,6 +286,9 @@ class ResourceEndpoint:
         changes nothing otherwise (one Lua step)."""
         if changes.empty:
             return False
+        strangers = [m for m in (changes.replace_all or changes.add) if not is_resource_id(m)]
+        if strangers:
+            raise InvalidValue(f"member {short(strangers[0])} is not a user of this tenant")
         try:
             changed = await self.s.resources.change_members(
                 tenant.slug,
@@ -294,7 +316,7 @@ class ResourceEndpoint:
             members = [m["value"] for m in new.pop("members", [])]
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
-        doc = merge_for_replace(self.rtype, stored.doc, new)
+        doc = self._storable(merge_for_replace(self.rtype, stored.doc, new))
         members_changed = False
         if members is not None:
             changes = (
@@ -329,7 +351,7 @@ class ResourceEndpoint:
             stored = await self._existing(tenant, rid)
             expected_version(request, stored.version)
             doc = (
-                apply_patch(self.rtype, stored.doc, body)
+                self._storable(apply_patch(self.rtype, stored.doc, body))
                 if body.get("Operations") or self.kind == "u"
                 else stored.doc
             )
@@ -360,6 +382,16 @@ class ResourceEndpoint:
             await self._write(tenant, rid, "delete", None, version)
         return empty_response(204)
 
+    def check_filter(self, text: str | None) -> None:
+        """Raise InvalidFilter unless `text` is a filter this resource type can evaluate."""
+        if text is None or not text.strip():
+            return
+        if len(text) > self.s.settings.max_filter_length:
+            raise InvalidFilter(
+                f"filter longer than {self.s.settings.max_filter_length} characters"
+            )
+        validate_filter(parse_filter(text), self.rtype)
+
     def bounds(self, query: ListQuery) -> tuple[int, int]:
         """startIndex and count as RFC 7644 §3.4.2.4 reads them: below 1 is 1,
         negative count is 0, and count is capped at `maxResults`."""
@@ -369,7 +401,6 @@ class ResourceEndpoint:
 
     async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
         """(totalResults, the requested page of resources as shown to the client)."""
-        settings = self.s.settings
         start, count = self.bounds(query)
         if query.filter is None or not query.filter.strip():
             total = await self.s.resources.count(tenant.slug, self.kind)
@@ -380,10 +411,8 @@ class ResourceEndpoint:
             )
             page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
         else:
-            if len(query.filter) > settings.max_filter_length:
-                raise InvalidFilter(f"filter longer than {settings.max_filter_length} characters")
+            self.check_filter(query.filter)
             parsed = parse_filter(query.filter)
-            validate_filter(parsed, self.rtype)
             # Matched against what a client may see, so `password eq ...` is no oracle.
             matched = [
                 s
@@ -411,7 +440,7 @@ class ResourceEndpoint:
                     yield found
                 return
             if attr == "id":
-                ids = [value]
+                ids = [value] if is_resource_id(value) else []
             elif attr == "externalId":
                 ids = await self.s.resources.ids_by_external_id(tenant, self.kind, value)
             elif attr == "displayName" and self.kind == "g":
@@ -444,7 +473,7 @@ def _after(stored: Stored, doc: dict[str, Any], outcome: WriteOutcome) -> Stored
 
 def _member_detail(exc: StoreConflict) -> str:
     if exc.reason.startswith("unknown_member:"):
-        return f"member {exc.reason.split(':', 1)[1]} is not a user of this tenant"
+        return f"member {short(exc.reason.split(':', 1)[1])} is not a user of this tenant"
     if exc.reason == "not_found":
         return "group not found"
     return exc.reason
@@ -453,14 +482,26 @@ def _member_detail(exc: StoreConflict) -> str:
 async def search_all(
     endpoints: dict[str, ResourceEndpoint], tenant: Tenant, query: ListQuery
 ) -> dict[str, Any]:
-    """`POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list."""
+    """`POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list.
+
+    A filter naming another type's schema (`urn:...:enterprise:2.0:User:department`)
+    matches no resource of the types it does not fit; it is invalidFilter only
+    when it fits none."""
     users, groups = endpoints["Users"], endpoints["Groups"]
     start, count = users.bounds(query)
-    user_total, user_page = await users.query(tenant, query)
+    refusals: dict[str, InvalidFilter] = {}
+    for name, endpoint in (("Users", users), ("Groups", groups)):
+        try:
+            endpoint.check_filter(query.filter)
+        except InvalidFilter as exc:
+            refusals[name] = exc
+    if len(refusals) == 2:
+        raise refusals["Users"]
+    user_total, user_page = (0, []) if "Users" in refusals else await users.query(tenant, query)
     rest = msgspec.structs.replace(
         query, start_index=max(1, start - user_total), count=count - len(user_page)
     )
-    group_total, group_page = await groups.query(tenant, rest)
+    group_total, group_page = (0, []) if "Groups" in refusals else await groups.query(tenant, rest)
     return list_response(user_total + group_total, start, user_page + group_page)
 
 

@@ -36,7 +36,6 @@ Req = Request[Any, Any, Any]
 def service_provider_config(settings: Settings, base: str) -> dict[str, Any]:
     return {
         "schemas": [SPC_SCHEMA],
-        "documentationUri": f"{settings.public_url.rstrip('/')}/docs",
         "patch": {"supported": True},
         "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": True, "maxResults": settings.max_page_size},

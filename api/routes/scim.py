@@ -10,16 +10,16 @@ from litestar.di import Provide
 from litestar.params import FromPath
 
 from api.auth import scim_tenant
-from api.resources import ListQuery, ResourceEndpoint
+from api.resources import ListQuery, ResourceEndpoint, View, search_all
 from api.routes.discovery import TenantDep, discovery_handlers
 from api.scim_io import read_json_object, scim_response
-from scim.errors import InvalidValue, ScimError
-from scim.schema import LIST_RESPONSE_SCHEMA, SEARCH_REQUEST_SCHEMA
+from scim.errors import InvalidSyntax, InvalidValue, ScimError
+from scim.schema import SEARCH_REQUEST_SCHEMA
 
 Req = Request[Any, Any, Any]
 
 
-def _endpoint(request: Req, name: FromPath[str]) -> ResourceEndpoint:
+def _endpoint(request: Req, name: str) -> ResourceEndpoint:
     endpoints: dict[str, ResourceEndpoint] = request.app.state.endpoints
     return endpoints[name]
 
@@ -38,6 +38,15 @@ def _int_param(name: str, raw: str | None) -> int | None:
         return int(raw)
     except ValueError:
         raise InvalidValue(f"{name} must be an integer, not {raw[:40]!r}") from None
+
+
+def view_from_params(request: Req) -> View:
+    """`attributes` / `excludedAttributes` of any request (RFC 7644 §3.9)."""
+    params = {k.lower(): v for k, v in request.query_params.items()}
+    return View(
+        attributes=_split_names(params.get("attributes")),
+        excluded=_split_names(params.get("excludedattributes")),
+    )
 
 
 def query_from_params(request: Req) -> ListQuery:
@@ -60,7 +69,7 @@ def query_from_body(body: dict[str, Any]) -> ListQuery:
     if schemas is not None and (
         not isinstance(schemas, list) or SEARCH_REQUEST_SCHEMA not in schemas
     ):
-        raise ScimError(f"schemas must contain {SEARCH_REQUEST_SCHEMA}", status=400)
+        raise InvalidSyntax(f"schemas must contain {SEARCH_REQUEST_SCHEMA}")
 
     def names(key: str) -> list[str] | None:
         value = lowered.get(key)
@@ -93,7 +102,12 @@ def query_from_body(body: dict[str, Any]) -> ListQuery:
     )
 
 
-def _resource_handlers(name: FromPath[str]) -> list[Any]:
+async def _search_body(request: Req) -> ListQuery:
+    body = await read_json_object(request, request.app.state.services.settings.max_body_bytes)
+    return query_from_body(body)
+
+
+def _resource_handlers(name: str) -> list[Any]:
     base = f"/{name}"
 
     @get(base, name=f"{name}-list")
@@ -102,27 +116,26 @@ def _resource_handlers(name: FromPath[str]) -> list[Any]:
 
     @post(f"{base}/.search", name=f"{name}-search", status_code=200)
     async def search(request: Req, tenant: TenantDep) -> Response[bytes]:
-        body = await read_json_object(request, request.app.state.services.settings.max_body_bytes)
-        return await _endpoint(request, name).search(tenant, query_from_body(body))
+        return await _endpoint(request, name).search(tenant, await _search_body(request))
 
     @post(base, name=f"{name}-create")
     async def create(request: Req, tenant: TenantDep) -> Response[bytes]:
-        return await _endpoint(request, name).create(request, tenant)
+        return await _endpoint(request, name).create(request, tenant, view_from_params(request))
 
     @get(f"{base}/{{rid:str}}", name=f"{name}-get")
     async def read(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
-        q = query_from_params(request)
-        return await _endpoint(request, name).get(
-            request, tenant, rid, q.attributes, q.excluded_attributes
-        )
+        view = view_from_params(request)
+        return await _endpoint(request, name).get(request, tenant, rid, view)
 
     @put(f"{base}/{{rid:str}}", name=f"{name}-replace")
     async def replace(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
-        return await _endpoint(request, name).replace(request, tenant, rid)
+        view = view_from_params(request)
+        return await _endpoint(request, name).replace(request, tenant, rid, view)
 
     @patch(f"{base}/{{rid:str}}", name=f"{name}-patch")
     async def modify(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
-        return await _endpoint(request, name).patch(request, tenant, rid)
+        view = view_from_params(request)
+        return await _endpoint(request, name).patch(request, tenant, rid, view)
 
     @delete(f"{base}/{{rid:str}}", name=f"{name}-delete", status_code=200)
     async def remove(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
@@ -133,38 +146,9 @@ def _resource_handlers(name: FromPath[str]) -> list[Any]:
 
 @post("/.search", name="root-search", status_code=200)
 async def root_search(request: Req, tenant: TenantDep) -> Response[bytes]:
-    """Search across Users and Groups (RFC 7644 §3.4.3); paging over the
-    concatenation, Users first."""
-    body = await read_json_object(request, request.app.state.services.settings.max_body_bytes)
-    query = query_from_body(body)
-    combined: list[Any] = []
-    total = 0
-    for name in ("Users", "Groups"):
-        whole = ListQuery(
-            filter=query.filter,
-            start_index=1,
-            count=request.app.state.services.settings.max_page_size,
-            attributes=query.attributes,
-            excluded_attributes=query.excluded_attributes,
-        )
-        response = await _endpoint(request, name).search(tenant, whole)
-        import msgspec
-
-        listing = msgspec.json.decode(response.content)
-        total += listing["totalResults"]
-        combined.extend(listing["Resources"])
-    start = max(1, query.start_index)
-    count = len(combined) if query.count is None else max(0, query.count)
-    page = combined[start - 1 : start - 1 + count]
-    return scim_response(
-        {
-            "schemas": [LIST_RESPONSE_SCHEMA],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": len(page),
-            "Resources": page,
-        }
-    )
+    """Search across Users and Groups (RFC 7644 §3.4.3)."""
+    query = await _search_body(request)
+    return scim_response(await search_all(request.app.state.endpoints, tenant, query))
 
 
 @get(["/Me", "/Bulk"], name="not-implemented")

@@ -18,10 +18,13 @@ async def test_user_lifecycle(redis: Redis, redis_url: str) -> None:
         assert got.headers["content-type"].startswith("application/scim+json")
         found = await scim.get("/Users", params={"filter": 'userName eq "ADA@example.com"'})
         assert found.json()["totalResults"] == 1
-        patched = await scim.patch(f"/Users/{uid}", {
-            "schemas": [PATCH_OP],
-            "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
-        })
+        patched = await scim.patch(
+            f"/Users/{uid}",
+            {
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+            },
+        )
         assert patched.status_code == 200, patched.text
         assert patched.json()["active"] is False
         deleted = await scim.delete(f"/Users/{uid}")
