@@ -7,9 +7,12 @@ calls the LMS.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -22,6 +25,7 @@ from api.scim_io import (
     not_modified,
     read_json_object,
     scim_response,
+    version_matches,
 )
 from api.services import Services
 from scim.errors import (
@@ -52,7 +56,7 @@ from worker.queue import enqueue_sync, inline_job
 
 log = logging.getLogger("scim_bridge.api")
 
-_WRITE_RETRIES = 5
+_WRITE_RETRIES = 8
 
 # Ids are issued here as lower-case UUIDs. Anything else names no resource, and
 # must never reach the store: "ids" or "<id>:groups" would address its own keys.
@@ -95,6 +99,29 @@ def list_response(total: int, start: int, resources: list[dict[str, Any]]) -> di
     }
 
 
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it:
+    concurrent PATCHes of one resource in this process queue up instead of
+    racing each other through the store's version check."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._users: dict[tuple[str, str], int] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key]
+                del self._locks[key]
+
+
 class ResourceEndpoint:
     """The operations of one resource type (User or Group) for one process."""
 
@@ -102,6 +129,7 @@ class ResourceEndpoint:
         self.s = services
         self.rtype = rtype
         self.kind = kind
+        self._locks = KeyedLocks()
 
     # -- rendering ---------------------------------------------------------
 
@@ -271,9 +299,11 @@ class ResourceEndpoint:
         supported. Okta sends it anyway, so it is dropped, not refused."""
         return project(doc, self.rtype)
 
-    async def _existing(self, tenant: Tenant, rid: str) -> Stored:
+    async def _existing(self, tenant: Tenant, rid: str, *, recent: bool = False) -> Stored:
         stored = (
-            await self.s.resources.get(tenant.slug, self.kind, rid) if is_resource_id(rid) else None
+            await self.s.resources.get(tenant.slug, self.kind, rid, recent=recent)
+            if is_resource_id(rid)
+            else None
         )
         if stored is None:
             raise NotFound(f"{self.rtype.id} {short(rid)} not found")
@@ -347,25 +377,37 @@ class ResourceEndpoint:
             body = {"schemas": [PATCH_OP_SCHEMA], "Operations": other_ops}
         if_match = request.headers.get("if-match")
         members_changed = False
-        for _ in range(_WRITE_RETRIES):
-            stored = await self._existing(tenant, rid)
-            expected_version(request, stored.version)
-            doc = (
-                self._storable(apply_patch(self.rtype, stored.doc, body))
-                if body.get("Operations") or self.kind == "u"
-                else stored.doc
-            )
-            if await self._change_members(tenant, rid, member_changes):
-                members_changed = True
-            if doc == stored.doc and not members_changed:
-                return await self.render(tenant.slug, stored, 200, view)
-            try:
-                outcome = await self._write(tenant, rid, "update", doc, stored.version)
-            except PreconditionFailed:
-                if if_match:
-                    raise
-                continue  # a concurrent write won; re-apply to the newer state
-            return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
+        # Users start from this process's recent copy (one round trip saved);
+        # the write's version check refuses a stale copy, and every
+        # conclusion (412, no-op, lost race) is re-checked on a fresh read.
+        fresh = self.kind == "g"
+        async with self._locks.hold((tenant.slug, rid)):
+            for _ in range(_WRITE_RETRIES):
+                stored = await self._existing(tenant, rid, recent=not fresh)
+                if not fresh and not version_matches(request, stored.version):
+                    fresh = True
+                    continue
+                expected_version(request, stored.version)
+                doc = (
+                    self._storable(apply_patch(self.rtype, stored.doc, body))
+                    if body.get("Operations") or self.kind == "u"
+                    else stored.doc
+                )
+                if await self._change_members(tenant, rid, member_changes):
+                    members_changed = True
+                if doc == stored.doc and not members_changed:
+                    if not fresh:
+                        fresh = True
+                        continue
+                    return await self.render(tenant.slug, stored, 200, view)
+                try:
+                    outcome = await self._write(tenant, rid, "update", doc, stored.version)
+                except PreconditionFailed:
+                    if if_match and fresh:
+                        raise
+                    fresh = True
+                    continue  # a concurrent write won; re-apply to the newer state
+                return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
         raise ScimError("too many concurrent changes to this resource; retry", status=409)
 
     async def delete(

@@ -109,15 +109,19 @@ def _same(tag: str, version: int) -> bool:
     return bare == f'"{version}"'
 
 
-def expected_version(request: Request[Any, Any, Any], current: int) -> None:
-    """Honour If-Match on writes: 412 when no listed tag matches the current version."""
+def version_matches(request: Request[Any, Any, Any], current: int) -> bool:
+    """True unless an If-Match header names only other versions."""
     header = request.headers.get("if-match")
     if header is None:
-        return
+        return True
     tags = _tags(header)
-    if "*" in tags or any(_same(t, current) for t in tags):
-        return
-    raise PreconditionFailed(f"If-Match does not match the current version {etag_of(current)}")
+    return "*" in tags or any(_same(t, current) for t in tags)
+
+
+def expected_version(request: Request[Any, Any, Any], current: int) -> None:
+    """Honour If-Match on writes: 412 when no listed tag matches the current version."""
+    if not version_matches(request, current):
+        raise PreconditionFailed(f"If-Match does not match the current version {etag_of(current)}")
 
 
 def not_modified(request: Request[Any, Any, Any], current: int) -> bool:

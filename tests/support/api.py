@@ -65,7 +65,7 @@ class ScimClient:
         return result
 
 
-def test_settings(redis_url: str, **overrides: Any) -> Settings:
+def api_settings(redis_url: str, **overrides: Any) -> Settings:
     return Settings(redis_url=redis_url, public_url="https://bridge.test", **overrides)
 
 
@@ -81,6 +81,6 @@ async def running_api(redis: Redis, redis_url: str, *tenants: str,
                       **settings: Any) -> AsyncIterator[dict[str, ScimClient]]:
     """The app with its real lifespan, and a ScimClient per tenant."""
     tokens = {slug: await add_tenant(redis, slug) for slug in tenants}
-    app = create_app(test_settings(redis_url, **settings))
+    app = create_app(api_settings(redis_url, **settings))
     async with AsyncTestClient(app=app, base_url="https://bridge.test") as http:
         yield {slug: ScimClient(http, slug, token) for slug, token in tokens.items()}
