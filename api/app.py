@@ -13,8 +13,9 @@ from litestar import Litestar
 from redis.asyncio import Redis
 
 from api.errors import EXCEPTION_HANDLERS
+from api.middleware import observe_requests
 from api.resources import endpoints
-from api.routes.health import healthz, readyz
+from api.routes.health import healthz, metrics, readyz
 from api.routes.scim import scim_router
 from api.services import Services
 from api.settings import Settings, load_settings
@@ -47,11 +48,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await queue.aclose()
             await redis.aclose()
 
-    return Litestar(
-        route_handlers=[scim_router(), healthz, readyz],
+    app = Litestar(
+        route_handlers=[scim_router(), healthz, readyz, metrics],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,
     )
+    observe_requests(app)  # request id, access log, SCIM request metrics
+    return app

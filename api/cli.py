@@ -174,6 +174,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.command == "api":
         run_api(settings)
+    elif args.command == "worker" and args.check:
+        from worker.health import check_worker
+
+        return check_worker(settings)
     elif args.command == "worker":
         run_worker_process(settings, burst=args.burst)
     elif args.command == "sandbox":
@@ -191,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the SCIM API (PORT, REDIS_URL, ...)")
     worker = sub.add_parser("worker", help="run a sync worker")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if a worker is alive (arq's health key), else 1",
+    )
     sub.add_parser("sandbox", help="run the sandbox LMS (SANDBOX_PORT, default 8100)")
     sub.add_parser("up", help="run everything for local use: Redis, sandbox, API, worker")
 

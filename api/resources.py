@@ -28,6 +28,7 @@ from api.scim_io import (
     version_matches,
 )
 from api.services import Services
+from mappings import MappingConfigError, decode_overrides
 from scim.errors import (
     InvalidFilter,
     InvalidValue,
@@ -52,7 +53,8 @@ from scim.schema import (
 )
 from shadow import StoreConflict, Stored, Tenant, WriteOutcome
 from shadow.keys import Kind
-from worker.queue import enqueue_sync, inline_job
+from shadow.keys import mapping as mapping_key
+from worker.queue import enqueue_many, enqueue_sync, inline_job
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -246,9 +248,30 @@ class ResourceEndpoint:
         return outcome
 
     async def _resync_members(self, tenant: Tenant, user_ids: list[str]) -> None:
-        """Group changes can change users' teams; re-sync exactly those users."""
-        # Only matters when the tenant takes teams from groups (later); cheap no-op now.
-        return None
+        """A membership change, rename or deletion of a group can change its
+        members' teams: when the tenant takes teams from groups, re-sync
+        exactly those users through the usual pending mark and queue."""
+        if not user_ids or not await self._teams_from_groups(tenant.slug):
+            return
+        due_jobs = await self.s.resources.requeue_changed_groups(
+            tenant.slug, user_ids, interval_ms=tenant.job_interval_ms
+        )
+        await enqueue_many(self.s.queue, tenant.slug, due_jobs)
+
+    async def _after_rename(
+        self, tenant: Tenant, rid: str, old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        if self.kind == "g" and old.get("displayName") != new.get("displayName"):
+            await self._resync_members(tenant, await self.s.resources.member_ids(tenant.slug, rid))
+
+    async def _teams_from_groups(self, tenant: str) -> bool:
+        raw = await self.s.redis.get(mapping_key(tenant))
+        if not raw:
+            return False
+        try:
+            return decode_overrides(raw).team_from_groups is not None
+        except MappingConfigError:
+            return False
 
     # -- operations ----------------------------------------------------------
 
@@ -274,6 +297,7 @@ class ResourceEndpoint:
             except StoreConflict:
                 await self._write(tenant, rid, "delete", None, None)
                 raise InvalidValue("a member was deleted while the group was created") from None
+            await self._resync_members(tenant, members)
         stored = Stored(
             id=rid,
             doc=doc,
@@ -359,6 +383,7 @@ class ResourceEndpoint:
         outcome = await self._write(
             tenant, rid, "update", doc, stored.version if if_match else None
         )
+        await self._after_rename(tenant, rid, stored.doc, doc)
         return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
 
     async def patch(
@@ -407,6 +432,7 @@ class ResourceEndpoint:
                         raise
                     fresh = True
                     continue  # a concurrent write won; re-apply to the newer state
+                await self._after_rename(tenant, rid, stored.doc, doc)
                 return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
         raise ScimError("too many concurrent changes to this resource; retry", status=409)
 

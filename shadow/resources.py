@@ -303,26 +303,56 @@ class ResourceStore:
         members = await self._redis.smembers(keys.user_groups(tenant, user_id))  # type: ignore[misc]
         return sorted(_text(m) for m in members)
 
+    def _requeue_call(
+        self, tenant: str, user_id: str, interval_ms: int, force: bool, bump: bool
+    ) -> tuple[list[str], list[str | int]]:
+        return (
+            [
+                keys.resource(tenant, "u", user_id),
+                keys.state_set(tenant, "pending"),
+                keys.state_set(tenant, "synced"),
+                keys.state_set(tenant, "failed"),
+                keys.sync_state(tenant, user_id),
+                keys.queued(tenant),
+                keys.vclock(tenant),
+            ],
+            [
+                user_id,
+                int(time.time() * 1000),
+                interval_ms,
+                "force" if force else "",
+                "bump" if bump else "",
+            ],
+        )
+
     async def requeue(
         self, tenant: str, user_id: str, *, interval_ms: int = 0, force: bool = False
     ) -> int | None:
         """Mark a user pending again (replay, sweep); the due time of the job to
         enqueue, or None when one is queued already or the user is gone."""
-        due = int(
-            await self._requeue(
-                keys=[
-                    keys.resource(tenant, "u", user_id),
-                    keys.state_set(tenant, "pending"),
-                    keys.state_set(tenant, "synced"),
-                    keys.state_set(tenant, "failed"),
-                    keys.sync_state(tenant, user_id),
-                    keys.queued(tenant),
-                    keys.vclock(tenant),
-                ],
-                args=[user_id, int(time.time() * 1000), interval_ms, "force" if force else ""],
-            )
-        )
+        call_keys, args = self._requeue_call(tenant, user_id, interval_ms, force, False)
+        due = int(await self._requeue(keys=call_keys, args=args))
         return due if due >= 0 else None
+
+    async def requeue_changed_groups(
+        self, tenant: str, user_ids: Sequence[str], *, interval_ms: int, batch: int = 500
+    ) -> list[tuple[str, int]]:
+        """Re-sync users whose group membership changed, a batch per round
+        trip; each gets a new version, and users already queued are not
+        queued twice (Entra's member batches coalesce into one sync per user).
+        Returns (user id, due ms) for the jobs to enqueue."""
+        due_jobs: list[tuple[str, int]] = []
+        for start in range(0, len(user_ids), batch):
+            chunk = user_ids[start : start + batch]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for uid in chunk:
+                    call_keys, args = self._requeue_call(tenant, uid, interval_ms, False, True)
+                    await self._requeue(keys=call_keys, args=args, client=pipe)
+                dues = await pipe.execute()
+            due_jobs += [(uid, int(d)) for uid, d in zip(chunk, dues, strict=True) if int(d) >= 0]
+            for uid in chunk:
+                self._recent.pop((tenant, "u", uid), None)
+        return due_jobs
 
 
 def _stored(rid: str, raw: list[bytes | None]) -> Stored | None:

@@ -107,11 +107,16 @@ return {'ok', version, created, due, 0}
 
 # Mark one user pending and queued again (replay, sweep, group changes).
 # KEYS: 1 doc, 2 pending, 3 synced, 4 failed, 5 sync state, 6 queued, 7 vclock
-# ARGV: 1 id, 2 now ms, 3 interval ms, 4 "force" to re-queue even if queued
+# ARGV: 1 id, 2 now ms, 3 interval ms, 4 "force" to re-queue even if queued,
+#       5 "bump" to give the user a new version (its groups changed: a sync
+#       pass already running must not record the old teams as current)
 # Returns due ms, or -1 when already queued, or -2 when the user is gone.
 REQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local id, now = ARGV[1], tonumber(ARGV[2])
+if ARGV[5] == 'bump' and redis.call('HGET', KEYS[1], 'del') ~= '1' then
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
+end
 redis.call('ZADD', KEYS[2], 'NX', now, id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[4], id)

@@ -13,6 +13,9 @@ from redis.asyncio import Redis
 
 from tests.support.redis_server import RedisServer, start_redis
 
+# The sandbox LMS in-process and worker deps over the test Redis.
+pytest_plugins = ["tests.support.worker_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -10,6 +10,8 @@ at its next job without a restart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +38,9 @@ class SyncMetrics(Protocol):
     def lms_call(self, tenant: str, endpoint: str, outcome: str, seconds: float) -> None:
         """One HTTP attempt to the LMS (`lms_client.OnCall`, with the tenant)."""
 
+    def lms_retry(self, tenant: str) -> None:
+        """The LMS client is about to repeat the attempt it just made."""
+
 
 class NoMetrics:
     """The default: report nothing."""
@@ -44,6 +49,9 @@ class NoMetrics:
         return None
 
     def lms_call(self, tenant: str, endpoint: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def lms_retry(self, tenant: str) -> None:
         return None
 
 
@@ -161,6 +169,12 @@ class WorkerDeps:
         def on_call(endpoint: str, outcome: str, seconds: float) -> None:
             metrics.lms_call(slug, endpoint, outcome, seconds)
 
+        async def sleep(seconds: float) -> None:
+            # The retry policy sleeps only between attempts: each sleep is a retry.
+            with contextlib.suppress(Exception):  # metrics never break a sync
+                metrics.lms_retry(slug)
+            await asyncio.sleep(seconds)
+
         client = LmsClient(
             tenant.lms_url,
             tenant.lms_api_key,
@@ -168,6 +182,7 @@ class WorkerDeps:
             retry=self.retry,
             limiter=limiter,
             on_call=on_call,
+            sleep=sleep,
         )
         entry = TenantLms(client=client, limiter=limiter)
         self._lms[tenant.slug] = (fingerprint, entry)

@@ -25,23 +25,35 @@ def sync_job_id(tenant: str, user_id: str, due_ms: int) -> str:
 
 
 async def enqueue_sync(pool: ArqRedis, tenant: str, user_id: str, due_ms: int) -> None:
-    """Ask a worker to sync one user at `due_ms` (epoch ms).
+    """Ask a worker to sync one user at `due_ms` (epoch ms)."""
+    await enqueue_many(pool, tenant, [(user_id, due_ms)])
 
-    The job is written the way arq's `enqueue_job` writes it, in one round
-    trip instead of four: arq's WATCH guards against a duplicate job id, and
-    ours cannot repeat (the store hands out each due time once per user),
-    so SET NX is guard enough.
+
+async def enqueue_many(pool: ArqRedis, tenant: str, due_jobs: list[tuple[str, int]]) -> None:
+    """Enqueue sync jobs, a few hundred per round trip.
+
+    Each job is written the way arq's `enqueue_job` writes it, without its
+    WATCH round trips: arq's WATCH guards against a duplicate job id, and
+    ours cannot repeat (the store hands out each due time once per user), so
+    SET NX is guard enough.
     """
-    job_id = sync_job_id(tenant, user_id, due_ms)
     now_ms = int(time.time() * 1000)
-    payload = serialize_job(
-        SYNC_USER, (tenant, user_id), {}, None, now_ms, serializer=pool.job_serializer
-    )
-    expires_ms = max(due_ms - now_ms, 0) + pool.expires_extra_ms
-    async with pool.pipeline(transaction=True) as pipe:
-        pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=True)
-        pipe.zadd(QUEUE_NAME, {job_id: due_ms})
-        await pipe.execute()
+    for start in range(0, len(due_jobs), 500):
+        async with pool.pipeline(transaction=False) as pipe:
+            for user_id, due_ms in due_jobs[start : start + 500]:
+                job_id = sync_job_id(tenant, user_id, due_ms)
+                payload = serialize_job(
+                    SYNC_USER,
+                    (tenant, user_id),
+                    {},
+                    None,
+                    now_ms,
+                    serializer=pool.job_serializer,
+                )
+                expires_ms = max(due_ms - now_ms, 0) + pool.expires_extra_ms
+                pipe.set(job_key_prefix + job_id, payload, px=expires_ms, nx=True)
+                pipe.zadd(QUEUE_NAME, {job_id: due_ms})
+            await pipe.execute()
 
 
 async def job_exists(pool: ArqRedis, tenant: str, user_id: str, due_ms: int) -> bool:

@@ -22,6 +22,7 @@ from arq.worker import Function, Worker, func
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
 from worker.deps import SyncMetrics, WorkerDeps
+from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
@@ -55,11 +56,18 @@ def worker_options(
     """
 
     async def startup(ctx: dict[str, Any]) -> None:
+        observed = metrics or WorkerMetrics()
         ctx["deps"] = WorkerDeps.open(
-            settings, ctx["redis"], http=http, retry=retry, metrics=metrics
+            settings, ctx["redis"], http=http, retry=retry, metrics=observed
         )
+        if isinstance(observed, WorkerMetrics):  # observability: flushed into Redis
+            ctx["metrics_flusher"] = MetricsFlusher(observed, ctx["deps"].redis)
+            ctx["metrics_flusher"].start()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        flusher = ctx.pop("metrics_flusher", None)
+        if isinstance(flusher, MetricsFlusher):
+            await flusher.stop()
         deps = ctx.pop("deps", None)
         if isinstance(deps, WorkerDeps):
             await deps.aclose()
@@ -83,6 +91,7 @@ def worker_options(
         "redis_settings": RedisSettings.from_dsn(settings.queue_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
+        "on_job_start": bind_job_log_context,  # job, tenant, user on every log line
         "max_jobs": settings.max_jobs,
         # arq polls its queue; the sync lag of a lone change is about half this.
         "poll_delay": settings.poll_delay_s,

@@ -40,6 +40,7 @@ from lms_client import (
 )
 from mappings import MappingConfigError, MappingResult, map_user
 from shadow import SyncInput, Tenant
+from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import sync_job_id
 
@@ -142,7 +143,13 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         if state.applied_version == state.version and state.state in ("synced", "failed"):
             await deps.sync.log_event(slug, user_id, "up_to_date", version=state.version)
             return "up to date"
-        outcome = await _Pass(deps, lms, tenant, state, job_try).run()
+        try:
+            outcome = await _Pass(deps, lms, tenant, state, job_try).run()
+        except BreakerHeld as held:  # parked by worker/breaker.py: no finish, no retry
+            if held.decision == "newer":
+                continue
+            await deps.sync.log_event(slug, user_id, "held", version=state.version)
+            return "held by breaker"
         finish = await deps.sync.finish(
             slug,
             user_id,
@@ -300,6 +307,8 @@ class _Pass:
             return Outcome("synced", learner_id=learner_id, applied=applied)
         if checkpoint:  # keep the PATCH's progress should the action defer
             await self.deps.sync.record_link(self.tenant, self.user_id, learner_id, applied)
+        if not self.active:
+            await self._admit_deactivation()
         action = self.lms.reactivate if self.active else self.lms.deactivate
         label = "POST /learners/{id}/" + ("reactivate" if self.active else "deactivate")
         try:
@@ -320,6 +329,7 @@ class _Pass:
         if learner_id is not None:
             if applied.get("active") is False:
                 return Outcome("synced", learner_id=learner_id)
+            await self._admit_deactivation()
             try:
                 await self._call(
                     "POST /learners/{id}/deactivate", self.lms.deactivate(learner_id), 200
@@ -339,10 +349,18 @@ class _Pass:
             await self.deps.sync.log_event(self.tenant, self.user_id, "no_learner")
             return Outcome("synced")
         if found.status == "active":
+            await self._admit_deactivation()
             await self._call("POST /learners/{id}/deactivate", self.lms.deactivate(found.id), 200)
         return Outcome("synced", learner_id=found.id)
 
     # -- plumbing ----------------------------------------------------------
+
+    async def _admit_deactivation(self) -> None:
+        """Ask the mass-deactivation breaker before any deactivation call;
+        raises `BreakerHeld` when the user is parked (or a newer version came)."""
+        decision = await admit(self.deps.redis, self.tenant, self.user_id, self.state.version)
+        if decision != "allow":
+            raise BreakerHeld(decision)
 
     async def _call(self, label: str, call: Awaitable[_T], ok_status: int) -> _T:
         """Await one LMS call and note it in the user's provisioning log."""

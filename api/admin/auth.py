@@ -1,0 +1,85 @@
+"""Who is calling the admin API, and what they may reach.
+
+Two kinds of bearer:
+- the operator token (`BRIDGE_ADMIN_TOKEN`): every tenant, and the
+  operator-only routes (create and list tenants, admin keys). Empty means the
+  operator API is off: no presented value matches it.
+- a tenant admin key (shadow/admin_keys.py): that one tenant only.
+
+Missing, malformed, revoked or wrong credentials are a 401. A valid key on
+another tenant's URL, or on an operator-only route, is a 403, the same answer
+whether that tenant exists or not, so a tenant key learns nothing about other
+tenants. Comparisons are constant-time (digests of equal length).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from api.admin.errors import AdminError
+from api.auth import bearer_token
+from api.services import Services
+from shadow import Tenant
+from shadow.admin_keys import AdminKeyStore
+
+__all__ = ["Principal", "admin_principal", "reach_tenant", "require_operator"]
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """An authenticated admin caller."""
+
+    operator: bool
+    tenant: str | None = None
+    key_id: str | None = None
+
+    def may_reach(self, slug: str) -> bool:
+        return self.operator or self.tenant == slug
+
+
+def _same_secret(presented: str, expected: str) -> bool:
+    a = hashlib.sha256(presented.encode()).digest()
+    b = hashlib.sha256(expected.encode()).digest()
+    return hmac.compare_digest(a, b)
+
+
+async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
+    """Litestar dependency: the authenticated caller of an admin route."""
+    services: Services = request.app.state.services
+    token = bearer_token(request)
+    if token is None:
+        raise AdminError(401, "missing bearer token (Authorization: Bearer <token>)")
+    operator_token = services.settings.admin_token
+    # Always do the operator comparison, so timing does not say which kind failed.
+    is_operator = _same_secret(token, operator_token or "\x00disabled")
+    if is_operator and operator_token:
+        return Principal(operator=True)
+    found = await AdminKeyStore(services.redis).authenticate(token)
+    if found is None:
+        raise AdminError(401, "the bearer token is not a valid admin token or key")
+    tenant, key_id = found
+    return Principal(operator=False, tenant=tenant, key_id=key_id)
+
+
+def require_operator(principal: Principal) -> None:
+    if not principal.operator:
+        raise AdminError(403, "this route needs the operator token")
+
+
+async def reach_tenant(request: Request[Any, Any, Any], principal: Principal, slug: str) -> Tenant:
+    """The tenant of a tenant-scoped route, if the caller may reach it.
+
+    A tenant key on another tenant's URL is a 403 before any lookup; only a
+    caller who may reach `slug` learns whether it exists (404).
+    """
+    if not principal.may_reach(slug):
+        raise AdminError(403, "this key does not reach that tenant")
+    services: Services = request.app.state.services
+    tenant = await services.tenants.get(slug)
+    if tenant is None:
+        raise AdminError(404, f"no tenant {slug!r}")
+    return tenant

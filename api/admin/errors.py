@@ -1,0 +1,95 @@
+"""The admin API's one error shape: `{"error": <code>, "detail": <text>}`.
+
+SCIM clients get SCIM Error bodies (api/errors.py); admin clients (the ops
+tooling, the LMS's settings page) get this plainer JSON. The handlers are
+registered on the admin router, so they win over the app's SCIM ones for
+every admin route; a traceback never reaches a body.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from redis.exceptions import RedisError
+
+from scim.errors import ScimError
+
+log = logging.getLogger("scim_bridge.admin")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class AdminError(Exception):
+    """An answer of the admin API that is not a success."""
+
+    def __init__(
+        self, status: int, detail: str, *, error: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.error = error or _CODES.get(status, "error")
+        self.extra = extra
+
+
+def error_response(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="scim-bridge-admin"', **(headers or {})}
+    return Response(
+        {"error": error, "detail": detail, **extra},
+        status_code=status,
+        media_type="application/json",
+        headers=headers or {},
+    )
+
+
+def _admin_error(_: Request[Any, Any, Any], exc: AdminError) -> Response[dict[str, Any]]:
+    return error_response(exc.status, exc.error, exc.detail, **exc.extra)
+
+
+def _scim_error(_: Request[Any, Any, Any], exc: ScimError) -> Response[dict[str, Any]]:
+    return error_response(exc.status, _CODES.get(exc.status, "error"), exc.detail)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    detail = str(exc.detail) if status == 400 and exc.detail else _CODES.get(status, "error")
+    return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "))
+
+
+def _redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any]]:
+    log.error("redis unavailable", extra={"path": request.url.path, "error": repr(exc)[:200]})
+    return error_response(
+        503, "unavailable", "the bridge's store is unavailable; retry later", {"Retry-After": "5"}
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled admin error", extra={"path": request.url.path})
+    return error_response(500, "internal", "internal error")
+
+
+ADMIN_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    AdminError: _admin_error,
+    ScimError: _scim_error,
+    HTTPException: _http_error,
+    RedisError: _redis_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,98 @@
+"""Request bodies of the admin API, as msgspec Structs decoded once per request.
+
+Unknown fields are refused, so a typo is an error and never a silent no-op.
+Responses are plain JSON objects built by api/admin/views.py (shared with
+the CLI's `--json` output).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from api.admin.errors import AdminError
+
+__all__ = [
+    "BreakerUpdate",
+    "KeyIssue",
+    "ReconcileRequest",
+    "ReplayRequest",
+    "TenantCreate",
+    "TenantUpdate",
+    "decode_body",
+]
+
+T = TypeVar("T")
+
+
+class TenantCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    slug: str
+    lms_url: str
+    lms_api_key: str
+    name: str = ""
+    lms_rate: float = 20.0
+    lms_burst: int = 40
+    enabled: bool = True
+
+
+class TenantUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Any subset of a tenant's settings. `lms_api_key` is write-only."""
+
+    name: str | UnsetType = UNSET
+    lms_url: str | UnsetType = UNSET
+    lms_api_key: str | UnsetType = UNSET
+    lms_rate: float | UnsetType = UNSET
+    lms_burst: int | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class KeyIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of a token or admin-key issue (optional)."""
+
+    label: str = ""
+
+
+class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Replay one user, or (without `user_id`) every failed user."""
+
+    user_id: str | None = None
+
+
+class ReconcileRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`repair: false` only reports the differences."""
+
+    repair: bool = True
+
+
+class BreakerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Any subset of a tenant's breaker thresholds."""
+
+    enabled: bool | UnsetType = UNSET
+    share: float | UnsetType = UNSET
+    min_learners: int | UnsetType = UNSET
+    window_s: int | UnsetType = UNSET
+
+
+def decode_body(body: bytes, kind: type[T], *, empty_ok: bool = False) -> T:
+    """Decode a JSON body into `kind`; a 400 naming the problem otherwise."""
+    if not body.strip():
+        if empty_ok:
+            return msgspec.convert({}, kind)
+        raise AdminError(400, "a JSON object body is required")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise AdminError(400, f"invalid body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise AdminError(400, f"the body is not valid JSON: {exc}") from None
+
+
+def set_fields(update: msgspec.Struct) -> dict[str, Any]:
+    """The fields a partial update actually gives."""
+    return {
+        name: value
+        for name in update.__struct_fields__
+        if (value := getattr(update, name)) is not UNSET
+    }

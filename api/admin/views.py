@@ -1,0 +1,211 @@
+"""Read models shared by the admin API and the CLI's `--json` output.
+
+Plain functions over Redis that return JSON-ready dicts, so the two always
+agree. Nothing here shows an LMS API key, a token secret or a user's
+personal data beyond ids: the provisioning log carries field names and
+status codes only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from api.settings import Settings
+from shadow import SyncStore, Tenant, keys
+from worker.breaker import breaker_state, held_since, held_users
+
+__all__ = [
+    "ERROR_SAMPLE_USERS",
+    "breaker_view",
+    "check_tenant_settings",
+    "failed_page",
+    "lms_error_rate",
+    "tenant_health",
+    "tenant_view",
+    "user_timeline",
+]
+
+#: Users (most recently active first) whose provisioning logs feed the error rate.
+ERROR_SAMPLE_USERS = 300
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
+    """A tenant as it may be shown: never the LMS API key (write-only)."""
+    return {
+        "tenant": tenant.slug,
+        "name": tenant.name,
+        "scim_url": settings.scim_url(tenant.slug),
+        "lms_url": tenant.lms_url,
+        "lms_rate": tenant.lms_rate,
+        "lms_burst": tenant.lms_burst,
+        "enabled": tenant.enabled,
+        "created_at": tenant.created_at,
+    }
+
+
+def check_tenant_settings(values: dict[str, Any]) -> list[str]:
+    """Problems with tenant settings an admin gives (create or update)."""
+    problems = []
+    if "name" in values and not str(values["name"]).strip():
+        problems.append("name must not be empty")
+    if "lms_url" in values:
+        url = str(values["lms_url"])
+        if not url.startswith(("http://", "https://")) or len(url) > 2048:
+            problems.append("lms_url must be an http(s) URL")
+    if "lms_api_key" in values and not str(values["lms_api_key"]).strip():
+        problems.append("lms_api_key must not be empty")
+    if "lms_rate" in values and not 0 < float(values["lms_rate"]) <= 10_000:
+        problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
+    if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
+        problems.append("lms_burst must be between 1 and 100000")
+    return problems
+
+
+async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
+    """Counts per sync state, oldest pending and the breaker flag: the list view."""
+    counts = await SyncStore(redis).counts(slug)
+    breaker = await breaker_state(redis, slug)
+    oldest = (
+        max(0.0, round(time.time() - counts.oldest_pending_ms / 1000, 3))
+        if counts.oldest_pending_ms is not None
+        else 0.0
+    )
+    return {
+        "pending": counts.pending,
+        "synced": counts.synced,
+        "failed": counts.failed,
+        "held": breaker.held,
+        "oldest_pending_seconds": oldest,
+        "breaker_tripped": breaker.tripped,
+    }
+
+
+async def lms_error_rate(
+    redis: Redis, slug: str, *, window_s: int = 3600, sample: int = ERROR_SAMPLE_USERS
+) -> dict[str, Any]:
+    """LMS answers within the window, read from the provisioning logs of the
+    most recently active users (up to `sample` of them).
+
+    Every LMS call the worker makes is logged there with its status; a
+    `deferred` call (our own pacing, or an LMS Retry-After) is counted apart,
+    not as an error. It is a sample, and says so: `sampled_users`.
+    """
+    now_ms = int(time.time() * 1000)
+    since = now_ms - window_s * 1000
+    users: dict[str, float] = {}
+    for state in ("synced", "failed", "pending"):
+        rows = await redis.zrevrangebyscore(
+            keys.state_set(slug, state), "+inf", since, start=0, num=sample, withscores=True
+        )
+        for uid, score in rows:
+            users[_text(uid)] = max(users.get(_text(uid), 0.0), float(score))
+    chosen = sorted(users, key=lambda u: users[u], reverse=True)[:sample]
+    by_status: Counter[str] = Counter()
+    if chosen:
+        async with redis.pipeline(transaction=False) as pipe:
+            for uid in chosen:
+                pipe.xrange(keys.events(slug, uid), min=f"{since}-0", max="+")
+            streams = await pipe.execute()
+        for rows in streams:
+            for _, fields in rows:
+                if _text(fields.get(b"event")) == "lms":
+                    by_status[_text(fields.get(b"status"))] += 1
+    deferred = by_status.pop("deferred", 0)
+    calls = sum(by_status.values())
+    errors = sum(n for status, n in by_status.items() if not status.startswith("2"))
+    return {
+        "window_s": window_s,
+        "sampled_users": len(chosen),
+        "calls": calls,
+        "errors": errors,
+        "deferred": deferred,
+        "error_rate": round(errors / calls, 4) if calls else 0.0,
+        "by_status": dict(sorted(by_status.items())),
+    }
+
+
+async def failed_page(redis: Redis, slug: str, offset: int, limit: int) -> dict[str, Any]:
+    """Failed users with their reasons, oldest failure first, `limit` from `offset`."""
+    key = keys.state_set(slug, "failed")
+    total = int(await redis.zcard(key))
+    rows = await redis.zrange(key, offset, offset + limit - 1, withscores=True) if limit else []
+    users = []
+    if rows:
+        async with redis.pipeline(transaction=False) as pipe:
+            for uid, _ in rows:
+                pipe.hmget(keys.sync_state(slug, _text(uid)), ["error", "learner_id", "updated_at"])
+            details = await pipe.execute()
+        for (uid, _), (error, learner, updated) in zip(rows, details, strict=True):
+            users.append(
+                {
+                    "user_id": _text(uid),
+                    "error": _text(error),
+                    "learner_id": int(learner) if learner else None,
+                    "failed_at": _text(updated) or None,
+                }
+            )
+    following = offset + len(users)
+    return {
+        "tenant": slug,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": following if following < total and users else None,
+        "users": users,
+    }
+
+
+async def user_timeline(redis: Redis, slug: str, user_id: str, limit: int = 100) -> dict[str, Any]:
+    """One user's story: shadow version, sync record, breaker hold and the
+    provisioning log (newest first: SCIM-side state, jobs, LMS calls and
+    answers, the learner id)."""
+    sync = SyncStore(redis)
+    record = await sync.record(slug, user_id)
+    events = await sync.events(slug, user_id, limit=limit)
+    doc_v, deleted, created, modified = await redis.hmget(  # type: ignore[misc]
+        keys.resource(slug, "u", user_id), ["v", "del", "created", "modified"]
+    )
+    held = await held_since(redis, slug, user_id)
+    return {
+        "tenant": slug,
+        "user_id": user_id,
+        "exists": doc_v is not None and deleted != b"1",
+        "shadow": None
+        if doc_v is None
+        else {
+            "version": int(doc_v),
+            "deleted": deleted == b"1",
+            "created": _text(created),
+            "last_scim_change": _text(modified),
+        },
+        "state": record.state if record else None,
+        "applied_version": record.applied_version if record else None,
+        "learner_id": record.learner_id if record else None,
+        "error": record.error if record else None,
+        "updated_at": record.updated_at if record else None,
+        "held_by_breaker": held is not None,
+        "held_since": held,
+        "events": events,
+    }
+
+
+async def breaker_view(redis: Redis, slug: str, held_limit: int = 100) -> dict[str, Any]:
+    """The breaker's state and the first held users."""
+    state = await breaker_state(redis, slug)
+    view: dict[str, Any] = msgspec.to_builtins(state)
+    view["held_users"] = [
+        {"user_id": uid, "held_since": since}
+        for uid, since in await held_users(redis, slug, 0, held_limit)
+    ]
+    return view

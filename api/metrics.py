@@ -1,0 +1,261 @@
+"""Prometheus text for `/metrics`: the API's own request figures, the store's
+gauges read at scrape time, and the workers' figures aggregated in Redis.
+
+Three sources, one scrape:
+- `RequestMetrics`: SCIM requests by route template, method and status, and
+  their latency, counted in this process by `api.middleware`.
+- Gauges per tenant read from Redis at scrape time: queue depth, users per
+  sync state, age of the oldest pending change. One pipeline reads every
+  tenant's figures (five O(1)/O(log n) commands each), so a scrape costs
+  two round trips whatever the number of tenants (three when the queue has
+  a Redis of its own).
+- The workers' counters and histograms (sync lag, LMS calls), flushed by
+  every worker into one hash (`worker.metrics`) and read with one HGETALL
+  in the first of those round trips.
+
+The Redis-sourced series are the same from every API process; sum the
+request series over instances, and take any one instance's (or `max`) of
+the rest. Should Redis not answer, the scrape still succeeds with the
+process's own series and `scim_bridge_redis_up 0`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shadow import keys
+from worker.metrics import METRICS_KEY, SERIES, decode_field
+from worker.queue import QUEUE_NAME
+
+__all__ = [
+    "PREFIX",
+    "SCIM_DURATION_BUCKETS",
+    "RequestMetrics",
+    "StoreFigures",
+    "TenantFigures",
+    "read_store",
+    "render_metrics",
+    "store_families",
+    "worker_families",
+]
+
+PREFIX = "scim_bridge_"
+#: A SCIM answer is a few Redis round trips: milliseconds, not seconds.
+SCIM_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: A scrape that cannot read Redis in this long reports `redis_up 0`.
+STORE_READ_TIMEOUT_S = 5.0
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_STATES = ("pending", "synced", "failed")
+
+
+class RequestMetrics:
+    """The SCIM request series of one API process, in a registry of its own
+    (so that several apps in one process, as in tests, never collide).
+
+    `observe` is on every request's path: after the first request of a
+    (route, method, status) it costs two dict lookups and two locked adds.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            PREFIX + "scim_requests",
+            "SCIM requests answered, by route template, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            PREFIX + "scim_request_duration_seconds",
+            "Time to answer a SCIM request, by route template and method.",
+            ("route", "method"),
+            buckets=SCIM_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        ProcessCollector(namespace=PREFIX.rstrip("_"), registry=self.registry)
+        self._children: dict[
+            tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]
+        ] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            # Methods come from clients: only the standard ones become labels.
+            label = method if method in _METHODS else "other"
+            inc = self._requests.labels(route, label, str(status)).inc
+            child = self._children[key] = (inc, self._duration.labels(route, label).observe)
+        child[0]()
+        child[1](seconds)
+
+
+class TenantFigures(NamedTuple):
+    tenant: str
+    pending: int
+    synced: int
+    failed: int
+    queued: int
+    oldest_pending_ms: int | None
+
+
+class StoreFigures(NamedTuple):
+    tenants: list[TenantFigures]
+    worker: dict[bytes, bytes]
+    arq_queue_depth: int | None
+
+
+async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
+    """Everything the scrape needs from Redis, in two round trips (three with
+    `queue`, the arq queue's Redis when it is not `redis`)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.TENANTS)
+        pipe.hgetall(METRICS_KEY)
+        if queue is None:
+            pipe.zcard(QUEUE_NAME)
+        first = await pipe.execute()
+    slugs = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in first[0])
+    async with redis.pipeline(transaction=False) as pipe:
+        for slug in slugs:
+            pipe.zcard(keys.state_set(slug, "pending"))
+            pipe.zcard(keys.state_set(slug, "synced"))
+            pipe.zcard(keys.state_set(slug, "failed"))
+            pipe.zcard(keys.queued(slug))
+            pipe.zrange(keys.state_set(slug, "pending"), 0, 0, withscores=True)
+        rows = await pipe.execute() if slugs else []
+    tenants = []
+    for i, slug in enumerate(slugs):
+        pending, synced, failed, queued, oldest = rows[i * 5 : i * 5 + 5]
+        tenants.append(
+            TenantFigures(
+                slug,
+                int(pending),
+                int(synced),
+                int(failed),
+                int(queued),
+                int(oldest[0][1]) if oldest else None,
+            )
+        )
+    depth = int(first[2]) if queue is None else int(await queue.zcard(QUEUE_NAME))
+    return StoreFigures(tenants, first[1], depth)
+
+
+def store_families(figures: StoreFigures, now: float | None = None) -> list[Metric]:
+    """The per-tenant gauges (and the arq queue's depth)."""
+    now_ms = (time.time() if now is None else now) * 1000
+    tenants = GaugeMetricFamily(
+        PREFIX + "tenants", "Tenants configured.", value=len(figures.tenants)
+    )
+    depth = GaugeMetricFamily(
+        PREFIX + "queue_depth",
+        "Sync jobs queued for the tenant (users with a job waiting or deferred).",
+        labels=("tenant",),
+    )
+    users = GaugeMetricFamily(PREFIX + "users", "Users by sync state.", labels=("tenant", "state"))
+    oldest = GaugeMetricFamily(
+        PREFIX + "oldest_pending_seconds",
+        "Age of the tenant's oldest pending change (0 when none is pending).",
+        labels=("tenant",),
+    )
+    for t in figures.tenants:
+        depth.add_metric([t.tenant], t.queued)
+        for state, count in zip(_STATES, (t.pending, t.synced, t.failed), strict=True):
+            users.add_metric([t.tenant, state], count)
+        age = (
+            0.0 if t.oldest_pending_ms is None else max(0.0, (now_ms - t.oldest_pending_ms) / 1000)
+        )
+        oldest.add_metric([t.tenant], age)
+    families: list[Metric] = [tenants, depth, users, oldest]
+    if figures.arq_queue_depth is not None:
+        families.append(
+            GaugeMetricFamily(
+                PREFIX + "arq_queue_depth",
+                "Jobs in the arq queue, all tenants, due or deferred.",
+                value=figures.arq_queue_depth,
+            )
+        )
+    return families
+
+
+def worker_families(raw: dict[bytes, bytes]) -> list[Metric]:
+    """The workers' series from the hash they flush into (`worker.metrics`)."""
+    counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in SERIES}
+    histograms: dict[str, dict[tuple[str, ...], dict[str, float]]] = {n: {} for n in SERIES}
+    for field, value in raw.items():
+        key = decode_field(field)
+        if key is None:
+            continue
+        name, labels, part = key[0], key[1:-1], key[-1]
+        if SERIES[name].kind == "counter":
+            counters[name][labels] = float(value)
+        else:
+            histograms[name].setdefault(labels, {})[part] = float(value)
+    families: list[Metric] = []
+    for name, series in SERIES.items():
+        if series.kind == "counter":
+            counter = CounterMetricFamily(PREFIX + name, series.help, labels=series.labels)
+            for labels, total in sorted(counters[name].items()):
+                counter.add_metric(labels, total)
+            families.append(counter)
+            continue
+        histogram = HistogramMetricFamily(PREFIX + name, series.help, labels=series.labels)
+        bounds = [repr(float(b)) for b in series.buckets]
+        for labels, parts in sorted(histograms[name].items()):
+            histogram.add_metric(labels, _cumulate(bounds, parts), parts.get("sum", 0.0))
+        families.append(histogram)
+    return families
+
+
+def _cumulate(bounds: Sequence[str], parts: dict[str, float]) -> list[tuple[str, float]]:
+    running = 0.0
+    buckets = []
+    for bound in bounds:
+        running += parts.get(bound, 0.0)
+        buckets.append((bound, running))
+    buckets.append(("+Inf", max(running, parts.get("count", 0.0))))
+    return buckets
+
+
+class _Scrape(Collector):
+    """One scrape: the process's registry plus the families read for it."""
+
+    def __init__(self, registry: CollectorRegistry, families: Iterable[Metric]) -> None:
+        self._registry = registry
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()
+        yield from self._families
+
+
+async def render_metrics(
+    requests: RequestMetrics, redis: Redis, queue: Redis | None = None
+) -> bytes:
+    """The whole `/metrics` body; never raises for a Redis outage."""
+    families: list[Metric] = []
+    up = 1
+    try:
+        async with asyncio.timeout(STORE_READ_TIMEOUT_S):
+            figures = await read_store(redis, queue)
+    except (RedisError, OSError, TimeoutError):
+        up = 0
+    else:
+        families = [*store_families(figures), *worker_families(figures.worker)]
+    families.append(
+        GaugeMetricFamily(PREFIX + "redis_up", "1 when this scrape could read Redis.", value=up)
+    )
+    # Thousands of tenants make a large text: render it off the event loop.
+    return await asyncio.to_thread(generate_latest, _Scrape(requests.registry, families))

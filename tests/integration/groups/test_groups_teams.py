@@ -1,0 +1,134 @@
+"""Entra groups drive learners' teams: SCIM group changes through the real
+API, the sync job body against the sandbox LMS, one path to the LMS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from api.app import create_app
+from mappings import MappingOverrides, TeamFromGroups, encode_overrides
+from shadow import Tenant, keys
+from tests.support.api import GROUP_SCHEMA, PATCH_OP, ScimClient, api_settings
+from tests.support.worker_fixtures import ORG, SandboxLms, run_sync
+from worker.deps import WorkerDeps
+
+
+async def _drain(redis: Redis, deps: WorkerDeps) -> int:
+    """Run the sync job for every user the bridge queued (as workers would)."""
+    runs = 0
+    while queued := await redis.zrange(keys.queued(ORG), 0, -1):
+        for uid in queued:
+            await run_sync(deps, uid.decode())
+            runs += 1
+    return runs
+
+
+def _teams(lms: SandboxLms) -> dict[str, str | None]:
+    return {learner.email: learner.team for learner in lms.learners()}
+
+
+def _members(*ids: str) -> list[dict[str, str]]:
+    return [{"value": i} for i in ids]
+
+
+async def test_group_membership_rename_moves_and_deletion_drive_teams(
+    redis: Redis, redis_url: str, deps: WorkerDeps, tenant: Tenant, lms: SandboxLms
+) -> None:
+    overrides = MappingOverrides(team_from_groups=TeamFromGroups(patterns=("Team *",)))
+    await redis.set(keys.mapping(ORG), encode_overrides(overrides))
+    token = (await deps.tenants.issue_token(ORG)).token
+    async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
+        scim = ScimClient(http, ORG, token)
+        users = [
+            (
+                await scim.create_user(
+                    f"u{i}@example.com",
+                    emails=[{"value": f"u{i}@example.com", "type": "work", "primary": True}],
+                )
+            )["id"]
+            for i in range(4)
+        ]
+        await _drain(redis, deps)
+        assert set(_teams(lms).values()) == {None}
+
+        async def group(name: str, *member_ids: str) -> str:
+            body = {
+                "schemas": [GROUP_SCHEMA],
+                "displayName": name,
+                "members": _members(*member_ids),
+            }
+            response = await scim.post("/Groups", body)
+            assert response.status_code == 201, response.text
+            gid: str = response.json()["id"]
+            return gid
+
+        blue = await group("Team Blue", users[0], users[1])
+        other = await group("Project X", users[2])  # not a team group
+        await _drain(redis, deps)
+        assert _teams(lms) == {
+            "u0@example.com": "Team Blue",
+            "u1@example.com": "Team Blue",
+            "u2@example.com": None,
+            "u3@example.com": None,
+        }
+
+        # Entra adds members in batches: two PATCHes, one sync per user.
+        calls_before = len(lms.calls)
+        for member in (users[2], users[3]):
+            ops: dict[str, Any] = {
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "Add", "path": "members", "value": _members(member)}],
+            }
+            assert (await scim.patch(f"/Groups/{blue}", ops)).status_code == 200
+        assert await _drain(redis, deps) == 2
+        assert len(lms.calls) - calls_before == 2  # one PATCH of `team` per user
+        assert set(_teams(lms).values()) == {"Team Blue"}
+
+        rename = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "Replace", "path": "displayName", "value": "Team Green"}],
+        }
+        assert (await scim.patch(f"/Groups/{blue}", rename)).status_code == 200
+        await _drain(redis, deps)
+        assert set(_teams(lms).values()) == {"Team Green"}
+
+        red = await group("Team Red")
+        move = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "Remove", "path": f'members[value eq "{users[0]}"]'}],
+        }
+        assert (await scim.patch(f"/Groups/{blue}", move)).status_code == 200
+        add = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "Add", "path": "members", "value": _members(users[0])}],
+        }
+        assert (await scim.patch(f"/Groups/{red}", add)).status_code == 200
+        await _drain(redis, deps)
+        assert _teams(lms)["u0@example.com"] == "Team Red"
+        assert _teams(lms)["u1@example.com"] == "Team Green"
+
+        assert (await scim.delete(f"/Groups/{blue}")).status_code == 204
+        await _drain(redis, deps)
+        assert _teams(lms) == {
+            "u0@example.com": "Team Red",
+            "u1@example.com": None,
+            "u2@example.com": None,
+            "u3@example.com": None,
+        }
+        assert (await scim.get(f"/Groups/{other}")).status_code == 200
+
+
+async def test_group_changes_cost_nothing_when_teams_come_from_an_attribute(
+    redis: Redis, redis_url: str, deps: WorkerDeps, tenant: Tenant, lms: SandboxLms
+) -> None:
+    token = (await deps.tenants.issue_token(ORG)).token
+    async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
+        scim = ScimClient(http, ORG, token)
+        uid = (await scim.create_user("solo@example.com"))["id"]
+        await _drain(redis, deps)
+        body = {"schemas": [GROUP_SCHEMA], "displayName": "Team Blue", "members": _members(uid)}
+        assert (await scim.post("/Groups", body)).status_code == 201
+        assert await _drain(redis, deps) == 0
