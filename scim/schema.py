@@ -127,8 +127,14 @@ class ResourceType(msgspec.Struct, frozen=True):
         return None
 
 
-def _multi(name: str, description: str, types: tuple[str, ...], *, value_type: str = "string",
-           extra: tuple[Attribute, ...] = ()) -> Attribute:
+def _multi(
+    name: str,
+    description: str,
+    types: tuple[str, ...],
+    *,
+    value_type: str = "string",
+    extra: tuple[Attribute, ...] = (),
+) -> Attribute:
     """The RFC 7643 §2.4 shape of a multi-valued complex attribute."""
     return Attribute(
         name=name,
@@ -168,8 +174,9 @@ COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
             Attribute(name="resourceType", case_exact=True, mutability="readOnly"),
             Attribute(name="created", type="dateTime", mutability="readOnly"),
             Attribute(name="lastModified", type="dateTime", mutability="readOnly"),
-            Attribute(name="location", type="reference", mutability="readOnly",
-                      reference_types=("uri",)),
+            Attribute(
+                name="location", type="reference", mutability="readOnly", reference_types=("uri",)
+            ),
             Attribute(name="version", case_exact=True, mutability="readOnly"),
         ),
     ),
@@ -214,8 +221,7 @@ _GROUPS = Attribute(
     mutability="readOnly",
     sub_attributes=(
         Attribute(name="value", mutability="readOnly"),
-        Attribute(name="$ref", type="reference", mutability="readOnly",
-                  reference_types=("Group",)),
+        Attribute(name="$ref", type="reference", mutability="readOnly", reference_types=("Group",)),
         Attribute(name="display", mutability="readOnly"),
         Attribute(name="type", mutability="readOnly", canonical_values=("direct", "indirect")),
     ),
@@ -226,8 +232,12 @@ USER = Schema(
     name="User",
     description="User Account",
     attributes=(
-        Attribute(name="userName", description="Unique identifier for the User.",
-                  required=True, uniqueness="server"),
+        Attribute(
+            name="userName",
+            description="Unique identifier for the User.",
+            required=True,
+            uniqueness="server",
+        ),
         _NAME,
         Attribute(name="displayName"),
         Attribute(name="nickName"),
@@ -240,18 +250,24 @@ USER = Schema(
         Attribute(name="active", type="boolean"),
         Attribute(name="password", mutability="writeOnly", returned="never"),
         _multi("emails", "Email addresses for the user.", ("work", "home", "other")),
-        _multi("phoneNumbers", "Phone numbers for the user.",
-               ("work", "home", "mobile", "fax", "pager", "other")),
-        _multi("ims", "Instant messaging addresses for the user.",
-               ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
-        _multi("photos", "URLs of photos of the user.", ("photo", "thumbnail"),
-               value_type="reference"),
+        _multi(
+            "phoneNumbers",
+            "Phone numbers for the user.",
+            ("work", "home", "mobile", "fax", "pager", "other"),
+        ),
+        _multi(
+            "ims",
+            "Instant messaging addresses for the user.",
+            ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
+        ),
+        _multi(
+            "photos", "URLs of photos of the user.", ("photo", "thumbnail"), value_type="reference"
+        ),
         _ADDRESSES,
         _GROUPS,
         _multi("entitlements", "Entitlements for the user.", ()),
         _multi("roles", "Roles for the user.", ()),
-        _multi("x509Certificates", "Certificates issued to the user.", (),
-               value_type="binary"),
+        _multi("x509Certificates", "Certificates issued to the user.", (), value_type="binary"),
     ),
 )
 
@@ -292,8 +308,9 @@ GROUP = Schema(
     name="Group",
     description="Group",
     attributes=(
-        Attribute(name="displayName", description="A human-readable name for the Group.",
-                  required=True),
+        Attribute(
+            name="displayName", description="A human-readable name for the Group.", required=True
+        ),
         Attribute(
             name="members",
             type="complex",
@@ -301,8 +318,9 @@ GROUP = Schema(
             description="A list of members of the Group (users of the same tenant).",
             sub_attributes=(
                 Attribute(name="value", mutability="immutable", case_exact=True),
-                Attribute(name="$ref", type="reference", mutability="immutable",
-                          reference_types=("User",)),
+                Attribute(
+                    name="$ref", type="reference", mutability="immutable", reference_types=("User",)
+                ),
                 Attribute(name="display", mutability="readOnly"),
                 Attribute(name="type", mutability="immutable", canonical_values=("User",)),
             ),
@@ -318,9 +336,7 @@ USER_RESOURCE = ResourceType(
     extensions=(ENTERPRISE_USER, LMS_USER),
 )
 
-GROUP_RESOURCE = ResourceType(
-    id="Group", endpoint="/Groups", description="Group", schema=GROUP
-)
+GROUP_RESOURCE = ResourceType(id="Group", endpoint="/Groups", description="Group", schema=GROUP)
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (USER_RESOURCE, GROUP_RESOURCE)
 SCHEMAS: tuple[Schema, ...] = (USER, ENTERPRISE_USER, LMS_USER, GROUP)
