@@ -7,13 +7,13 @@ with a SCIM error body: the URL alone never reveals whether a tenant exists.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from litestar import Request
 from litestar.params import FromPath
 
 from api.services import Services
-from scim.errors import Unauthorized
+from scim.errors import TooManyRequests, Unauthorized
 from shadow import Tenant
 
 
@@ -25,16 +25,42 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return value.strip()
 
 
+AUTH_FAILURE_WINDOW_S = 60
+
+
+async def _failed_attempt(
+    request: Request[Any, Any, Any], services: Services, detail: str
+) -> NoReturn:
+    """Count a failed authentication of this client and refuse it: 401, or
+    429 with Retry-After once it keeps failing. Only failures are counted
+    and a valid token is always accepted, so a flood of bad tokens from a
+    shared address (Entra's are shared) never locks out the tenant."""
+    client = request.client.host if request.client else "unknown"
+    key = f"scim-bridge:authfail:{client}"
+    async with services.redis.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, AUTH_FAILURE_WINDOW_S, nx=True)
+        failures, _ = await pipe.execute()
+    if int(failures) > services.settings.auth_failures_per_minute:
+        raise TooManyRequests(
+            "too many failed authentications from this client; retry later",
+            headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
+        )
+    raise Unauthorized(detail)
+
+
 async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str]) -> Tenant:
     """Litestar dependency: the authenticated tenant of a SCIM request."""
     services: Services = request.app.state.services
     token = bearer_token(request)
     if token is None:
-        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        await _failed_attempt(
+            request, services, "missing bearer token (Authorization: Bearer <token>)"
+        )
     tenant = await services.tenants.get(tenant_slug)
     token_id = await services.tenants.authenticate(tenant_slug, token) if tenant else None
     if tenant is None or token_id is None:
-        raise Unauthorized("the bearer token is not valid for this tenant")
+        await _failed_attempt(request, services, "the bearer token is not valid for this tenant")
     if not tenant.enabled:
         raise Unauthorized("this tenant is disabled")
     request.state.tenant = tenant.slug

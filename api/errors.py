@@ -43,7 +43,7 @@ def scim_error_response(error: ScimError, headers: dict[str, str] | None = None)
 
 
 def handle_scim_error(_: Request[Any, Any, Any], exc: ScimError) -> Response[bytes]:
-    return scim_error_response(exc, getattr(exc, "headers", None))
+    return scim_error_response(exc, exc.headers)
 
 
 def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

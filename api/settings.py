@@ -30,6 +30,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     job_timeout_s: float = 120.0
     sweep_interval_s: int = 30
     sweep_grace_s: float = 60.0
+    # Failed authentications one client address may make a minute before
+    # its further failures are answered 429 (valid tokens always pass).
+    auth_failures_per_minute: int = 60
     max_jobs: int = 50
     poll_delay_s: float = 0.05
     log_level: str = "INFO"

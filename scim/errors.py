@@ -16,9 +16,13 @@ class ScimError(Exception):
     status: int = 400
     scim_type: str | None = None
 
-    def __init__(self, detail: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, detail: str, *, status: int | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        # Extra response headers (Retry-After on 429 and 503).
+        self.headers = headers or {}
         if status is not None:
             self.status = status
 

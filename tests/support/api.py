@@ -32,14 +32,19 @@ class ScimClient:
         self.base = f"/scim/{tenant}/v2"
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON,
-                **(extra or {})}
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": SCIM_JSON, **(extra or {})}
 
-    async def request(self, method: str, path: str, json: Any = None,
-                      headers: dict[str, str] | None = None,
-                      params: dict[str, Any] | None = None) -> httpx.Response:
-        return await self.http.request(method, self.base + path, json=json,
-                                       headers=self._headers(headers), params=params)
+    async def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        return await self.http.request(
+            method, self.base + path, json=json, headers=self._headers(headers), params=params
+        )
 
     async def get(self, path: str, **kw: Any) -> httpx.Response:
         return await self.request("GET", path, **kw)
@@ -57,8 +62,13 @@ class ScimClient:
         return await self.request("DELETE", path, **kw)
 
     async def create_user(self, user_name: str, **attrs: Any) -> dict[str, Any]:
-        body = {"schemas": [USER_SCHEMA], "userName": user_name, "active": True,
-                "name": {"givenName": "Test", "familyName": "User"}, **attrs}
+        body = {
+            "schemas": [USER_SCHEMA],
+            "userName": user_name,
+            "active": True,
+            "name": {"givenName": "Test", "familyName": "User"},
+            **attrs,
+        }
         response = await self.post("/Users", body)
         assert response.status_code == 201, response.text
         result: dict[str, Any] = response.json()
@@ -66,21 +76,64 @@ class ScimClient:
 
 
 def api_settings(redis_url: str, **overrides: Any) -> Settings:
-    return Settings(redis_url=redis_url, public_url="https://bridge.test", **overrides)
+    """Test settings; failed-auth throttling is out of the way unless a test asks."""
+    values: dict[str, Any] = {"auth_failures_per_minute": 10_000, **overrides}
+    return Settings(redis_url=redis_url, public_url="https://bridge.test", **values)
 
 
 async def add_tenant(redis: Redis, slug: str) -> str:
     store = TenantStore(redis)
-    await store.create(Tenant(slug=slug, name=slug.title(), lms_url=f"http://lms.test/org/{slug}",
-                              lms_api_key=f"key-{slug}"))
+    await store.create(
+        Tenant(
+            slug=slug,
+            name=slug.title(),
+            lms_url=f"http://lms.test/org/{slug}",
+            lms_api_key=f"key-{slug}",
+        )
+    )
     return (await store.issue_token(slug)).token
 
 
 @asynccontextmanager
-async def running_api(redis: Redis, redis_url: str, *tenants: str,
-                      **settings: Any) -> AsyncIterator[dict[str, ScimClient]]:
+async def running_api(
+    redis: Redis, redis_url: str, *tenants: str, **settings: Any
+) -> AsyncIterator[dict[str, ScimClient]]:
     """The app with its real lifespan, and a ScimClient per tenant."""
     tokens = {slug: await add_tenant(redis, slug) for slug in tenants}
     app = create_app(api_settings(redis_url, **settings))
     async with AsyncTestClient(app=app, base_url="https://bridge.test") as http:
         yield {slug: ScimClient(http, slug, token) for slug, token in tokens.items()}
+
+
+# Operational counters that a refused request may bump by design: failed
+# authentications per client address (api/auth.py). No tenant data.
+_OPERATIONAL = (b"scim-bridge:authfail:",)
+
+
+async def keyspace(redis: Redis, pattern: str = "*") -> dict[bytes, object]:
+    """Keys matching `pattern` with their type and value: equal snapshots mean
+    nothing was written.
+
+    Values are read by type rather than DUMPed: a hash in hashtable encoding
+    dumps its fields in an order that incremental rehashing may change.
+    """
+    snapshot: dict[bytes, object] = {}
+    for key in sorted(await redis.keys(pattern)):
+        if key.startswith(_OPERATIONAL):
+            continue
+        kind = (await redis.type(key)).decode()
+        value: object
+        if kind == "string":
+            value = await redis.get(key)
+        elif kind == "hash":
+            value = sorted((await redis.hgetall(key)).items())  # type: ignore[misc]
+        elif kind == "set":
+            value = sorted(await redis.smembers(key))  # type: ignore[misc]
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await redis.lrange(key, 0, -1)  # type: ignore[misc]
+        else:
+            value = await redis.dump(key)
+        snapshot[key] = (kind, value)
+    return snapshot

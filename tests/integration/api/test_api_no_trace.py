@@ -17,29 +17,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient, running_api
+from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient, keyspace, running_api
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-
-
-async def keyspace(redis: Redis) -> dict[bytes, object]:
-    snapshot: dict[bytes, object] = {}
-    for key in sorted(await redis.keys("*")):
-        kind = (await redis.type(key)).decode()
-        value: object
-        if kind == "string":
-            value = await redis.get(key)
-        elif kind == "hash":
-            value = sorted((await redis.hgetall(key)).items())  # type: ignore[misc]
-        elif kind == "set":
-            value = sorted(await redis.smembers(key))  # type: ignore[misc]
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1, withscores=True)
-        else:
-            value = await redis.dump(key)
-        snapshot[key] = (kind, value)
-    return snapshot
 
 
 def ops(*operations: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shadow import TenantStore
-from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, running_api
+from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, keyspace, running_api
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -37,32 +37,6 @@ def assert_error(response: httpx.Response, status: int, scim_type: str | None = 
     assert body["detail"]
     assert "Traceback" not in response.text
     assert ".py" not in response.text
-
-
-async def keyspace(redis: Redis) -> dict[bytes, object]:
-    """Every key with its type and value: equal snapshots mean nothing was written.
-
-    Values are read by type rather than DUMPed: a hash in hashtable encoding
-    dumps its fields in an order that incremental rehashing may change.
-    """
-    snapshot: dict[bytes, object] = {}
-    for key in sorted(await redis.keys("*")):
-        kind = (await redis.type(key)).decode()
-        value: object
-        if kind == "string":
-            value = await redis.get(key)
-        elif kind == "hash":
-            value = sorted((await redis.hgetall(key)).items())  # type: ignore[misc]
-        elif kind == "set":
-            value = sorted(await redis.smembers(key))  # type: ignore[misc]
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            value = await redis.lrange(key, 0, -1)  # type: ignore[misc]
-        else:
-            value = await redis.dump(key)
-        snapshot[key] = (kind, value)
-    return snapshot
 
 
 def patch_body(*ops: dict[str, Any]) -> dict[str, Any]:
