@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from api.settings import Settings, load_settings
 from shadow import Tenant, TenantError, TenantStore
+from shadow.connect import connect
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -26,7 +27,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
 
 
 async def _with_redis(settings: Settings, fn: Callable[[Redis], Awaitable[int]]) -> int:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         return await fn(redis)
     finally:

@@ -9,14 +9,21 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
+from api.admin.views import breaker_view, failed_page, lms_error_rate
 from api.settings import Settings
+from lms_client import LmsError
 from mappings import build_rules, decode_overrides, encode_overrides, preview
 from mappings.problems import MappingConfigError
 from shadow import ResourceStore, SyncStore, TenantError, TenantStore, keys
+from shadow.admin_keys import AdminKeyStore
+from shadow.connect import connect, connect_queue
+from worker.breaker import approve, breaker_state, cancel, get_config, set_config
 from worker.queue import enqueue_sync, queue_depth
+from worker.reconcile import ReconcileBusy, reconcile_tenant
 
 
 def _out(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
@@ -43,6 +50,7 @@ async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, A
         if counts.oldest_pending_ms is not None
         else 0.0
     )
+    breaker = await breaker_state(redis, slug)
     return {
         "tenant": slug,
         "queue_depth": await queue_depth(queue),
@@ -50,14 +58,17 @@ async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, A
         "pending": counts.pending,
         "synced": counts.synced,
         "failed": counts.failed,
+        "held": breaker.held,
         "oldest_pending_seconds": max(0.0, oldest),
         "last_errors": last_errors,
+        "lms": await lms_error_rate(redis, slug),
+        "breaker": msgspec.to_builtins(breaker),
     }
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url)
-    queue = ArqRedis.from_url(settings.queue_url)
+    redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
     try:
         await _tenant_or_fail(redis, args.slug)
         data = await tenant_status(redis, queue, args.slug)
@@ -66,9 +77,16 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         await redis.aclose()
     human = (
         f"tenant {data['tenant']}: {data['pending']} pending, {data['synced']} synced, "
-        f"{data['failed']} failed; queue {data['queue_depth']}; "
-        f"oldest pending {data['oldest_pending_seconds']}s"
+        f"{data['failed']} failed, {data['held']} held; queue {data['queue_depth']}; "
+        f"oldest pending {data['oldest_pending_seconds']}s; "
+        f"LMS errors {data['lms']['errors']}/{data['lms']['calls']} in the last hour"
     )
+    if data["breaker"]["tripped"]:
+        human += (
+            f"\n  BREAKER TRIPPED since {data['breaker']['tripped_at']}: "
+            f"{data['breaker']['held']} deactivation(s) held; "
+            f"run `scim-bridge breaker approve|cancel {data['tenant']}`"
+        )
     for err in data["last_errors"]:
         human += f"\n  failed {err['user_id']}: {err['error']}"
     _out(args, data, human)
@@ -92,8 +110,8 @@ async def replay(redis: Redis, queue: ArqRedis, slug: str, user_id: str | None) 
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url)
-    queue = ArqRedis.from_url(settings.queue_url)
+    redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
     try:
         count = await replay(redis, queue, args.slug, args.user)
     finally:
@@ -111,7 +129,7 @@ async def cmd_mapping_set(args: argparse.Namespace, settings: Settings) -> int:
     except MappingConfigError as exc:
         _out(args, {"error": str(exc)}, f"error: {exc}")
         return 2
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         await _tenant_or_fail(redis, args.slug)
         await redis.set(keys.mapping(args.slug), encode_overrides(overrides))
@@ -128,7 +146,7 @@ async def cmd_mapping_preview(args: argparse.Namespace, settings: Settings) -> i
     except json.JSONDecodeError as exc:
         _out(args, {"error": f"not JSON: {exc}"}, f"error: not JSON: {exc}")
         return 2
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         await _tenant_or_fail(redis, args.slug)
         stored = await redis.get(keys.mapping(args.slug))
@@ -147,7 +165,7 @@ async def cmd_mapping_preview(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_users_show(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_url)
     try:
         await _tenant_or_fail(redis, args.slug)
         sync = SyncStore(redis)
@@ -172,6 +190,214 @@ async def cmd_users_show(args: argparse.Namespace, settings: Settings) -> int:
     )
     _out(args, data, human)
     return 0
+
+
+async def cmd_users_failed(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    try:
+        await _tenant_or_fail(redis, args.slug)
+        data = await failed_page(redis, args.slug, args.offset, args.limit)
+    finally:
+        await redis.aclose()
+    lines = [f"{data['total']} failed user(s) in {args.slug}"]
+    lines += [f"  {u['user_id']}\t{u['failed_at']}\t{u['error']}" for u in data["users"]]
+    if data["next_offset"] is not None:
+        lines.append(f"  more: --offset {data['next_offset']}")
+    _out(args, data, "\n".join(lines))
+    return 0
+
+
+# -- admin keys ----------------------------------------------------------------
+
+
+async def cmd_admin_key_issue(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    try:
+        issued = await AdminKeyStore(redis).issue(args.slug, label=args.label or "")
+    finally:
+        await redis.aclose()
+    data = {"tenant": args.slug, "key_id": issued.key_id, "key": issued.key}
+    human = (
+        f"Admin key for {args.slug}: {issued.key}\n"
+        "Copy the key now: it is not shown again. It reaches this tenant only, "
+        f"at {settings.public_url.rstrip('/')}/admin/v1/tenants/{args.slug}/..."
+    )
+    _out(args, data, human)
+    return 0
+
+
+async def cmd_admin_key_list(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    try:
+        await _tenant_or_fail(redis, args.slug)
+        found = await AdminKeyStore(redis).list_keys(args.slug)
+    finally:
+        await redis.aclose()
+    data = {
+        "tenant": args.slug,
+        "keys": [
+            {
+                "key_id": k.token_id,
+                "created_at": k.created_at,
+                "label": k.label,
+                "last_used_at": k.last_used_at,
+            }
+            for k in found
+        ],
+    }
+    human = "\n".join(
+        f"{k.token_id}\tcreated {k.created_at}\tlast used {k.last_used_at or 'never'}"
+        for k in found
+    )
+    _out(args, data, human or "no admin keys")
+    return 0
+
+
+async def cmd_admin_key_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    try:
+        removed = await AdminKeyStore(redis).revoke(args.slug, args.key_id)
+    finally:
+        await redis.aclose()
+    data = {"tenant": args.slug, "key_id": args.key_id, "revoked": removed}
+    _out(args, data, "revoked" if removed else "no such admin key")
+    return 0 if removed else 1
+
+
+# -- breaker -------------------------------------------------------------------
+
+
+def _breaker_human(data: dict[str, Any]) -> str:
+    config = data["config"]
+    state = "TRIPPED since " + str(data["tripped_at"]) if data["tripped"] else "closed"
+    allowed = "no limit" if data["allowed"] is None else str(data["allowed"])
+    lines = [
+        f"breaker of {data['tenant']}: {state}; {data['held']} held",
+        f"  {data['window_count']} deactivation(s) in the last {config['window_s']}s, "
+        f"allowed {allowed} of {data['learners']} learners "
+        f"(share {config['share']}, min {config['min_learners']} learners, "
+        f"{'on' if config['enabled'] else 'off'})",
+    ]
+    if data.get("approved_until"):
+        lines.append(f"  approved until {data['approved_until']}")
+    lines += [f"  held {u['user_id']} since {u['held_since']}" for u in data["held_users"]]
+    return "\n".join(lines)
+
+
+async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
+    try:
+        tenant = await TenantStore(redis).get(args.slug)
+        if tenant is None:
+            raise TenantError(f"no tenant {args.slug!r}")
+        extra: dict[str, Any] = {}
+        if args.action == "approve":
+            extra["released"] = await approve(
+                redis, queue, args.slug, interval_ms=tenant.job_interval_ms
+            )
+        elif args.action == "cancel":
+            extra["dropped"] = await cancel(redis, args.slug)
+        elif args.action == "set":
+            changes = {
+                name: value
+                for name, value in (
+                    ("share", args.share),
+                    ("min_learners", args.min_learners),
+                    ("window_s", args.window_s),
+                    ("enabled", None if args.enabled is None else args.enabled == "yes"),
+                )
+                if value is not None
+            }
+            config = msgspec.structs.replace(await get_config(redis, args.slug), **changes)
+            try:
+                await set_config(redis, args.slug, config)
+            except ValueError as exc:
+                raise TenantError(str(exc)) from None
+        data = {**extra, **await breaker_view(redis, args.slug)}
+    finally:
+        await queue.aclose()
+        await redis.aclose()
+    human = _breaker_human(data)
+    if "released" in extra:
+        human = f"released {extra['released']} held user(s)\n" + human
+    if "dropped" in extra:
+        human = f"dropped {extra['dropped']} held deactivation(s)\n" + human
+    _out(args, data, human)
+    return 0
+
+
+# -- reconcile -----------------------------------------------------------------
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label = label
+        self.width = width
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, seen: int, total: int) -> None:
+        if not self.shown:
+            return
+        share = min(1.0, seen / total) if total else 1.0
+        filled = int(share * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {seen}/{total} learners")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _reconcile_human(data: dict[str, Any]) -> str:
+    counts = data["drift_counts"]
+    lines = [
+        f"reconciled {data['tenant']} in {data['duration_s']}s: "
+        f"{data['learners_seen']} learners in the LMS, {data['users_checked']} users checked, "
+        f"{data['in_sync']} in sync",
+        "  drift: " + (", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"),
+        f"  repaired (re-queued for the worker): {data['repaired']}"
+        + ("" if data["repair"] else " (report only)"),
+    ]
+    if data["skipped"]:
+        lines.append(
+            "  skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(data["skipped"].items()))
+        )
+    if data["retired"]:
+        lines.append(f"  deactivated learners of deleted users: {data['retired']}")
+    for d in data["drift"]:
+        fields = f" ({', '.join(d['fields'])})" if d["fields"] else ""
+        lines.append(f"  {d['kind']}: user {d['user_id']} learner {d['learner_id']}{fields}")
+    if data["truncated"]:
+        lines.append("  (more drift than listed; see the counts)")
+    if data["error"]:
+        lines.append(f"  error: {data['error']}")
+    return "\n".join(lines)
+
+
+async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.deps import WorkerDeps
+
+    queue = connect_queue(settings.queue_url)
+    deps = WorkerDeps.open(settings, queue)
+    bar = _ProgressBar(f"reconcile {args.slug}")
+    try:
+        report = await reconcile_tenant(deps, args.slug, repair=not args.report_only, progress=bar)
+    except ReconcileBusy as exc:
+        raise TenantError(str(exc)) from None
+    except LmsError as exc:
+        raise TenantError(f"the LMS answered: {exc}") from None
+    finally:
+        bar.close()
+        await deps.aclose()
+        await queue.aclose()
+    data = msgspec.to_builtins(report)
+    _out(args, data, _reconcile_human(data))
+    return 0 if not report.error else 2
 
 
 def add_ops_commands(sub: Any) -> None:
@@ -208,3 +434,54 @@ def add_ops_commands(sub: Any) -> None:
     show.add_argument("user_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_users_show)
+    failed = users.add_parser("failed", help="failed users with their reasons (paged)")
+    failed.add_argument("slug")
+    failed.add_argument("--offset", type=int, default=0)
+    failed.add_argument("--limit", type=int, default=100)
+    failed.add_argument("--json", action="store_true")
+    failed.set_defaults(handler=cmd_users_failed)
+
+    keys_cmd = sub.add_parser(
+        "admin-key", help="tenant-scoped admin API keys (for a customer's admin)"
+    ).add_subparsers(dest="action", required=True)
+    kissue = keys_cmd.add_parser("issue", help="issue an admin key (shown once)")
+    kissue.add_argument("slug")
+    kissue.add_argument("--label")
+    kissue.add_argument("--json", action="store_true")
+    kissue.set_defaults(handler=cmd_admin_key_issue)
+    klist = keys_cmd.add_parser("list")
+    klist.add_argument("slug")
+    klist.add_argument("--json", action="store_true")
+    klist.set_defaults(handler=cmd_admin_key_list)
+    krevoke = keys_cmd.add_parser("revoke")
+    krevoke.add_argument("slug")
+    krevoke.add_argument("key_id")
+    krevoke.add_argument("--json", action="store_true")
+    krevoke.set_defaults(handler=cmd_admin_key_revoke)
+
+    breaker = sub.add_parser(
+        "breaker", help="the mass-deactivation breaker of a tenant"
+    ).add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("status", "show the breaker and the held users"),
+        ("approve", "release the held deactivations (and allow more for one window)"),
+        ("cancel", "drop the held deactivations: the learners stay active"),
+        ("set", "change the thresholds"),
+    ):
+        p = breaker.add_parser(action, help=text)
+        p.add_argument("slug")
+        if action == "set":
+            p.add_argument("--share", type=float, help="share of learners per window (0.2)")
+            p.add_argument("--min-learners", type=int, help="never hold below this many (25)")
+            p.add_argument("--window-s", type=int, help="window in seconds (3600)")
+            p.add_argument("--enabled", choices=["yes", "no"])
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(handler=cmd_breaker)
+
+    rec = sub.add_parser(
+        "reconcile", help="compare the LMS with the shadow; repair drift (or only report it)"
+    )
+    rec.add_argument("slug")
+    rec.add_argument("--report-only", action="store_true", help="report, repair nothing")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(handler=cmd_reconcile)

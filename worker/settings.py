@@ -14,16 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from arq.connections import RedisSettings
 from arq.cron import CronJob
 from arq.typing import StartupShutdown
 from arq.worker import Function, Worker, func
 
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
+from shadow.connect import check_queue_placement, queue_settings
 from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
+from worker.reconcile import reconcile_function
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
 
@@ -54,6 +55,7 @@ def worker_options(
     `http`, `retry` and `metrics` go to `WorkerDeps.open` (tests pass an
     httpx client over the sandbox's ASGI app and a fast retry policy).
     """
+    check_queue_placement(settings.redis_url, settings.queue_redis_url)
 
     async def startup(ctx: dict[str, Any]) -> None:
         observed = metrics or WorkerMetrics()
@@ -79,7 +81,8 @@ def worker_options(
             max_tries=SYNC_MAX_TRIES,
             timeout=settings.job_timeout_s,
             keep_result=0,
-        )
+        ),
+        reconcile_function(),
     ]
     cron_jobs: Sequence[CronJob] = [sweep_cron(settings)]
     on_startup: StartupShutdown = startup
@@ -88,7 +91,7 @@ def worker_options(
         "functions": functions,
         "cron_jobs": cron_jobs,
         "queue_name": QUEUE_NAME,
-        "redis_settings": RedisSettings.from_dsn(settings.queue_url),
+        "redis_settings": queue_settings(settings.queue_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "on_job_start": bind_job_log_context,  # job, tenant, user on every log line

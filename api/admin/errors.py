@@ -37,9 +37,7 @@ _CODES = {
 class AdminError(Exception):
     """An answer of the admin API that is not a success."""
 
-    def __init__(
-        self, status: int, detail: str, *, error: str | None = None, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, detail: str, *, error: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail

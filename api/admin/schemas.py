@@ -22,6 +22,7 @@ __all__ = [
     "TenantCreate",
     "TenantUpdate",
     "decode_body",
+    "set_fields",
 ]
 
 T = TypeVar("T")

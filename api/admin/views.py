@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Users (most recently active first) whose provisioning logs feed the error rate.
-ERROR_SAMPLE_USERS = 300
+ERROR_SAMPLE_USERS = 200
 
 
 def _text(value: bytes | str | None) -> str:
@@ -95,7 +95,8 @@ async def lms_error_rate(
     redis: Redis, slug: str, *, window_s: int = 3600, sample: int = ERROR_SAMPLE_USERS
 ) -> dict[str, Any]:
     """LMS answers within the window, read from the provisioning logs of the
-    most recently active users (up to `sample` of them).
+    most recently active users (up to `sample` of them, their last 50
+    events each), so a status read stays a bounded amount of work.
 
     Every LMS call the worker makes is logged there with its status; a
     `deferred` call (our own pacing, or an LMS Retry-After) is counted apart,
@@ -115,7 +116,7 @@ async def lms_error_rate(
     if chosen:
         async with redis.pipeline(transaction=False) as pipe:
             for uid in chosen:
-                pipe.xrange(keys.events(slug, uid), min=f"{since}-0", max="+")
+                pipe.xrevrange(keys.events(slug, uid), max="+", min=f"{since}-0", count=50)
             streams = await pipe.execute()
         for rows in streams:
             for _, fields in rows:

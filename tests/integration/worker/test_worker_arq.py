@@ -108,7 +108,9 @@ async def test_worker_settings_class_loads_in_arq_and_reports_health(
     cls = worker_settings_class(worker_settings)
     options: dict[str, Any] = get_kwargs(cls)
     assert options["queue_name"] == QUEUE_NAME
-    [function] = options["functions"]
+    functions = {f.name: f for f in options["functions"]}
+    assert set(functions) == {"sync_user", "reconcile_tenant"}
+    function = functions["sync_user"]
     assert (function.max_tries, function.timeout_s, function.keep_result_s) == (
         SYNC_MAX_TRIES,
         worker_settings.job_timeout_s,

@@ -1,0 +1,25 @@
+"""The admin router: every admin handler under `/admin/v1`, one auth
+dependency and the admin error handlers."""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from api.admin.auth import admin_principal
+from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
+from api.admin.routes_sync import SYNC_HANDLERS
+from api.admin.routes_tenants import TENANT_HANDLERS
+
+__all__ = ["ADMIN_PREFIX", "admin_router"]
+
+ADMIN_PREFIX = "/admin/v1"
+
+
+def admin_router() -> Router:
+    return Router(
+        path=ADMIN_PREFIX,
+        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS],
+        dependencies={"principal": Provide(admin_principal)},
+        exception_handlers=ADMIN_EXCEPTION_HANDLERS,
+    )

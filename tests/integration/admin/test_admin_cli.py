@@ -1,0 +1,67 @@
+"""The CLI covers the admin API's ground with `--json` for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis as sync_redis
+
+from api.cli import main
+
+
+@pytest.fixture
+def cli(redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    sync_redis.Redis.from_url(redis_url).flushall()
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("BRIDGE_PUBLIC_URL", "https://bridge.test")
+
+    def run(*argv: str, code: int = 0) -> Any:
+        capsys.readouterr()
+        assert main([*argv, "--json"]) == code
+        return json.loads(capsys.readouterr().out)
+
+    return run
+
+
+def test_admin_keys_breaker_failed_users_and_status(cli: Any) -> None:
+    cli("tenant", "create", "acme", "--lms-url", "https://lms.test/org/acme", "--lms-api-key", "k")
+
+    issued = cli("admin-key", "issue", "acme", "--label", "lms page")
+    assert issued["key"].startswith("scimba_acme.")
+    [listed] = cli("admin-key", "list", "acme")["keys"]
+    assert (listed["key_id"], listed["label"], listed["last_used_at"]) == (
+        issued["key_id"],
+        "lms page",
+        None,
+    )
+    assert issued["key"] not in json.dumps(listed)
+    assert cli("admin-key", "revoke", "acme", issued["key_id"])["revoked"] is True
+    assert cli("admin-key", "revoke", "acme", issued["key_id"], code=1)["revoked"] is False
+
+    breaker = cli("breaker", "status", "acme")
+    assert (breaker["tripped"], breaker["held"], breaker["held_users"]) == (False, 0, [])
+    changed = cli("breaker", "set", "acme", "--share", "0.5", "--window-s", "600")
+    assert changed["config"] == {
+        "enabled": True,
+        "share": 0.5,
+        "min_learners": 25,
+        "window_s": 600,
+    }
+    assert "error" in cli("breaker", "set", "acme", "--share", "7", code=2)
+    assert cli("breaker", "approve", "acme")["released"] == 0
+    assert cli("breaker", "cancel", "acme")["dropped"] == 0
+
+    failed = cli("users", "failed", "acme", "--limit", "10")
+    assert (failed["total"], failed["users"], failed["next_offset"]) == (0, [], None)
+
+    status = cli("status", "acme")
+    for key in ("tenant", "queue_depth", "pending", "synced", "failed", "oldest_pending_seconds"):
+        assert key in status
+    assert status["held"] == 0
+    assert status["breaker"]["tripped"] is False
+    assert status["lms"]["calls"] == 0
+
+    assert "error" in cli("reconcile", "ghost", code=2)
+    assert "error" in cli("breaker", "status", "ghost", code=2)

@@ -1,0 +1,198 @@
+"""Drift reconciliation against the sandbox LMS: learners edited, deactivated
+or unlinked by hand are found and repaired through the normal sync path;
+learners with the ref of a user the shadow does not know are reported."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.settings import Settings
+from tests.support.worker_fixtures import (
+    LEARNERS,
+    ORG,
+    SandboxLms,
+    deps,
+    lms,
+    put_user,
+    queue,
+    record_of,
+    run_sync,
+    scim_user,
+    tenant,
+    worker_settings,
+)
+from worker.deps import WorkerDeps
+from worker.queue import sync_job_id
+from worker.reconcile import ReconcileBusy, reconcile_job, reconcile_tenant
+
+__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
+
+OPERATOR = "operator-secret-0123456789"
+OP = {"Authorization": f"Bearer {OPERATOR}"}
+CONTROL = f"http://lms.test/_sandbox/orgs/{ORG}/learners"
+
+
+async def hand_edit(lms: SandboxLms, learner_id: int, **fields: Any) -> None:
+    """What an LMS admin does in the LMS's own UI (the sandbox's control API)."""
+    response = await lms.http.patch(f"{CONTROL}/{learner_id}", json=fields)
+    assert response.status_code == 200, response.text
+
+
+async def learner_of(lms: SandboxLms, user_id: str) -> int:
+    [found] = [lr for lr in lms.learners() if lr.external_ref == user_id]
+    return found.id
+
+
+@pytest.fixture
+async def drifted(deps: WorkerDeps, lms: SandboxLms, tenant: object) -> dict[str, int]:
+    """Five synced users; three learners then changed by hand; one stranger."""
+    users = {
+        "u-same": scim_user("same@example.com", "Sam", "Same", title="Clerk"),
+        "u-edit": scim_user("edit@example.com", "Eda", "Edit", title="Engineer"),
+        "u-off": scim_user("off@example.com", "Ofelia", "Off"),
+        "u-lost": scim_user("lost@example.com", "Lou", "Lost"),
+        "u-gone": scim_user("gone@example.com", "Gus", "Gone", active=False),
+    }
+    for uid, doc in users.items():
+        await put_user(deps, uid, doc)
+        assert await run_sync(deps, uid) == "synced"
+    learners = {uid: await learner_of(lms, uid) for uid in users}
+    await hand_edit(lms, learners["u-edit"], last_name="Edited", job_role="Boss")
+    await hand_edit(lms, learners["u-off"], status="deactivated")
+    await hand_edit(lms, learners["u-lost"], external_ref=None)
+    stranger = await lms.http.post(
+        CONTROL,
+        json={
+            "email": "who@example.com",
+            "first_name": "W",
+            "last_name": "Ho",
+            "external_ref": "not-a-user",
+        },
+    )
+    assert stranger.status_code == 201
+    await lms.http.post(
+        CONTROL,
+        json={
+            "email": "old@example.com",
+            "first_name": "O",
+            "last_name": "Ld",
+            "external_ref": "deleted-long-ago",
+            "status": "deactivated",
+        },
+    )
+    learners["stranger"] = stranger.json()["id"]
+    lms.calls.clear()
+    return learners
+
+
+async def test_reconcile_repairs_hand_edits_and_reports_the_rest(
+    deps: WorkerDeps, lms: SandboxLms, drifted: dict[str, int]
+) -> None:
+    seen: list[tuple[int, int]] = []
+    report = await reconcile_tenant(deps, ORG, progress=lambda n, total: seen.append((n, total)))
+
+    assert report.error == ""
+    assert (report.learners_seen, report.users_checked, report.in_sync) == (7, 5, 2)
+    assert report.drift_counts == {
+        "changed": 1,
+        "deactivated_by_hand": 1,
+        "missing": 1,
+        "unknown_ref": 1,
+    }
+    assert (report.repaired, report.retired) == (3, 1)
+    drift = {d.user_id: d for d in report.drift}
+    assert drift["u-edit"].fields == ("last_name", "job_role")
+    assert drift["u-off"].fields == ("status",)
+    assert drift["u-lost"].learner_id == drifted["u-lost"]
+    assert drift["not-a-user"].learner_id == drifted["stranger"]
+    assert not drift["not-a-user"].repaired
+    assert seen[-1] == (7, 7)
+    # Reading the organisation is all reconcile sends the LMS itself.
+    assert {c.route for c in lms.calls} == {f"GET {LEARNERS}"}
+
+    # Repairs go through the one path to the LMS: pending, enqueued, synced.
+    for uid in ("u-edit", "u-off", "u-lost"):
+        assert (await record_of(deps, uid)).state == "pending"
+        due = await deps.sync.queued_due(ORG, uid)
+        assert due is not None
+        assert await deps.queue.exists(f"arq:job:{sync_job_id(ORG, uid, due)}")
+    lms.calls.clear()
+    for uid in ("u-edit", "u-off", "u-lost"):
+        assert await run_sync(deps, uid) == "synced"
+    edited = lms.learner(drifted["u-edit"])
+    assert (edited.last_name, edited.job_role) == ("Edit", "Engineer")
+    assert lms.learner(drifted["u-off"]).status == "active"
+    assert lms.learner(drifted["u-lost"]).external_ref == "u-lost"
+    # One PATCH each, and a status call only where the status drifted.
+    assert sorted(c.method + " " + c.path.rsplit("/", 1)[-1] for c in lms.calls) == sorted(
+        [
+            f"PATCH {drifted['u-edit']}",
+            f"PATCH {drifted['u-off']}",
+            "POST reactivate",
+            f"PATCH {drifted['u-lost']}",
+        ]
+    )
+
+    again = await reconcile_tenant(deps, ORG)
+    assert again.drift_counts == {"unknown_ref": 1}
+    assert (again.in_sync, again.repaired) == (5, 0)
+
+
+async def test_report_only_changes_nothing(
+    deps: WorkerDeps, lms: SandboxLms, drifted: dict[str, int]
+) -> None:
+    report = await reconcile_tenant(deps, ORG, repair=False)
+
+    assert sum(report.drift_counts.values()) == 4
+    assert report.repaired == 0
+    assert all(not d.repaired for d in report.drift)
+    assert (await record_of(deps, "u-edit")).state == "synced"
+    assert lms.learner(drifted["u-edit"]).last_name == "Edited"
+
+
+async def test_pending_users_are_skipped_and_one_reconcile_runs_at_a_time(
+    deps: WorkerDeps, lms: SandboxLms, drifted: dict[str, int]
+) -> None:
+    await put_user(deps, "u-edit", scim_user("edit@example.com", "Eda", "New"), "update")
+    await deps.redis.set(f"{{t:{ORG}}}:reconcile:lock", "someone", px=10_000)
+    with pytest.raises(ReconcileBusy):
+        await reconcile_tenant(deps, ORG)
+    await deps.redis.delete(f"{{t:{ORG}}}:reconcile:lock")
+
+    report = await reconcile_tenant(deps, ORG, repair=False)
+    assert report.skipped == {"pending": 1}
+    assert "changed" not in report.drift_counts
+
+
+@pytest.fixture
+async def http(
+    redis_url: str, tenant: object, deps: WorkerDeps
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
+    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
+        yield client
+
+
+async def test_the_admin_api_queues_a_reconcile_for_a_worker(
+    http: AsyncTestClient[Any], deps: WorkerDeps, drifted: dict[str, int]
+) -> None:
+    url = f"/admin/v1/tenants/{ORG}/reconcile"
+    queued = await http.post(url, json={"repair": False}, headers=OP)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["job_id"] == f"reconcile:{ORG}"
+    assert await deps.queue.exists(f"arq:job:reconcile:{ORG}")
+    assert (await http.post(url, headers=OP)).status_code == 409
+    assert (await http.get(url, headers=OP)).json()["progress"]["state"] == "queued"
+
+    # What the worker runs for that job.
+    summary = await reconcile_job({"deps": deps}, ORG, False)
+    assert "4 drifted" in summary
+    after = (await http.get(url, headers=OP)).json()
+    assert after["progress"]["state"] == "done"
+    assert after["last"]["drift_counts"]["changed"] == 1
+    assert after["last"]["repair"] is False

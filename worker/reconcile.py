@@ -1,0 +1,403 @@
+"""Drift reconciliation: find where the LMS no longer matches the shadow.
+
+Learners can change behind the bridge's back: an LMS admin edits a name,
+deactivates someone by hand, clears an `external_ref`. The worker only acts
+on SCIM changes, so such drift stays until the next change of that user.
+`reconcile_tenant` pages through the tenant's whole organisation (paced by
+the tenant's shared limiter, like every other LMS call), compares each
+linked learner with what the shadow maps to (`mappings.map_user` on the
+stored document with the tenant's rules, plus the expected status) and:
+
+- *repairs* drift through the one path to the LMS: under the user's lock it
+  clears the learner fields from the sync record's `applied` snapshot
+  (keeping the observed status, so no needless status call is made), marks
+  the user pending and enqueues it; the normal sync job then re-sends every
+  mapped field in one PATCH and fixes the status;
+- *reports* what it found: `changed` (fields edited by hand),
+  `deactivated_by_hand` / `reactivated_by_hand`, `missing` (no learner
+  carries the user's `external_ref`), and `unknown_ref` (an active learner
+  whose `external_ref` names no user of this tenant; deactivated ones are
+  counted as `retired`, the normal end of a deleted user).
+
+Only users the shadow says are `synced` are compared: pending, failed and
+held users are the worker's business and are counted as skipped, as is a
+user synced after the scan began (the page read may predate it). Reports
+carry ids and field names, never values.
+
+`reconcile_job` is the arq entry point the admin API enqueues (job name
+`RECONCILE_JOB`); the CLI calls `reconcile_tenant` directly. A Redis lock
+keeps one reconcile per tenant at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import msgspec
+from arq.worker import Function, func
+from redis.asyncio import Redis
+
+from lms_client import Learner, LearnerPage, LmsDeferred, LmsTransientError
+from mappings import MappingConfigError, RuleSet, map_user
+from shadow import TenantError, keys, now_iso
+from shadow.sync import SyncInput
+from worker.deps import TenantLms, WorkerDeps
+from worker.queue import enqueue_sync
+
+__all__ = [
+    "MAX_DETAILS",
+    "RECONCILE_JOB",
+    "Drift",
+    "DriftKind",
+    "Progress",
+    "ReconcileBusy",
+    "ReconcileReport",
+    "last_report",
+    "mark_queued",
+    "progress_of",
+    "reconcile_function",
+    "reconcile_job",
+    "reconcile_tenant",
+]
+
+RECONCILE_JOB = "reconcile_tenant"
+#: Drift entries kept in a report; the counts always cover everything.
+MAX_DETAILS = 1000
+PAGE_SIZE = 200
+#: The lock outlives a killed CLI by at most this; it is refreshed as work goes on.
+_LOCK_TTL_MS = 600_000
+_PAGE_ATTEMPTS = 5
+
+DriftKind = Literal[
+    "changed", "deactivated_by_hand", "reactivated_by_hand", "missing", "unknown_ref"
+]
+#: `progress(learners_seen, expected_total)` after every page.
+Progress = Callable[[int, int], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Drift(msgspec.Struct, frozen=True, kw_only=True):
+    kind: DriftKind
+    user_id: str | None
+    learner_id: int | None
+    #: Names of the learner fields (and `status`) that differ.
+    fields: tuple[str, ...] = ()
+    repaired: bool = False
+
+
+class ReconcileReport(msgspec.Struct, kw_only=True):
+    tenant: str
+    repair: bool
+    started_at: str
+    finished_at: str = ""
+    duration_s: float = 0.0
+    pages: int = 0
+    learners_seen: int = 0
+    users_checked: int = 0
+    in_sync: int = 0
+    drift_counts: dict[str, int] = msgspec.field(default_factory=dict)
+    retired: int = 0
+    repaired: int = 0
+    skipped: dict[str, int] = msgspec.field(default_factory=dict)
+    drift: list[Drift] = msgspec.field(default_factory=list)
+    truncated: bool = False
+    error: str = ""
+
+    def note(self, drift: Drift) -> None:
+        self.drift_counts[drift.kind] = self.drift_counts.get(drift.kind, 0) + 1
+        if len(self.drift) < MAX_DETAILS:
+            self.drift.append(drift)
+        else:
+            self.truncated = True
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+class ReconcileBusy(Exception):
+    """Another reconcile of this tenant is running."""
+
+
+def _lock_key(tenant: str) -> str:
+    return f"{keys.prefix(tenant)}reconcile:lock"
+
+
+def _last_key(tenant: str) -> str:
+    """The last finished report (JSON)."""
+    return f"{keys.prefix(tenant)}reconcile:last"
+
+
+def _progress_key(tenant: str) -> str:
+    """Hash: state (queued|running|done|failed), seen, expected, started_at, updated_at."""
+    return f"{keys.prefix(tenant)}reconcile:progress"
+
+
+_report_decoder = msgspec.json.Decoder(ReconcileReport)
+
+
+async def reconcile_tenant(
+    deps: WorkerDeps,
+    slug: str,
+    *,
+    repair: bool = True,
+    progress: Progress | None = None,
+    sleep: Sleep = asyncio.sleep,
+    page_size: int = PAGE_SIZE,
+) -> ReconcileReport:
+    """Compare a tenant's organisation with the shadow; repair or report."""
+    tenant = await deps.tenants.get(slug)
+    if tenant is None:
+        raise TenantError(f"no tenant {slug!r}")
+    token = secrets.token_hex(8)
+    if not await deps.redis.set(_lock_key(slug), token, nx=True, px=_LOCK_TTL_MS):
+        raise ReconcileBusy(f"a reconcile of tenant {slug!r} is already running")
+    report = ReconcileReport(tenant=slug, repair=repair, started_at=now_iso())
+    started = time.monotonic()
+    try:
+        await _set_progress(deps, slug, state="running", seen=0, started_at=report.started_at)
+        try:
+            await _run(deps, report, deps.lms_for(tenant), progress, sleep, page_size)
+        except Exception as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            report.finished_at = now_iso()
+            report.duration_s = round(time.monotonic() - started, 3)
+            await deps.redis.set(_last_key(slug), msgspec.json.encode(report))
+            await _set_progress(deps, slug, state="failed" if report.error else "done")
+    finally:
+        current = await deps.redis.get(_lock_key(slug))
+        if current is not None and current.decode() == token:
+            await deps.redis.delete(_lock_key(slug))
+    return report
+
+
+async def _run(
+    deps: WorkerDeps,
+    report: ReconcileReport,
+    lms: TenantLms,
+    progress: Progress | None,
+    sleep: Sleep,
+    page_size: int,
+) -> None:
+    slug = report.tenant
+    expected = await deps.resources.count(slug, "u")
+    learners: dict[int, Learner] = {}
+    page: int | None = 1
+    while page is not None:
+        result = await _page(deps, slug, lms, page, page_size, sleep)
+        for learner in result.results:
+            learners[learner.id] = learner  # offset paging may repeat one
+        report.pages += 1
+        report.learners_seen = len(learners)
+        await _set_progress(deps, slug, seen=len(learners), expected=max(expected, len(learners)))
+        if progress is not None:
+            progress(len(learners), max(expected, len(learners)))
+        if result.next is not None and result.next <= page:
+            raise RuntimeError(f"LMS page {page} points back to page {result.next}")
+        page = result.next
+    by_ref = {lr.external_ref: lr for lr in learners.values() if lr.external_ref}
+    try:
+        rules = await deps.rules_for(slug)
+    except MappingConfigError as exc:
+        report.error = "mapping rules: " + "; ".join(p.message for p in exc.problems)
+        return
+    known: set[str] = set()
+    async for stored in deps.resources.scan(slug, "u"):
+        known.add(stored.id)
+        if len(known) % 500 == 0:
+            await deps.redis.pexpire(_lock_key(slug), _LOCK_TTL_MS)
+        await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
+    for ref, learner in by_ref.items():
+        if ref in known or await _is_tombstone(deps, slug, ref):
+            continue
+        if learner.status == "active":
+            report.note(Drift(kind="unknown_ref", user_id=ref, learner_id=learner.id))
+        else:
+            report.retired += 1
+
+
+async def _page(
+    deps: WorkerDeps, slug: str, lms: TenantLms, page: int, size: int, sleep: Sleep
+) -> LearnerPage:
+    """One page, waiting out pacing and riding out a few LMS faults."""
+    faults = 0
+    while True:
+        await deps.redis.pexpire(_lock_key(slug), _LOCK_TTL_MS)
+        try:
+            return await lms.client.list_learners(page, size)
+        except LmsDeferred as exc:
+            if exc.status is not None:  # the LMS's own Retry-After
+                await lms.limiter.pause(exc.retry_after)
+            await sleep(min(max(exc.retry_after, 0.05), 60.0))
+        except LmsTransientError as exc:
+            faults += 1
+            if faults >= _PAGE_ATTEMPTS:
+                raise
+            await sleep(exc.retry_after or min(2.0**faults, 30.0))
+
+
+async def _check_user(
+    deps: WorkerDeps,
+    report: ReconcileReport,
+    rules: RuleSet,
+    user_id: str,
+    doc: dict[str, Any],
+    by_ref: dict[str, Learner],
+    learners: dict[int, Learner],
+) -> None:
+    slug = report.tenant
+    state = await deps.sync.read(slug, user_id)
+    reason = _skip_reason(state)
+    if reason is None:
+        updated = await deps.redis.hget(keys.sync_state(slug, user_id), "updated_at")  # type: ignore[misc]
+        if updated is not None and updated.decode() > report.started_at:
+            reason = "synced_during_scan"
+    if reason is not None:
+        report.skip(reason)
+        return
+    report.users_checked += 1
+    learner = by_ref.get(user_id)
+    if learner is None:
+        linked = learners.get(state.learner_id) if state.learner_id is not None else None
+        drift = Drift(kind="missing", user_id=user_id, learner_id=state.learner_id)
+        await _settle(deps, report, state, drift, linked)
+        return
+    mapped = map_user({**doc, "id": user_id}, rules, await _groups(deps, slug, user_id, rules))
+    if not mapped.ok:
+        report.users_checked -= 1
+        report.skip("unmappable")
+        return
+    expected = {**mapped.lms_fields(), "external_ref": user_id}
+    changed = [name for name, value in expected.items() if getattr(learner, name) != value]
+    want = "active" if mapped.draft.active else "deactivated"
+    kind: DriftKind = "changed"
+    if learner.status != want:
+        changed.append("status")
+        kind = "deactivated_by_hand" if learner.status == "deactivated" else "reactivated_by_hand"
+    if not changed:
+        report.in_sync += 1
+        return
+    drift = Drift(kind=kind, user_id=user_id, learner_id=learner.id, fields=tuple(changed))
+    await _settle(deps, report, state, drift, learner)
+
+
+async def _settle(
+    deps: WorkerDeps,
+    report: ReconcileReport,
+    state: SyncInput,
+    drift: Drift,
+    learner: Learner | None,
+) -> None:
+    """Note the drift, and repair it when asked: under the user's lock, and
+    only if the user is still as it was read (else the worker has it)."""
+    if report.repair and await _repair(deps, report.tenant, state, drift, learner):
+        drift = msgspec.structs.replace(drift, repaired=True)
+        report.repaired += 1
+    report.note(drift)
+
+
+async def _repair(
+    deps: WorkerDeps, slug: str, state: SyncInput, drift: Drift, learner: Learner | None
+) -> bool:
+    user_id = state.user_id
+    token = await deps.sync.lock(slug, user_id, deps.settings.job_timeout_s)
+    if token is None:
+        return False  # a job holds the user right now: it will re-read the shadow
+    try:
+        now = await deps.sync.read(slug, user_id)
+        if (now.version, now.state, now.learner_id) != (
+            state.version,
+            state.state,
+            state.learner_id,
+        ):
+            return False
+        if learner is None:
+            await deps.sync.forget_link(slug, user_id)  # create or adopt afresh
+        else:
+            # Learner fields cleared: the worker re-sends them all in one PATCH.
+            # The observed status is kept, so a status call is made only if needed.
+            snapshot = {"active": learner.status == "active"}
+            await deps.sync.record_link(slug, user_id, learner.id, snapshot)
+        tenant = await deps.tenants.get(slug)
+        interval = tenant.job_interval_ms if tenant else 1
+        due = await deps.resources.requeue(slug, user_id, interval_ms=interval)
+        if due is not None:
+            await enqueue_sync(deps.queue, slug, user_id, due)
+        await deps.sync.log_event(
+            slug, user_id, "reconcile_repair", kind=drift.kind, fields=",".join(drift.fields)
+        )
+        return True
+    finally:
+        await deps.sync.unlock(slug, user_id, token)
+
+
+def _skip_reason(state: SyncInput) -> str | None:
+    if state.state == "synced" and state.applied_version == state.version:
+        return None
+    if state.state == "failed":
+        return "failed"
+    if state.error.startswith("held by breaker"):
+        return "held"
+    return "pending"
+
+
+async def _groups(
+    deps: WorkerDeps, slug: str, user_id: str, rules: RuleSet
+) -> list[tuple[str, str | None]]:
+    if rules.team_from_groups is None:
+        return []
+    ids = await deps.resources.group_ids_of(slug, user_id)
+    found = await deps.resources.get_many(slug, "g", ids)
+    return [(g.id, _text_or_none(g.doc.get("displayName"))) for g in found]
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+async def _is_tombstone(deps: WorkerDeps, slug: str, user_id: str) -> bool:
+    """A user deleted in SCIM whose deactivation is still on its way."""
+    return bool(await deps.redis.hexists(keys.resource(slug, "u", user_id), "v"))  # type: ignore[misc]
+
+
+async def _set_progress(deps: WorkerDeps, slug: str, **fields: str | int) -> None:
+    await deps.redis.hset(  # type: ignore[misc]
+        _progress_key(slug), mapping={**fields, "updated_at": now_iso()}
+    )
+
+
+async def mark_queued(redis: Redis, slug: str) -> None:
+    """Note that a reconcile was asked for (the admin API, before enqueueing)."""
+    await redis.hset(  # type: ignore[misc]
+        _progress_key(slug), mapping={"state": "queued", "updated_at": now_iso()}
+    )
+
+
+async def progress_of(redis: Redis, slug: str) -> dict[str, str]:
+    raw = await redis.hgetall(_progress_key(slug))  # type: ignore[misc]
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def last_report(redis: Redis, slug: str) -> ReconcileReport | None:
+    raw = await redis.get(_last_key(slug))
+    return _report_decoder.decode(raw) if raw else None
+
+
+async def reconcile_job(ctx: dict[str, Any], tenant: str, repair: bool = True) -> str:
+    """The arq job: reconcile one tenant; the report is kept in Redis."""
+    deps = WorkerDeps.of(ctx)
+    report = await reconcile_tenant(deps, tenant, repair=repair)
+    return (
+        f"reconciled {tenant}: {report.users_checked} checked, {report.in_sync} in sync, "
+        f"{sum(report.drift_counts.values())} drifted, {report.repaired} repaired"
+    )
+
+
+def reconcile_function(timeout_s: float = 3600.0) -> Function:
+    """The arq function to list in the worker's `functions` (worker/settings.py)."""
+    return func(reconcile_job, name=RECONCILE_JOB, max_tries=1, timeout=timeout_s, keep_result=0)
