@@ -24,19 +24,14 @@ from tests.support.worker_fixtures import (
     KEY,
     ORG,
     SandboxLms,
-    deps,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    worker_settings,
 )
 from worker.breaker import HELD_NOTE, breaker_state
 from worker.deps import WorkerDeps
 from worker.sweep import sweep_tenant
-
-__all__ = ["deps", "queue", "worker_settings"]
 
 OPERATOR = "operator-secret-0123456789"
 OP = {"Authorization": f"Bearer {OPERATOR}"}

@@ -16,21 +16,14 @@ from tests.support.worker_fixtures import (
     LEARNERS,
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
 from worker.reconcile import ReconcileBusy, reconcile_job, reconcile_tenant
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 OPERATOR = "operator-secret-0123456789"
 OP = {"Authorization": f"Bearer {OPERATOR}"}

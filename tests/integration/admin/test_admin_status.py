@@ -15,17 +15,10 @@ from tests.support.api import ScimClient
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
-    deps,
-    lms,
-    queue,
     record_of,
     run_sync,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 OPERATOR = "operator-secret-0123456789"
 OP = {"Authorization": f"Bearer {OPERATOR}"}

@@ -21,20 +21,13 @@ from tests.support.worker_fixtures import (
     KEY,
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
 from worker.queue import QUEUE_NAME, enqueue_sync
 from worker.settings import SYNC_MAX_TRIES, create_worker, run_worker, worker_settings_class
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 # arq 0.28 closes its pool with redis-py 5's deprecated `close()`.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")

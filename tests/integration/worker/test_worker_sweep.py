@@ -7,19 +7,12 @@ from arq.connections import ArqRedis
 from shadow import Tenant
 from tests.support.worker_fixtures import (
     ORG,
-    deps,
-    lms,
     put_user,
-    queue,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_sync, job_exists
 from worker.sweep import sweep, sweep_tenant
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 
 async def test_requeues_a_pending_user_whose_job_vanished(

@@ -7,19 +7,12 @@ from tests.support.worker_fixtures import (
     LEARNERS,
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

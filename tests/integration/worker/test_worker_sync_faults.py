@@ -20,20 +20,13 @@ from tests.support.worker_fixtures import (
     KEY,
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 MOCK_BASE = "https://lms.mock/org/acme"
 

@@ -6,19 +6,12 @@ from __future__ import annotations
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 
 async def test_adopts_a_learner_made_by_hand_with_the_same_email(

@@ -12,20 +12,13 @@ from arq.worker import Retry
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
-    deps,
-    lms,
     put_user,
-    queue,
     record_of,
     run_sync,
     scim_user,
-    tenant,
-    worker_settings,
 )
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
-
-__all__ = ["deps", "lms", "queue", "tenant", "worker_settings"]
 
 
 async def test_a_burst_of_changes_is_one_call(
