@@ -8,10 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis, create_pool
 from litestar import Litestar
-from redis.asyncio import Redis
 
+from api.admin.router import admin_router
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import observe_requests
 from api.resources import endpoints
@@ -19,6 +19,8 @@ from api.routes.health import healthz, metrics, readyz
 from api.routes.scim import scim_router
 from api.services import Services
 from api.settings import Settings, load_settings
+from api.web import AdminPage
+from shadow.connect import check_queue_placement, connect, queue_settings
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -28,9 +30,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url)
+        check_queue_placement(settings.redis_url, settings.queue_redis_url)
+        redis = connect(settings.redis_url)
         queue: ArqRedis = (
-            await create_pool(RedisSettings.from_dsn(settings.queue_url), retry=0)
+            await create_pool(queue_settings(settings.queue_url), retry=0)
             if settings.queue_redis_url
             else ArqRedis(connection_pool=redis.connection_pool)
         )
@@ -49,12 +52,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await redis.aclose()
 
     app = Litestar(
-        route_handlers=[scim_router(), healthz, readyz, metrics],
+        route_handlers=[scim_router(), admin_router(), healthz, readyz, metrics],
         lifespan=[lifespan],
+        plugins=[AdminPage()],  # the admin web page under /admin/ (api/web)
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,
+        # The process configures JSON-lines logging (api.logs); Litestar's
+        # default config would replace the root handler with a text one.
+        logging_config=None,
     )
     observe_requests(app)  # request id, access log, SCIM request metrics
     return app

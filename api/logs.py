@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -29,22 +29,23 @@ __all__ = [
 ]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-_EMPTY: MappingProxyType[str, str] = MappingProxyType({})
-_context: ContextVar[MappingProxyType[str, str]] = ContextVar("scim_bridge_log", default=_EMPTY)
+# The bound fields; a value set here is never mutated, only replaced.
+_context: ContextVar[Mapping[str, str]] = ContextVar("scim_bridge_log", default={})  # noqa: B039
 
 
-def bind_log_context(**fields: str) -> Token[MappingProxyType[str, str]]:
+def bind_log_context(**fields: str) -> Token[Mapping[str, str]]:
     """Add `fields` to every line logged from this task (and tasks it starts)
     until `reset_log_context(token)`; a task's context dies with the task."""
-    return _context.set(MappingProxyType({**_context.get(), **fields}))
+    current = _context.get()
+    return _context.set({**current, **fields} if current else fields)
 
 
-def reset_log_context(token: Token[MappingProxyType[str, str]]) -> None:
+def reset_log_context(token: Token[Mapping[str, str]]) -> None:
     _context.reset(token)
 
 
-def log_context() -> MappingProxyType[str, str]:
-    """The fields bound to the current task."""
+def log_context() -> Mapping[str, str]:
+    """The fields bound to the current task (do not mutate)."""
     return _context.get()
 
 

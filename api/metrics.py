@@ -22,11 +22,13 @@ process's own series and `scim_bridge_redis_up 0`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -59,48 +61,60 @@ PREFIX = "scim_bridge_"
 SCIM_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: A scrape that cannot read Redis in this long reports `redis_up 0`.
 STORE_READ_TIMEOUT_S = 5.0
+_SCIM_LE = (*(repr(b) for b in SCIM_DURATION_BUCKETS), "+Inf")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _STATES = ("pending", "synced", "failed")
 
 
-class RequestMetrics:
+class RequestMetrics(Collector):
     """The SCIM request series of one API process, in a registry of its own
     (so that several apps in one process, as in tests, never collide).
 
-    `observe` is on every request's path: after the first request of a
-    (route, method, status) it costs two dict lookups and two locked adds.
+    `observe` is on every request's path, so it is plain dict and list
+    arithmetic (no lock: it runs on the event loop only); the Prometheus
+    families are built from it at scrape time, on the loop too.
     """
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
-            PREFIX + "scim_requests",
-            "SCIM requests answered, by route template, method and status.",
-            ("route", "method", "status"),
-            registry=self.registry,
-        )
-        self._duration = Histogram(
-            PREFIX + "scim_request_duration_seconds",
-            "Time to answer a SCIM request, by route template and method.",
-            ("route", "method"),
-            buckets=SCIM_DURATION_BUCKETS,
-            registry=self.registry,
-        )
+        self._counts: dict[tuple[str, str, int], int] = {}
+        # per (route, method): a count per bucket (the last one +Inf), then the sum
+        self._timings: dict[tuple[str, str], list[float]] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
         ProcessCollector(namespace=PREFIX.rstrip("_"), registry=self.registry)
-        self._children: dict[
-            tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]
-        ] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in _METHODS:  # methods come from clients: bound the labels
+            method = "other"
         key = (route, method, status)
-        child = self._children.get(key)
-        if child is None:
-            # Methods come from clients: only the standard ones become labels.
-            label = method if method in _METHODS else "other"
-            inc = self._requests.labels(route, label, str(status)).inc
-            child = self._children[key] = (inc, self._duration.labels(route, label).observe)
-        child[0]()
-        child[1](seconds)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        timing = self._timings.get((route, method))
+        if timing is None:
+            timing = self._timings[(route, method)] = [0.0] * (len(SCIM_DURATION_BUCKETS) + 2)
+        timing[bisect_left(SCIM_DURATION_BUCKETS, seconds)] += 1
+        timing[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            PREFIX + "scim_requests",
+            "SCIM requests answered, by route template, method and status.",
+            labels=("route", "method", "status"),
+        )
+        for (route, method, status), count in sorted(self._counts.items()):
+            requests.add_metric([route, method, str(status)], count)
+        duration = HistogramMetricFamily(
+            PREFIX + "scim_request_duration_seconds",
+            "Time to answer a SCIM request, by route template and method.",
+            labels=("route", "method"),
+        )
+        for (route, method), timing in sorted(self._timings.items()):
+            running, buckets = 0.0, []
+            for bound, observed in zip(_SCIM_LE, timing[:-1], strict=True):
+                running += observed
+                buckets.append((bound, running))
+            duration.add_metric([route, method], buckets, timing[-1])
+        yield requests
+        yield duration
 
 
 class TenantFigures(NamedTuple):
@@ -230,32 +244,34 @@ def _cumulate(bounds: Sequence[str], parts: dict[str, float]) -> list[tuple[str,
 
 
 class _Scrape(Collector):
-    """One scrape: the process's registry plus the families read for it."""
+    """One scrape: the process's families (collected on the loop), and the
+    store's and workers' built from what was read, when it was."""
 
-    def __init__(self, registry: CollectorRegistry, families: Iterable[Metric]) -> None:
-        self._registry = registry
-        self._families = families
+    def __init__(self, own: list[Metric], figures: StoreFigures | None) -> None:
+        self._own = own
+        self._figures = figures
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._registry.collect()
-        yield from self._families
+        yield from self._own
+        if self._figures is not None:
+            yield from store_families(self._figures)
+            yield from worker_families(self._figures.worker)
+        up = 0 if self._figures is None else 1
+        yield GaugeMetricFamily(
+            PREFIX + "redis_up", "1 when this scrape could read Redis.", value=up
+        )
 
 
 async def render_metrics(
     requests: RequestMetrics, redis: Redis, queue: Redis | None = None
 ) -> bytes:
     """The whole `/metrics` body; never raises for a Redis outage."""
-    families: list[Metric] = []
-    up = 1
-    try:
+    # The process's own series are read on the event loop that writes them.
+    own = list(requests.registry.collect())
+    figures: StoreFigures | None = None
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
         async with asyncio.timeout(STORE_READ_TIMEOUT_S):
             figures = await read_store(redis, queue)
-    except (RedisError, OSError, TimeoutError):
-        up = 0
-    else:
-        families = [*store_families(figures), *worker_families(figures.worker)]
-    families.append(
-        GaugeMetricFamily(PREFIX + "redis_up", "1 when this scrape could read Redis.", value=up)
-    )
-    # Thousands of tenants make a large text: render it off the event loop.
-    return await asyncio.to_thread(generate_latest, _Scrape(requests.registry, families))
+    # Thousands of tenants make tens of thousands of lines: build and render
+    # them off the event loop (from data no one else touches).
+    return await asyncio.to_thread(generate_latest, _Scrape(own, figures))

@@ -24,6 +24,7 @@ from api.settings import Settings
 from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
 from mappings import RuleSet, build_rules, decode_overrides
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
+from shadow.connect import check_queue_placement, connect
 from worker.pacing import Pacer, TenantLimiter
 
 __all__ = ["NO_METRICS", "NoMetrics", "SyncMetrics", "TenantLms", "WorkerDeps", "retry_policy_for"]
@@ -118,8 +119,9 @@ class WorkerDeps:
     ) -> WorkerDeps:
         """Build from settings. Pass `http` (e.g. over an ASGI transport) to
         reach the LMS some other way; a given client is not closed here."""
+        check_queue_placement(settings.redis_url, settings.queue_redis_url)
         owns_redis = settings.redis_url != settings.queue_url
-        redis: Redis = Redis.from_url(settings.redis_url) if owns_redis else queue
+        redis: Redis = connect(settings.redis_url) if owns_redis else queue
         owns_http = http is None
         if http is None:
             pool = max(10, settings.max_jobs * 2)

@@ -26,6 +26,7 @@ import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
+from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 from redis.asyncio import Redis
@@ -122,6 +123,7 @@ def encode_field(key: _Key) -> str:
     return json.dumps(key, separators=(",", ":"))
 
 
+@lru_cache(maxsize=1 << 18)  # the same fields come back every scrape
 def decode_field(field: bytes | str) -> _Key | None:
     """A hash field back to its key; None for anything not written here."""
     try:

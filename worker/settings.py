@@ -10,6 +10,8 @@ it in-process for `scim-bridge worker`. Connections are made in
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,8 @@ import httpx
 from arq.cron import CronJob
 from arq.typing import StartupShutdown
 from arq.worker import Function, Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
@@ -41,6 +45,10 @@ __all__ = [
 SYNC_MAX_TRIES = 1000
 #: How often the worker refreshes its health key (what `arq --check` reads).
 HEALTH_CHECK_INTERVAL_S = 10
+#: Pause before a worker that lost Redis starts afresh.
+RECONNECT_DELAY_S = 1.0
+
+logger = logging.getLogger("worker.settings")
 
 
 def worker_options(
@@ -121,16 +129,31 @@ def create_worker(
 
 def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -> Worker:
     """Run a worker in this process on a loop of its own until a signal (or,
-    with `burst`, until the queue is empty): what `scim-bridge worker` calls."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        worker = create_worker(settings, burst=burst, **worker_args)
-        worker.run()
-        return worker
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    with `burst`, until the queue is empty): what `scim-bridge worker` calls.
+
+    arq's poll loop ends on the first Redis connection error, so when Redis
+    restarts or fails over the worker starts afresh after a pause instead of
+    exiting: a lost Redis only delays (design invariant 2). Jobs it was
+    running are found again by the sweep once their locks expire.
+    """
+    while True:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            worker = create_worker(settings, burst=burst, **worker_args)
+            worker.run()
+            return worker
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            logger.warning(
+                "lost Redis (%s: %s); restarting the worker in %.0fs",
+                type(exc).__name__,
+                exc,
+                RECONNECT_DELAY_S,
+            )
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+        time.sleep(RECONNECT_DELAY_S)
 
 
 def worker_settings_class(settings: Settings) -> type:

@@ -1,0 +1,89 @@
+"""A scrape stays cheap with many tenants: a fixed handful of Redis round
+trips, however many tenants there are."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
+
+from api.metrics import RequestMetrics, render_metrics
+from shadow import keys
+from worker.metrics import WorkerMetrics
+
+TENANTS = 1000
+
+
+class CountingConnection(Connection):
+    """Counts writes to the socket: one per command, one per pipeline."""
+
+    sends = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sends += 1
+        await super().send_packed_command(command, check_health)
+
+
+async def test_a_scrape_of_1000_tenants_costs_two_round_trips(redis: Redis, redis_url: str) -> None:
+    now_ms = int(time.time() * 1000)
+    slugs = [f"t{i:04d}" for i in range(TENANTS)]
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(keys.TENANTS, *slugs)
+        for i, slug in enumerate(slugs):
+            pipe.zadd(keys.state_set(slug, "pending"), {"u-1": now_ms - 60_000, "u-2": now_ms})
+            pipe.zadd(
+                keys.state_set(slug, "synced"), {f"u-{n}": now_ms for n in range(3, 4 + i % 5)}
+            )
+            pipe.zadd(keys.queued(slug), {"u-2": now_ms})
+        await pipe.execute()
+    worker = WorkerMetrics()
+    for slug in slugs:
+        worker.sync_lag(slug, 0.4)
+        worker.lms_call(slug, "POST /learners", "201", 0.05)
+    await worker.flush(redis)
+
+    counted = Redis.from_url(redis_url, connection_class=CountingConnection)
+    try:
+        await counted.ping()  # connect (and its handshake) outside the count
+        CountingConnection.sends = 0
+        started = time.perf_counter()
+        text = (await render_metrics(RequestMetrics(), counted)).decode()
+        elapsed = time.perf_counter() - started
+        round_trips = CountingConnection.sends
+    finally:
+        await counted.aclose()
+
+    assert round_trips == 2
+    assert elapsed < 5.0  # generous: a shared CI machine; typically well under 0.5 s
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("scim_bridge_tenants", ())] == TENANTS
+    depths = [v for (name, _), v in samples.items() if name == "scim_bridge_queue_depth"]
+    assert len(depths) == TENANTS
+    assert set(depths) == {1}
+    assert samples[("scim_bridge_users", (("state", "pending"), ("tenant", "t0007")))] == 2
+    assert samples[("scim_bridge_users", (("state", "synced"), ("tenant", "t0007")))] == 3
+    oldest = samples[("scim_bridge_oldest_pending_seconds", (("tenant", "t0999"),))]
+    assert 59 <= oldest < 120
+    assert samples[("scim_bridge_sync_lag_seconds_count", (("tenant", "t0500"),))] == 1
+
+
+async def test_a_scrape_reads_a_separate_queue_redis_in_one_more_round_trip(
+    redis: Redis, redis_url: str
+) -> None:
+    await redis.sadd(keys.TENANTS, "acme")  # type: ignore[misc]
+    counted = Redis.from_url(redis_url, connection_class=CountingConnection)
+    try:
+        await counted.ping()
+        CountingConnection.sends = 0
+        text = (await render_metrics(RequestMetrics(), counted, counted)).decode()
+        assert CountingConnection.sends == 3
+    finally:
+        await counted.aclose()
+    assert "scim_bridge_arq_queue_depth 0.0" in text
