@@ -28,20 +28,29 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 AUTH_FAILURE_WINDOW_S = 60
 
 
-async def _failed_attempt(
-    request: Request[Any, Any, Any], services: Services, detail: str
-) -> NoReturn:
-    """Count a failed authentication of this client and refuse it: 401, or
-    429 with Retry-After once it keeps failing. Only failures are counted
-    and a valid token is always accepted, so a flood of bad tokens from a
-    shared address (Entra's are shared) never locks out the tenant."""
+async def over_failure_limit(request: Request[Any, Any, Any], services: Services) -> bool:
+    """Count a failed authentication of this client; True once it has failed
+    more than the allowed number of times in the window.
+
+    Only failures are counted and a valid credential is always accepted, so a
+    flood of bad tokens from a shared address (Entra's are shared) never locks
+    out a tenant. The SCIM, admin and web logins share the counter.
+    """
     client = request.client.host if request.client else "unknown"
     key = f"scim-bridge:authfail:{client}"
     async with services.redis.pipeline(transaction=False) as pipe:
         pipe.incr(key)
         pipe.expire(key, AUTH_FAILURE_WINDOW_S, nx=True)
         failures, _ = await pipe.execute()
-    if int(failures) > services.settings.auth_failures_per_minute:
+    return int(failures) > services.settings.auth_failures_per_minute
+
+
+async def _failed_attempt(
+    request: Request[Any, Any, Any], services: Services, detail: str
+) -> NoReturn:
+    """Refuse a SCIM request's credentials: 401, or 429 with Retry-After once
+    this client keeps failing."""
+    if await over_failure_limit(request, services):
         raise TooManyRequests(
             "too many failed authentications from this client; retry later",
             headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},

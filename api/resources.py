@@ -232,9 +232,7 @@ class ResourceEndpoint:
         except StoreConflict as exc:
             if exc.reason == "uniqueness":
                 raise Uniqueness(
-                    f"a {self.rtype.id} with userName {doc.get('userName')!r} already exists"
-                    if doc
-                    else "uniqueness"
+                    f"a {self.rtype.id} with this userName already exists" if doc else "uniqueness"
                 ) from None
             if exc.reason == "not_found":
                 raise NotFound(f"{self.rtype.id} {rid} not found") from None

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 import msgspec
 
+from scim.filter import MAX_FILTER_LENGTH
+from scim.patch import MAX_PATCH_OPERATIONS
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -22,8 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     max_page_size: int = 200
     default_page_size: int = 100
-    max_patch_operations: int = 1000
-    max_filter_length: int = 4096
+    # The filter parser refuses more than MAX_FILTER_LENGTH characters
+    # whatever this says; a smaller value here is a tighter API limit.
+    max_filter_length: int = MAX_FILTER_LENGTH
     # A filter that is not answered from an index scans at most this many resources.
     max_scan: int = 50_000
     # Worker tuning.
@@ -36,6 +40,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_jobs: int = 50
     poll_delay_s: float = 0.05
     log_level: str = "INFO"
+
+    @property
+    def max_patch_operations(self) -> int:
+        """Operations per PATCH request: the PATCH engine's own limit (not configurable)."""
+        return MAX_PATCH_OPERATIONS
+
+    @property
+    def filter_length_limit(self) -> int:
+        """The filter length actually enforced: this setting, capped by the parser's."""
+        return min(self.max_filter_length, MAX_FILTER_LENGTH)
 
     @property
     def scim_base(self) -> str:

@@ -151,6 +151,9 @@ class _Parser:
         raw = text[start : j + 1]
         try:
             value = json.loads(raw, strict=False)
+            # json accepts a lone surrogate escape ("\ud800"), which is no
+            # character: it could not be stored, compared or sent to Redis.
+            value.encode("utf-8")
         except ValueError:
             raise InvalidFilter(
                 f"Invalid escape in the string starting at character {start + 1}"

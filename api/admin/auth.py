@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from litestar import Request
 from litestar.di import NamedDependency
 
 from api.admin.errors import AdminError
-from api.auth import bearer_token
+from api.auth import AUTH_FAILURE_WINDOW_S, bearer_token, over_failure_limit
 from api.services import Services
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
@@ -62,12 +62,24 @@ def _same_secret(presented: str, expected: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
+async def _refuse(request: Request[Any, Any, Any], services: Services, detail: str) -> NoReturn:
+    """401, or 429 with Retry-After once this client keeps failing (the
+    counter is shared with SCIM authentication)."""
+    if await over_failure_limit(request, services):
+        raise AdminError(
+            429,
+            "too many failed authentications from this client; retry later",
+            headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
+        )
+    raise AdminError(401, detail)
+
+
 async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
     """Litestar dependency: the authenticated caller of an admin route."""
     services: Services = request.app.state.services
     token = bearer_token(request)
     if token is None:
-        raise AdminError(401, "missing bearer token (Authorization: Bearer <token>)")
+        await _refuse(request, services, "missing bearer token (Authorization: Bearer <token>)")
     operator_token = services.settings.admin_token
     # Always do the operator comparison, so timing does not say which kind failed.
     is_operator = _same_secret(token, operator_token or "\x00disabled")
@@ -75,7 +87,7 @@ async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
         return Principal(operator=True)
     found = await AdminKeyStore(services.redis).authenticate(token)
     if found is None:
-        raise AdminError(401, "the bearer token is not a valid admin token or key")
+        await _refuse(request, services, "the bearer token is not a valid admin token or key")
     tenant, key_id = found
     return Principal(operator=False, tenant=tenant, key_id=key_id)
 

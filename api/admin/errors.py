@@ -29,6 +29,7 @@ _CODES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "too_many_requests",
     500: "internal",
     503: "unavailable",
 }
@@ -37,11 +38,20 @@ _CODES = {
 class AdminError(Exception):
     """An answer of the admin API that is not a success."""
 
-    def __init__(self, status: int, detail: str, *, error: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        error: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.error = error or _CODES.get(status, "error")
+        self.headers = headers
         self.extra = extra
 
 
@@ -59,7 +69,7 @@ def error_response(
 
 
 def _admin_error(_: Request[Any, Any, Any], exc: AdminError) -> Response[dict[str, Any]]:
-    return error_response(exc.status, exc.error, exc.detail, **exc.extra)
+    return error_response(exc.status, exc.error, exc.detail, exc.headers, **exc.extra)
 
 
 def _scim_error(_: Request[Any, Any, Any], exc: ScimError) -> Response[dict[str, Any]]:

@@ -13,7 +13,7 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from api.scim_io import scim_response
+from api.scim_io import MAX_JSON_DEPTH, scim_response
 from api.settings import Settings
 from scim.errors import NotFound
 from scim.schema import (
@@ -53,8 +53,9 @@ def service_provider_config(settings: Settings, base: str) -> dict[str, Any]:
         # Limits beyond the RFC's fields, declared so clients can plan.
         "urn:scim-bridge:limits": {
             "maxPayloadBytes": settings.max_body_bytes,
+            "maxJsonDepth": MAX_JSON_DEPTH,
             "maxPatchOperations": settings.max_patch_operations,
-            "maxFilterLength": settings.max_filter_length,
+            "maxFilterLength": settings.filter_length_limit,
             "maxPageSize": settings.max_page_size,
             "maxFilterScan": settings.max_scan,
         },
