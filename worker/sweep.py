@@ -14,11 +14,12 @@ import logging
 import time
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 
 from api.settings import Settings
 from worker.deps import WorkerDeps
-from worker.queue import enqueue_sync, job_exists
+from worker.queue import enqueue_sync, job_exists, sync_job_id
 
 __all__ = ["SWEEP_BATCH", "sweep", "sweep_cron", "sweep_tenant"]
 
@@ -55,7 +56,9 @@ async def sweep_tenant(
     for user_id in await deps.sync.users_in(slug, "pending", older_than_ms=older_than, limit=limit):
         due = await deps.sync.queued_due(slug, user_id)
         if due is not None:
-            if await job_exists(deps.queue, slug, user_id, due):
+            if await job_exists(deps.queue, slug, user_id, due) and not await _claim_lost(
+                deps, slug, user_id, due
+            ):
                 continue
         elif await deps.sync.is_locked(slug, user_id):
             continue  # a job is running it right now
@@ -68,6 +71,17 @@ async def sweep_tenant(
     if requeued:
         logger.info("sweep re-enqueued %d users of tenant %s", requeued, slug)
     return requeued
+
+
+async def _claim_lost(deps: WorkerDeps, slug: str, user_id: str, due: int) -> bool:
+    """True when a worker claimed the user's job (arq's in-progress key) but
+    the job is not running: the worker died between claiming and starting it
+    (a job clears its queue mark and takes the user's lock first thing).
+    arq keeps such a claim for its longest function timeout + 10 s (over an
+    hour with the reconcile job), so the user gets a new job now; the old one,
+    when its claim expires, finds the user up to date."""
+    claim = in_progress_key_prefix + sync_job_id(slug, user_id, due)
+    return bool(await deps.queue.exists(claim)) and not await deps.sync.is_locked(slug, user_id)
 
 
 def sweep_cron(settings: Settings) -> CronJob:

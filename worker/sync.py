@@ -296,6 +296,10 @@ class _Pass:
             )
         applied: Snapshot = {**self.desired, "active": learner.status == "active"}
         await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
+        if ref and ref != self.user_id:
+            # The deleted user it came from must not deactivate it later: its
+            # delete, if still to run, then looks the learner up and finds none.
+            await self.deps.sync.forget_link(self.tenant, ref)
         await self.deps.sync.log_event(
             self.tenant, self.user_id, "adopted", learner_id=learner.id, reason=conflict.error
         )
