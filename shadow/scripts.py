@@ -84,6 +84,9 @@ end
 local due = -1
 if ARGV[11] == '1' then
   local now = tonumber(ARGV[9])
+  -- The user's provisioning log starts with what SCIM asked (no personal data).
+  redis.call('XADD', prefix .. 'events:' .. id, 'MAXLEN', '~', 200, '*',
+    'event', 'scim_' .. mode, 'at', ARGV[8], 'version', version)
   redis.call('ZADD', KEYS[5], 'NX', now, id)
   redis.call('ZREM', KEYS[6], id)
   redis.call('ZREM', KEYS[7], id)

@@ -96,7 +96,12 @@ async def test_status_failed_users_timeline_and_replay(
     assert timeline["shadow"]["version"] == 1
     [learner] = [lr for lr in lms.learners() if lr.external_ref == ada]
     assert timeline["learner_id"] == learner.id
-    assert [e["event"] for e in reversed(timeline["events"])] == ["job_started", "lms", "synced"]
+    assert [e["event"] for e in reversed(timeline["events"])] == [
+        "scim_create",
+        "job_started",
+        "lms",
+        "synced",
+    ]
     assert timeline["events"][1]["call"] == "POST /learners"
     for nobody in ("nobody", "ids", f"{ada}:groups", "00000000-0000-0000-0000-000000000000"):
         unknown = await http.get(f"/admin/v1/tenants/{ORG}/users/{nobody}", headers=OP)

@@ -92,7 +92,15 @@ async def test_burst_worker_defers_through_an_outage_and_then_syncs(
     assert learner.external_ref == "u-1"
     assert (await deps.sync.counts(ORG)).synced == 1
     events = [e["event"] for e in reversed(await deps.sync.events(ORG, "u-1"))]
-    assert events == ["job_started", "lms", "deferred", "job_started", "lms", "synced"]
+    assert events == [
+        "scim_create",
+        "job_started",
+        "lms",
+        "deferred",
+        "job_started",
+        "lms",
+        "synced",
+    ]
 
 
 async def test_worker_settings_class_loads_in_arq_and_reports_health(

