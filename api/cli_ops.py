@@ -98,13 +98,14 @@ async def replay(redis: Redis, queue: ArqRedis, slug: str, user_id: str | None) 
     tenant = await TenantStore(redis).get(slug)
     if tenant is None:
         raise TenantError(f"no tenant {slug!r}")
-    resources = ResourceStore(redis)
-    ids = [user_id] if user_id else await SyncStore(redis).users_in(slug, "failed", limit=1_000_000)
+    resources, sync = ResourceStore(redis), SyncStore(redis)
+    ids = [user_id] if user_id else await sync.users_in(slug, "failed", limit=1_000_000)
     count = 0
     for uid in ids:
         due = await resources.requeue(slug, uid, interval_ms=tenant.job_interval_ms, force=True)
         if due is not None:
             await enqueue_sync(queue, slug, uid, due)
+            await sync.log_event(slug, uid, "replayed")
             count += 1
     return count
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from api.logs import configure_logging
 from api.settings import Settings
+from shadow.connect import RedisUrlError, check_queue_placement, connect, persistence
 
 DEMO_TENANT = "demo"
 SANDBOX_PORT = 8100
@@ -29,6 +31,7 @@ def run_api(settings: Settings) -> None:
     from api.app import create_app
 
     configure_logging(settings.log_level)
+    refuse_bad_layout(settings)
     warn_if_not_persistent(settings.redis_url)
     uvicorn.run(
         create_app(settings),
@@ -44,6 +47,7 @@ def run_worker_process(settings: Settings, *, burst: bool = False) -> None:
     from worker.settings import run_worker
 
     configure_logging(settings.log_level)
+    refuse_bad_layout(settings)
     warn_if_not_persistent(settings.redis_url)
     run_worker(settings, burst=burst)
 
@@ -55,23 +59,33 @@ def run_sandbox() -> None:
     serve()
 
 
-def warn_if_not_persistent(url: str) -> None:
-    """Acknowledged changes survive a Redis restart only with AOF or RDB on."""
+def refuse_bad_layout(settings: Settings) -> None:
+    """Exit with a clear message on URLs that cannot work (e.g. the queue on a cluster)."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        aof = dict(client.config_get("appendonly")).get("appendonly")  # type: ignore[arg-type]
-        save = dict(client.config_get("save")).get("save")  # type: ignore[arg-type]
-        client.close()
-    except redis.RedisError:
-        return
-    if aof != "yes":
-        import logging
+        check_queue_placement(settings.redis_url, settings.queue_redis_url)
+    except RedisUrlError as exc:
+        raise SystemExit(f"scim-bridge: {exc}") from None
 
-        logging.getLogger("scim_bridge").warning(
-            "redis has no AOF persistence: acknowledged changes can be lost if it restarts "
-            "(run it with --appendonly yes; see README)",
-            extra={"appendonly": aof, "save": save},
-        )
+
+def warn_if_not_persistent(url: str) -> None:
+    """Acknowledged changes survive a Redis restart only with AOF on: warn for
+    every primary behind `url` (the one Redis, the primary Sentinel names, or
+    each primary of a cluster) that runs without it."""
+    import logging
+
+    log = logging.getLogger("scim_bridge")
+    try:
+        nodes = persistence(url)
+    except (redis.RedisError, RedisClusterException, RedisUrlError) as exc:
+        log.info("could not read redis persistence settings", extra={"error": repr(exc)[:200]})
+        return
+    for node, aof, save in nodes:
+        if aof != "yes":
+            log.warning(
+                "redis has no AOF persistence: acknowledged changes can be lost if it restarts "
+                "(run it with --appendonly yes; see README)",
+                extra={"node": node, "appendonly": aof, "save": save},
+            )
 
 
 def redis_answers(url: str) -> bool:
@@ -135,12 +149,10 @@ def _wait_http(url: str, timeout: float = 30) -> None:
 
 def _demo_tenant(settings: Settings) -> dict[str, str]:
     """Create the demo tenant pointing at the sandbox on first start; issue a token."""
-    from redis.asyncio import Redis
-
     from shadow import Tenant, TenantStore
 
     async def run() -> dict[str, str]:
-        client = Redis.from_url(settings.redis_url)
+        client = connect(settings.redis_url)
         try:
             store = TenantStore(client)
             if await store.get(DEMO_TENANT) is None:

@@ -1,0 +1,538 @@
+"""One place that turns a Redis URL into a client: plain, Sentinel or Cluster.
+
+`REDIS_URL` (the shadow store) and `QUEUE_REDIS_URL` (the arq queue) take:
+
+- `redis://[[user]:password@]host:port/db`, `rediss://...` (TLS), `unix://...`:
+  one Redis, as redis-py's `from_url` reads it.
+- `redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`
+  (`rediss+sentinel://` for TLS to the Redis nodes): the primary that the
+  Sentinels name for `service`, followed through failovers. The password is
+  the Redis nodes'; `?sentinel_password=...` gives the Sentinels' own.
+- `redis+cluster://[[user]:password@]host:port[,host:port...][/0]`
+  (`rediss+cluster://` for TLS): a Redis Cluster, found from any of the
+  nodes given. Cluster has one database, 0. Only the shadow store may live
+  there: the arq queue needs a plain (or Sentinel-managed) Redis of its own,
+  named by `QUEUE_REDIS_URL` (`check_queue_placement` refuses otherwise).
+
+Every URL takes redis-py's query options (`?socket_timeout=5&...`).
+
+The shadow store is cluster-safe by construction: each tenant's keys share
+the hash tag `{t:<tenant>}` (shadow/keys.py), so every Lua script and every
+transaction of one tenant stays in one slot. redis-py 5's asyncio
+`RedisCluster` lacks three things the bridge uses, which `BridgeRedisCluster`
+adds:
+
+- `pipeline(transaction=True)` (MULTI/EXEC): run instead as one Lua script
+  that makes the same calls, atomic like MULTI; every key must be in one
+  slot, or it is refused before anything is sent.
+- a registered script called inside a pipeline (redis-py blocks EVALSHA in
+  cluster pipelines): sent as EVAL with the script's body, so a node that
+  lost its script cache (restart, failover) still runs it.
+- `publish` and `pubsub()`: classic pub/sub reaches every node of a
+  cluster, so a subscription to any one node hears every message.
+
+`connect` returns the cluster client typed as `Redis`: the store uses only
+commands both clients share, with these additions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import parse_qsl, unquote, urlencode
+
+import redis as redis_sync
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel
+from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, ResponseError
+from redis.sentinel import Sentinel as SyncSentinel
+
+__all__ = [
+    "BridgeRedisCluster",
+    "RedisUrl",
+    "RedisUrlError",
+    "check_queue_placement",
+    "close_sentinels",
+    "connect",
+    "connect_queue",
+    "describe",
+    "is_cluster",
+    "parse",
+    "persistence",
+    "queue_settings",
+]
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+
+
+class RedisUrlError(ValueError):
+    """A Redis URL the bridge cannot use, or a layout it refuses."""
+
+
+@dataclass(frozen=True)
+class RedisUrl:
+    """A parsed REDIS_URL / QUEUE_REDIS_URL."""
+
+    kind: str  # "plain" | "sentinel" | "cluster"
+    url: str
+    hosts: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    db: int = 0
+    tls: bool = False
+    #: username, password and query options, typed as redis-py parses them.
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse(url: str) -> RedisUrl:
+    """Split a URL of any of the three kinds (see the module docstring)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise RedisUrlError(f"not a Redis URL: {_redact(url)!r}")
+    scheme = scheme.lower()
+    if scheme not in CLUSTER_SCHEMES + SENTINEL_SCHEMES:
+        return RedisUrl(kind="plain", url=url)
+    netloc, _, path_query = rest.partition("/")
+    path, _, query = path_query.partition("?")
+    if "?" in netloc:  # no path: redis+cluster://host:port?opt=1
+        netloc, _, query = netloc.partition("?")
+    userinfo, at, hostlist = netloc.rpartition("@")
+    hosts = tuple(_host_port(h, scheme) for h in hostlist.split(",") if h.strip())
+    if not hosts:
+        raise RedisUrlError(f"{scheme} URL names no host: {_redact(url)!r}")
+    sentinel_password = None
+    pairs = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "sentinel_password":
+            sentinel_password = value
+        else:
+            pairs.append((name, value))
+    # redis-py's own URL parser types the credentials and the query options.
+    options: dict[str, Any] = dict(
+        parse_url(f"redis://{userinfo}{at}placeholder:1/0?{urlencode(pairs)}")
+    )
+    for key in ("host", "port", "db"):
+        options.pop(key, None)
+    if sentinel_password is not None:
+        options["sentinel_password"] = sentinel_password
+    parts = [unquote(p) for p in path.split("/") if p]
+    tls = scheme.startswith("rediss")
+    if scheme in SENTINEL_SCHEMES:
+        if not parts:
+            raise RedisUrlError(
+                f"a Sentinel URL names its service: {scheme}://host:port/<service>/<db>"
+            )
+        db = _db(parts[1] if len(parts) > 1 else "0", url)
+        return RedisUrl("sentinel", url, hosts, parts[0], db, tls, options)
+    db = _db(parts[0] if parts else "0", url)
+    if db != 0 or len(parts) > 1:
+        raise RedisUrlError(f"Redis Cluster has only database 0: {_redact(url)!r}")
+    return RedisUrl("cluster", url, hosts, "", 0, tls, options)
+
+
+def is_cluster(url: str) -> bool:
+    return bool(url) and parse(url).kind == "cluster"
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    return _redact(url)
+
+
+def check_queue_placement(redis_url: str, queue_redis_url: str) -> None:
+    """Refuse a layout that cannot work: arq's queue on a Redis Cluster.
+
+    arq keeps its queue, job keys and results under fixed global names and
+    moves them in MULTI/EXEC steps across them; on a cluster those keys land
+    on different nodes. With the shadow store on a cluster, the queue needs
+    a Redis of its own.
+    """
+    if queue_redis_url and is_cluster(queue_redis_url):
+        raise RedisUrlError(
+            "QUEUE_REDIS_URL must be a plain or Sentinel-managed Redis, not a Redis Cluster "
+            f"({describe(queue_redis_url)}): arq's queue cannot be spread over slots"
+        )
+    if is_cluster(redis_url) and not queue_redis_url:
+        raise RedisUrlError(
+            f"REDIS_URL is a Redis Cluster ({describe(redis_url)}): the arq queue cannot "
+            "live there; set QUEUE_REDIS_URL to a Redis of its own "
+            "(redis://host:port/0 or redis+sentinel://...)"
+        )
+
+
+# -- async clients -------------------------------------------------------------------
+
+
+def connect(url: str, **options: Any) -> Redis:
+    """The shadow store's client for `url` (plain, Sentinel or Cluster).
+
+    `options` go to the connections (e.g. `socket_connect_timeout=2`); the
+    caller closes the client with `aclose()`. No I/O happens here.
+    """
+    parsed = parse(url)
+    if parsed.kind == "plain":
+        return cast(Redis, Redis.from_url(url, **options))
+    if parsed.kind == "sentinel":
+        client: Redis = _sentinel_master(parsed, options, _SentinelRedis)
+        return client
+    kwargs = {**_connection_options(parsed), **options}
+    if parsed.tls:
+        kwargs["ssl"] = True
+    return cast(
+        Redis,
+        BridgeRedisCluster(  # type: ignore[abstract]
+            startup_nodes=[ClusterNode(host, port) for host, port in parsed.hosts],
+            **kwargs,
+        ),
+    )
+
+
+def connect_queue(url: str, **options: Any) -> ArqRedis:
+    """An arq client of the queue's Redis (plain or Sentinel) for enqueueing
+    and reading the queue outside a worker (CLI)."""
+    parsed = parse(url)
+    if parsed.kind == "cluster":
+        raise RedisUrlError(f"the arq queue cannot live on a Redis Cluster ({describe(url)})")
+    if parsed.kind == "sentinel":
+        queue: ArqRedis = _sentinel_master(parsed, options, _SentinelArqRedis)
+        return queue
+    return cast(ArqRedis, ArqRedis.from_url(url, **options))
+
+
+def queue_settings(url: str) -> RedisSettings:
+    """arq's `RedisSettings` for the queue's URL (plain or Sentinel)."""
+    parsed = parse(url)
+    if parsed.kind == "cluster":
+        raise RedisUrlError(f"the arq queue cannot live on a Redis Cluster ({describe(url)})")
+    if parsed.kind == "plain":
+        return RedisSettings.from_dsn(url)
+    opts = parsed.options
+    return RedisSettings(
+        host=list(parsed.hosts),
+        sentinel=True,
+        sentinel_master=parsed.service,
+        database=parsed.db,
+        username=opts.get("username"),
+        password=opts.get("password"),
+        ssl=parsed.tls,
+        conn_timeout=int(opts.get("socket_connect_timeout") or 1),
+    )
+
+
+class _ClosesSentinels:
+    """A Sentinel-managed client that also closes its Sentinel connections."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)  # type: ignore[misc]
+        await close_sentinels(self)
+
+
+async def close_sentinels(client: Any) -> None:
+    """Close the connections to the Sentinels behind a Sentinel-managed
+    client (redis-py's `aclose` leaves them open); nothing for other clients."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
+
+
+class _SentinelRedis(_ClosesSentinels, Redis):  # type: ignore[misc]
+    pass
+
+
+class _SentinelArqRedis(_ClosesSentinels, ArqRedis):  # type: ignore[misc]
+    pass
+
+
+def _sentinel_master(parsed: RedisUrl, extra: dict[str, Any], redis_class: type[Any]) -> Any:
+    """The client of the primary the Sentinels name; closing it closes them too."""
+    options = {**_connection_options(parsed), **extra, "db": parsed.db}
+    sentinel_password = options.pop("sentinel_password", None)
+    sentinel_kwargs = {
+        k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")
+    }
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    manager = Sentinel(  # type: ignore[no-untyped-call]
+        list(parsed.hosts), sentinel_kwargs=sentinel_kwargs, **options
+    )
+    return manager.master_for(parsed.service, redis_class=redis_class)
+
+
+def _connection_options(parsed: RedisUrl) -> dict[str, Any]:
+    options = dict(parsed.options)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    return options
+
+
+# -- the cluster client ------------------------------------------------------------
+
+# Runs the commands of a transaction in one atomic step, as MULTI/EXEC would.
+# ARGV: for each command, its argument count, then the command and its arguments.
+# KEYS: every key the commands touch (they route the call; all share one slot).
+# A failing command gives its error in its place; the others still run.
+_MULTI = """
+local out, i, n = {}, 1, 0
+while i <= #ARGV do
+  local argc = tonumber(ARGV[i])
+  n = n + 1
+  out[n] = redis.pcall(unpack(ARGV, i + 1, i + argc))
+  i = i + argc + 1
+end
+return out
+"""
+
+
+class BridgeRedisCluster(RedisCluster):
+    """redis-py's asyncio `RedisCluster` with single-slot transactions,
+    scripts in pipelines, and pub/sub (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._bridge_node_options = {
+            k: v
+            for k, v in kwargs.items()
+            if k
+            in (
+                "username",
+                "password",
+                "ssl",
+                "ssl_ca_certs",
+                "ssl_certfile",
+                "ssl_keyfile",
+                "ssl_cert_reqs",
+                "socket_timeout",
+                "socket_connect_timeout",
+            )
+        }
+        super().__init__(*args, **kwargs)
+        self._bridge_scripts: dict[str, Any] = {}
+        self._bridge_multi = self.register_script(_MULTI)
+
+    async def initialize(self) -> RedisCluster:
+        # "cannot be connected" is a connection problem to the bridge (a 503),
+        # not a programming error.
+        try:
+            return await super().initialize()
+        except RedisClusterException as exc:
+            if "cannot be connected" in str(exc):
+                raise RedisConnectionError(str(exc)) from exc
+            raise
+
+    def register_script(self, script: Any) -> Any:
+        registered = super().register_script(script)  # type: ignore[misc]
+        self._bridge_scripts[registered.sha] = registered.script
+        return registered
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is not supported in cluster mode")
+        if transaction:
+            return _SlotTransaction(self)  # type: ignore[abstract]
+        return _ScriptPipeline(self)  # type: ignore[abstract]
+
+    async def keys(self, pattern: Any = "*", **kwargs: Any) -> list[Any]:
+        """KEYS of every primary (redis-py asks one node): for tests and ops
+        tools only, as on a single Redis."""
+        found: list[Any] = []
+        await self.initialize()
+        for node in self.get_primaries():
+            found += await self.execute_command("KEYS", pattern, target_nodes=node, **kwargs)
+        return found
+
+    async def publish(self, channel: Any, message: Any, **kwargs: Any) -> int:
+        """PUBLISH through any node: the cluster bus carries it to every node."""
+        return int(
+            await self.execute_command(
+                "PUBLISH", channel, message, target_nodes=self.get_random_node()
+            )
+        )
+
+    def pubsub(self, **kwargs: Any) -> PubSub:
+        """A subscription on one node of the cluster (chosen at random among
+        those known, so that a retry after a node failed tries another)."""
+        manager = self.nodes_manager
+        nodes = list(manager.nodes_cache.values()) or list(manager.startup_nodes.values())
+        node = random.choice(nodes)
+        pool = ConnectionPool(host=node.host, port=node.port, **self._node_pool_options())
+        return _NodePubSub(connection_pool=pool, **kwargs)
+
+    def _node_pool_options(self) -> dict[str, Any]:
+        options = dict(self._bridge_node_options)
+        if options.pop("ssl", False):
+            options["connection_class"] = SSLConnection
+        return options
+
+
+class _NodePubSub(PubSub):
+    """A PubSub that owns its connection pool (one node of a cluster)."""
+
+    async def aclose(self) -> None:
+        await super().aclose()  # type: ignore[no-untyped-call]
+        await self.connection_pool.disconnect()
+
+
+class _ScriptPipeline(ClusterPipeline):
+    """A cluster pipeline that also carries registered scripts' calls.
+
+    `Script(..., client=pipe)` does `await pipe.evalsha(...)`: redis-py's
+    cluster pipeline blocks EVALSHA, and awaiting it would empty the stack.
+    """
+
+    def __await__(self) -> Generator[Any, None, ClusterPipeline]:
+        return self._itself().__await__()
+
+    async def _itself(self) -> ClusterPipeline:
+        return self
+
+    def evalsha(self, sha: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        client = cast(BridgeRedisCluster, self._client)
+        script = client._bridge_scripts.get(sha if isinstance(sha, str) else sha.decode())
+        if script is None:
+            return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+        # EVAL, not EVALSHA: a node that lost its script cache still runs it.
+        return self.execute_command("EVAL", script, numkeys, *keys_and_args)
+
+
+_SKIP_OPTIONS = ("keys", "target_nodes", "_never_decode", "EMPTY_RESPONSE", "NEVER_DECODE")
+
+
+class _SlotTransaction(_ScriptPipeline):
+    """`pipeline(transaction=True)` on a cluster: the queued commands run as
+    one Lua script on the node of their slot (atomic, like MULTI/EXEC)."""
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        stack, self._command_stack = self._command_stack, []
+        if not stack:
+            return []
+        client = cast(BridgeRedisCluster, self._client)
+        await client.initialize()
+        route: dict[Any, None] = {}
+        argv: list[Any] = []
+        for cmd in stack:
+            for key in await client.commands_parser.get_keys(*cmd.args) or ():
+                route[key] = None
+            argv.append(len(cmd.args))
+            argv.extend(cmd.args)
+        if not route:
+            raise RedisClusterException("a transaction on Redis Cluster needs a key to route it")
+        slots = {client.keyslot(key) for key in route}
+        if len(slots) != 1:
+            raise RedisClusterException(
+                "a transaction on Redis Cluster must keep to one hash slot; these keys span "
+                f"{len(slots)}: {[k.decode() if isinstance(k, bytes) else k for k in route]}"
+            )
+        raw = await client._bridge_multi(keys=list(route), args=argv)
+        results: list[Any] = []
+        for cmd, value in zip(stack, raw, strict=True):
+            if isinstance(value, ResponseError):
+                if raise_on_error:
+                    raise value
+                results.append(value)
+                continue
+            callback = client.response_callbacks.get(str(cmd.args[0]).upper())
+            options = {k: v for k, v in cmd.kwargs.items() if k not in _SKIP_OPTIONS}
+            results.append(callback(value, **options) if callback else value)
+        return results
+
+
+# -- persistence (synchronous: read once at start-up) -------------------------------
+
+
+def persistence(url: str, timeout: float = 2.0) -> list[tuple[str, str | None, str | None]]:
+    """(node, appendonly, save) of every primary behind `url`: the one Redis,
+    the Sentinel-named primary, or each primary of a cluster."""
+    parsed = parse(url)
+    opts = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if parsed.kind == "plain":
+        client = redis_sync.Redis.from_url(url, **opts)
+        try:
+            return [(describe(url), *_config(client))]
+        finally:
+            client.close()
+    base = _connection_options(parsed)
+    if parsed.kind == "sentinel":
+        base.pop("sentinel_password", None)
+        manager = SyncSentinel(  # type: ignore[no-untyped-call]
+            list(parsed.hosts),
+            sentinel_kwargs={**opts, **_sentinel_auth(parsed)},
+            **{**base, **opts, "db": parsed.db},
+        )
+        host, port = manager.discover_master(parsed.service)  # type: ignore[no-untyped-call]
+        master = manager.master_for(parsed.service)  # type: ignore[no-untyped-call]
+        try:
+            return [(f"{parsed.service} ({host}:{port})", *_config(master))]
+        finally:
+            master.close()
+            for sentinel in manager.sentinels:
+                sentinel.close()
+    cluster = SyncRedisCluster(
+        startup_nodes=[SyncClusterNode(h, p) for h, p in parsed.hosts],  # type: ignore[no-untyped-call]
+        **{**base, **opts},
+    )
+    try:
+        return [
+            (node.name, *_config(cluster.get_redis_connection(node)))
+            for node in cluster.get_primaries()
+        ]
+    finally:
+        cluster.close()
+
+
+def _sentinel_auth(parsed: RedisUrl) -> dict[str, Any]:
+    password = parsed.options.get("sentinel_password")
+    return {"password": password} if password else {}
+
+
+def _config(client: redis_sync.Redis) -> tuple[str | None, str | None]:
+    aof = dict(client.config_get("appendonly")).get("appendonly")  # type: ignore[arg-type]
+    save = dict(client.config_get("save")).get("save")  # type: ignore[arg-type]
+    return _str(aof), _str(save)
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- URL helpers -------------------------------------------------------------------
+
+
+def _host_port(text: str, scheme: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        return text.strip(), 26379 if scheme in SENTINEL_SCHEMES else 6379
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise RedisUrlError(f"bad host:port {text!r} in a {scheme} URL") from None
+
+
+def _db(text: str, url: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RedisUrlError(f"bad database number {text!r} in {_redact(url)!r}") from None
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{sep}{user}{':***' if colon else ''}@{hosts}{slash}{tail}"
