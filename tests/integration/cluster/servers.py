@@ -182,7 +182,8 @@ def start_cluster(workdir: Path, nodes: int = 3) -> RedisClusterServers:
             for port in servers.ports:
                 client = redis.Redis(port=port)
                 try:
-                    if client.cluster("info").get("cluster_state") != "ok":
+                    info: Any = client.cluster("info")
+                    if info.get("cluster_state") != "ok":
                         return False
                 finally:
                     client.close()
@@ -228,7 +229,9 @@ def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
     def knows_master() -> bool:
         client = redis.Redis(port=port)
         try:
-            return bool(client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE))
+            return bool(
+                client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)  # type: ignore[no-untyped-call]
+            )
         finally:
             client.close()
 

@@ -124,41 +124,36 @@ async def test_groups_drive_teams_on_a_cluster(
         assert (counts.pending, counts.failed) == (0, 0), counts
         return True
 
+    def teams(*names: str | None) -> dict[str, str | None]:
+        return dict(zip(emails[: len(names)], names, strict=True))
+
+    async def wait_for_teams(expected: dict[str, str | None], what: str) -> None:
+        async def reached() -> bool:
+            return await teams_are(expected)
+
+        # (mypy cannot solve wait_until's `T | Awaitable[T]` for a coroutine function)
+        await bridge.wait_until(reached, 60, message=what)  # type: ignore[arg-type]
+
     blue = await group("Team Blue", *ids[:3])
     red = await group("Team Red", *ids[3:5])
-    await bridge.wait_until(
-        lambda: teams_are(
-            dict(zip(emails, ["Team Blue"] * 3 + ["Team Red"] * 2 + [None], strict=True))
-        ),
-        60,
-        message="group teams to reach the LMS",
-    )
+    blue3, red2 = ["Team Blue"] * 3, ["Team Red"] * 2
+    await wait_for_teams(teams(*blue3, *red2, None), "group teams to reach the LMS")
     move = patch_ops(("Remove", f'members[value eq "{ids[0]}"]', None))
     assert (await tenant.scim.patch(f"/Groups/{blue}", move)).status_code == 200
     add = patch_ops(("Add", "members", [{"value": ids[0]}, {"value": ids[5]}]))
     assert (await tenant.scim.patch(f"/Groups/{red}", add)).status_code == 200
     rename = patch_ops(("Replace", "displayName", "Team Green"))
     assert (await tenant.scim.patch(f"/Groups/{blue}", rename)).status_code == 200
-    await bridge.wait_until(
-        lambda: teams_are(
-            dict(
-                zip(
-                    emails,
-                    ["Team Red", "Team Green", "Team Green", "Team Red", "Team Red", "Team Red"],
-                    strict=True,
-                )
-            )
-        ),
-        60,
-        message="membership changes and the rename to reach the LMS",
+    green2 = ["Team Green"] * 2
+    await wait_for_teams(
+        teams("Team Red", *green2, *red2, "Team Red"),
+        "membership changes and the rename to reach the LMS",
     )
     assert (await tenant.scim.delete(f"/Groups/{red}")).status_code == 204
     deleted = await tenant.scim.delete(f"/Users/{ids[5]}")
     assert deleted.status_code == 204
-    after = dict(zip(emails[:5], [None, "Team Green", "Team Green", None, None], strict=True))
-    await bridge.wait_until(
-        lambda: teams_are(after), 60, message="the group's deletion to clear its teams"
-    )
+    after = teams(None, *green2, None, None)
+    await wait_for_teams(after, "the group's deletion to clear its teams")
     learners = {x["email"]: x for x in await bridge.sandbox_learners(tenant.org)}
     assert len(learners) == len(emails)
     assert learners[emails[5]]["status"] == "deactivated"

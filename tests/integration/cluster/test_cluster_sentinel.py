@@ -204,8 +204,15 @@ async def test_the_bridge_runs_through_a_sentinel_url(
         assert (status["pending"], status["failed"]) == (0, 0), status
         return True
 
-    await bridge.wait_until(lambda: learners_match(False), 60, message="the creates to sync")
+    async def creates_synced() -> bool:
+        return await learners_match(False)
+
+    async def changes_synced() -> bool:
+        return await learners_match(True)
+
+    # (mypy cannot solve wait_until's `T | Awaitable[T]` for a coroutine function)
+    await bridge.wait_until(creates_synced, 60, message="the creates")  # type: ignore[arg-type]
     renamed = await tenant.scim.patch(f"/Users/{ids[1]}", patch_ops(("Replace", "title", "Boss")))
     assert renamed.status_code == 200, renamed.text
     assert (await tenant.scim.delete(f"/Users/{ids[2]}")).status_code == 204
-    await bridge.wait_until(lambda: learners_match(True), 60, message="the changes to sync")
+    await bridge.wait_until(changes_synced, 60, message="the changes")  # type: ignore[arg-type]
