@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 
 from arq.constants import health_check_key_suffix
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.settings import Settings
+from shadow.connect import connect_queue
 from worker.queue import QUEUE_NAME
 
 __all__ = ["HEALTH_KEY", "check_worker", "worker_health"]
@@ -28,7 +28,7 @@ _TIMEOUT_S = 5.0
 async def worker_health(settings: Settings) -> str | None:
     """The health line the last worker wrote ("... j_complete=3 ... queued=0"),
     or None when no worker has written one lately or Redis does not answer."""
-    redis = Redis.from_url(settings.queue_url, socket_connect_timeout=_TIMEOUT_S)
+    redis = connect_queue(settings.queue_url, socket_connect_timeout=_TIMEOUT_S)
     try:
         async with asyncio.timeout(_TIMEOUT_S):
             raw = await redis.get(HEALTH_KEY)
