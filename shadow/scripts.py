@@ -93,7 +93,14 @@ if ARGV[11] == '1' then
   redis.call('HSET', KEYS[8], 'state', 'pending')
   if not redis.call('ZSCORE', KEYS[9], id) then
     local clock = tonumber(redis.call('GET', KEYS[10]) or '0')
-    due = math.max(now, clock)
+    -- Start-time fair queueing: a tenant with no backlog starts at the head
+    -- of the shared queue, not behind another tenant's overdue jobs.
+    local vnow = now
+    if ARGV[15] and ARGV[15] ~= '' then
+      local head = redis.call('ZRANGE', ARGV[15], 0, 0, 'WITHSCORES')
+      if head[2] and tonumber(head[2]) < vnow then vnow = tonumber(head[2]) end
+    end
+    due = math.max(vnow, clock)
     redis.call('SET', KEYS[10], due + tonumber(ARGV[10]), 'PX', 86400000)
     redis.call('ZADD', KEYS[9], due, id)
     if ARGV[14] and ARGV[14] ~= '' then

@@ -106,6 +106,10 @@ def worker_options(
         "max_jobs": settings.max_jobs,
         # arq polls its queue; the sync lag of a lone change is about half this.
         "poll_delay": settings.poll_delay_s,
+        # arq works through the due jobs it read before it looks again; a
+        # short read keeps a job that just reached the head from waiting
+        # behind a long batch (fair share), at up to 20 jobs per poll.
+        "queue_read_limit": 20,
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,
         "health_check_interval": HEALTH_CHECK_INTERVAL_S,

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 from redis.asyncio import Redis
 
-from shadow import ResourceStore, StoreConflict, SyncStore, Tenant, TenantError, TenantStore, keys
+from shadow import (
+    InlineJob,
+    ResourceStore,
+    StoreConflict,
+    SyncStore,
+    Tenant,
+    TenantError,
+    TenantStore,
+    keys,
+)
 
 
 def _user(name: str, **extra: object) -> dict[str, object]:
@@ -228,3 +238,26 @@ async def test_a_stale_recent_copy_can_never_be_written_back(redis: Redis) -> No
     fresh = await api_a.get("acme", "u", "u1", recent=True)
     assert fresh is not None
     assert (fresh.version, fresh.doc["title"]) == (2, "two")
+
+
+async def test_a_tenant_without_backlog_starts_at_the_head_of_an_overdue_queue(
+    redis: Redis,
+) -> None:
+    """Start-time fair queueing: another tenant's overdue backlog does not sort
+    ahead of a newcomer's first change."""
+    store = ResourceStore(redis)
+    now_ms = int(time.time() * 1000)
+    await redis.zadd("queue", {"sync:big:u0:1": now_ms - 10_000})  # big is 10 s behind
+    job = InlineJob(
+        payload=b"job",
+        queue_key="queue",
+        key_prefix="arq:job:",
+        id_prefix="sync:small:v1:",
+        expires_extra_ms=60_000,
+    )
+    out = await store.write("small", "u", "v1", "create", _user("v@x"), interval_ms=50, job=job)
+    assert out.enqueued
+    assert out.enqueue_due_ms is not None
+    assert out.enqueue_due_ms <= now_ms - 10_000
+    first = await redis.zrange("queue", 0, 0)
+    assert first in ([b"sync:big:u0:1"], [f"sync:small:v1:{out.enqueue_due_ms}".encode()])
