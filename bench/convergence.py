@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from typing import Any
 
 from bench.harness import (
     BenchCluster,
-    ClusterSpec,
     CreateRun,
     add_common_args,
-    bench_cluster,
     bridge_counts,
     check_alive,
     cpu_report,
@@ -47,7 +44,7 @@ from bench.harness import (
     print_table,
     progress_printer,
     redis_ping_ms,
-    spec_from_args,
+    run_benchmark,
     stamp,
     summary_ms,
     verdict,
@@ -240,17 +237,8 @@ def report(r: dict[str, Any]) -> None:
     print_cpu(r["cpu"])
 
 
-async def run_in_cluster(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, Any]:
-    async with bench_cluster(spec) as cluster:
-        return await run(cluster, args)
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    spec = spec_from_args(args)
-    result = asyncio.run(run_in_cluster(spec, args))
-    report(result)
-    print(json.dumps(result))
+    run_benchmark(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from typing import Any
 
 from bench.harness import (
     BenchCluster,
-    ClusterSpec,
     CreateRun,
     add_common_args,
-    bench_cluster,
     bridge_counts,
     check_alive,
     cpu_report,
@@ -45,8 +42,8 @@ from bench.harness import (
     print_cpu,
     print_table,
     progress_printer,
+    run_benchmark,
     scim_client,
-    spec_from_args,
     stamp,
     title_patch,
     verdict,
@@ -255,17 +252,8 @@ def report(r: dict[str, Any]) -> None:
     print_cpu(r["cpu"])
 
 
-async def run_in_cluster(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, Any]:
-    async with bench_cluster(spec) as cluster:
-        return await run(cluster, args)
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    spec = spec_from_args(args)
-    result = asyncio.run(run_in_cluster(spec, args))
-    report(result)
-    print(json.dumps(result))
+    run_benchmark(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

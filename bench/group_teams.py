@@ -18,22 +18,19 @@ asserts.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import time
 from typing import Any
 
 from bench.harness import (
     BenchCluster,
     add_common_args,
-    bench_cluster,
     bridge_counts,
     create_users,
     created_count,
     org_stats,
     print_table,
+    run_benchmark,
     scim_client,
-    spec_from_args,
     verdict,
     wait_for,
 )
@@ -102,7 +99,7 @@ async def run(cluster: BenchCluster, args: argparse.Namespace) -> dict[str, Any]
 
     async def teams_set() -> bool:
         learners = await cluster.sandbox_learners(tenant.org)
-        return sum(1 for lr in learners if lr.get("team") == TEAM) >= args.members
+        return bool(sum(1 for lr in learners if lr.get("team") == TEAM) >= args.members)
 
     bound = args.members / args.rate
     converged = await wait_for(teams_set, max(120.0, 4 * bound), 0.5)
@@ -166,16 +163,10 @@ def report(r: dict[str, Any]) -> None:
         ]
     )
     print(f"LMS calls by route: {r['lms_calls_by_route']}")
-    print(json.dumps(r))
-
-
-async def main_async(args: argparse.Namespace) -> None:
-    async with bench_cluster(spec_from_args(args)) as cluster:
-        report(await run(cluster, args))
 
 
 def main(argv: list[str] | None = None) -> None:
-    asyncio.run(main_async(parse_args(argv)))
+    run_benchmark(parse_args(argv), run, report)
 
 
 if __name__ == "__main__":

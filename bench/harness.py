@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import os
 import shutil
@@ -528,3 +529,20 @@ def progress_printer() -> Iterator[Callable[[str], None]]:
         print(f"[{time.monotonic() - start:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     yield say
+
+
+def run_benchmark(
+    args: argparse.Namespace,
+    run: Callable[[BenchCluster, argparse.Namespace], Awaitable[dict[str, Any]]],
+    report: Callable[[dict[str, Any]], None],
+) -> None:
+    """Start the cluster `args` describe, run one benchmark in it, stop it,
+    then print the report and the JSON line."""
+
+    async def in_cluster() -> dict[str, Any]:
+        async with bench_cluster(spec_from_args(args)) as cluster:
+            return await run(cluster, args)
+
+    result = asyncio.run(in_cluster())
+    report(result)
+    print(json.dumps(result))
