@@ -15,15 +15,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from api.cli_ops import credential_listing, emit
 from api.settings import Settings, load_settings
 from shadow import Tenant, TenantError, TenantStore
 from shadow.connect import connect
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
-
-
-def _print(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
-    print(json.dumps(data) if getattr(args, "json", False) else human)
 
 
 async def _with_redis(settings: Settings, fn: Callable[[Redis], Awaitable[int]]) -> int:
@@ -46,7 +43,7 @@ async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int
         )
         await TenantStore(redis).create(tenant)
         url = settings.scim_url(args.slug)
-        _print(args, {"tenant": args.slug, "scim_url": url}, f"created {args.slug}: {url}")
+        emit(args, {"tenant": args.slug, "scim_url": url}, f"created {args.slug}: {url}")
         return 0
 
     return await _with_redis(settings, run)
@@ -65,7 +62,7 @@ async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int
         if args.enabled is not None:
             tenant.enabled = args.enabled == "yes"
         await store.save(tenant)
-        _print(args, _tenant_view(tenant, settings), f"updated {args.slug}")
+        emit(args, _tenant_view(tenant, settings), f"updated {args.slug}")
         return 0
 
     return await _with_redis(settings, run)
@@ -94,7 +91,7 @@ async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
             if (t := await store.get(slug)) is not None
         ]
         human = "\n".join(f"{v['tenant']}\t{v['scim_url']}\t{v['lms_url']}" for v in views)
-        _print(args, {"tenants": views}, human or "no tenants")
+        emit(args, {"tenants": views}, human or "no tenants")
         return 0
 
     return await _with_redis(settings, run)
@@ -106,7 +103,7 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
         if tenant is None:
             raise TenantError(f"no tenant {args.slug!r}")
         view = _tenant_view(tenant, settings)
-        _print(args, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
+        emit(args, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
         return 0
 
     return await _with_redis(settings, run)
@@ -126,7 +123,7 @@ async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
             f"Tenant URL: {url}\nSecret token: {issued.token}\n"
             "Copy the token now: it is not shown again."
         )
-        _print(args, data, human)
+        emit(args, data, human)
         return 0
 
     return await _with_redis(settings, run)
@@ -135,23 +132,8 @@ async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
         tokens = await TenantStore(redis).list_tokens(args.slug)
-        data = {
-            "tenant": args.slug,
-            "tokens": [
-                {
-                    "token_id": t.token_id,
-                    "created_at": t.created_at,
-                    "label": t.label,
-                    "last_used_at": t.last_used_at,
-                }
-                for t in tokens
-            ],
-        }
-        human = "\n".join(
-            f"{t.token_id}\tcreated {t.created_at}\tlast used {t.last_used_at or 'never'}"
-            for t in tokens
-        )
-        _print(args, data, human or "no tokens")
+        data, human = credential_listing(args.slug, tokens, "tokens", "token_id")
+        emit(args, data, human or "no tokens")
         return 0
 
     return await _with_redis(settings, run)
@@ -160,7 +142,7 @@ async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
         removed = await TenantStore(redis).revoke_token(args.slug, args.token_id)
-        _print(
+        emit(
             args,
             {"tenant": args.slug, "token_id": args.token_id, "revoked": removed},
             "revoked" if removed else "no such token",

@@ -18,7 +18,7 @@ from api.settings import Settings
 from lms_client import LmsError
 from mappings import build_rules, decode_overrides, encode_overrides, preview
 from mappings.problems import MappingConfigError
-from shadow import ResourceStore, SyncStore, TenantError, TenantStore, keys
+from shadow import ResourceStore, SyncStore, TenantError, TenantStore, TokenInfo, keys
 from shadow.admin_keys import AdminKeyStore
 from shadow.connect import connect, connect_queue
 from worker.breaker import approve, breaker_state, cancel, get_config, set_config
@@ -26,8 +26,32 @@ from worker.queue import enqueue_sync, queue_depth
 from worker.reconcile import ReconcileBusy, reconcile_tenant
 
 
-def _out(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
-    print(json.dumps(data) if args.json else human)
+def emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
+    """One command's answer: JSON with --json (for scripts), else for people."""
+    print(json.dumps(data) if getattr(args, "json", False) else human)
+
+
+def credential_listing(
+    tenant: str, found: list[TokenInfo], field: str, id_name: str
+) -> tuple[dict[str, Any], str]:
+    """SCIM tokens or admin keys as JSON and as lines: ids and times, never secrets."""
+    data = {
+        "tenant": tenant,
+        field: [
+            {
+                id_name: k.token_id,
+                "created_at": k.created_at,
+                "label": k.label,
+                "last_used_at": k.last_used_at,
+            }
+            for k in found
+        ],
+    }
+    human = "\n".join(
+        f"{k.token_id}\tcreated {k.created_at}\tlast used {k.last_used_at or 'never'}"
+        for k in found
+    )
+    return data, human
 
 
 async def _tenant_or_fail(redis: Redis, slug: str) -> None:
@@ -89,7 +113,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         )
     for err in data["last_errors"]:
         human += f"\n  failed {err['user_id']}: {err['error']}"
-    _out(args, data, human)
+    emit(args, data, human)
     return 0
 
 
@@ -118,7 +142,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await queue.aclose()
         await redis.aclose()
-    _out(args, {"tenant": args.slug, "replayed": count}, f"replayed {count} user(s)")
+    emit(args, {"tenant": args.slug, "replayed": count}, f"replayed {count} user(s)")
     return 0
 
 
@@ -128,7 +152,7 @@ async def cmd_mapping_set(args: argparse.Namespace, settings: Settings) -> int:
     try:
         overrides = decode_overrides(path.read_bytes(), fmt)
     except MappingConfigError as exc:
-        _out(args, {"error": str(exc)}, f"error: {exc}")
+        emit(args, {"error": str(exc)}, f"error: {exc}")
         return 2
     redis = connect(settings.redis_url)
     try:
@@ -136,7 +160,7 @@ async def cmd_mapping_set(args: argparse.Namespace, settings: Settings) -> int:
         await redis.set(keys.mapping(args.slug), encode_overrides(overrides))
     finally:
         await redis.aclose()
-    _out(args, {"tenant": args.slug, "mapping": "set"}, f"mapping of {args.slug} set")
+    emit(args, {"tenant": args.slug, "mapping": "set"}, f"mapping of {args.slug} set")
     return 0
 
 
@@ -145,7 +169,7 @@ async def cmd_mapping_preview(args: argparse.Namespace, settings: Settings) -> i
     try:
         user = json.loads(raw)
     except json.JSONDecodeError as exc:
-        _out(args, {"error": f"not JSON: {exc}"}, f"error: not JSON: {exc}")
+        emit(args, {"error": f"not JSON: {exc}"}, f"error: not JSON: {exc}")
         return 2
     redis = connect(settings.redis_url)
     try:
@@ -189,7 +213,7 @@ async def cmd_users_show(args: argparse.Namespace, settings: Settings) -> int:
         [f"user {args.user_id}: {data['state']} (learner {data['learner_id']})"]
         + [f"  {e.get('at')} {e.get('event')} {e}" for e in reversed(events)]
     )
-    _out(args, data, human)
+    emit(args, data, human)
     return 0
 
 
@@ -204,7 +228,7 @@ async def cmd_users_failed(args: argparse.Namespace, settings: Settings) -> int:
     lines += [f"  {u['user_id']}\t{u['failed_at']}\t{u['error']}" for u in data["users"]]
     if data["next_offset"] is not None:
         lines.append(f"  more: --offset {data['next_offset']}")
-    _out(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -223,7 +247,7 @@ async def cmd_admin_key_issue(args: argparse.Namespace, settings: Settings) -> i
         "Copy the key now: it is not shown again. It reaches this tenant only, "
         f"at {settings.public_url.rstrip('/')}/admin/v1/tenants/{args.slug}/..."
     )
-    _out(args, data, human)
+    emit(args, data, human)
     return 0
 
 
@@ -234,23 +258,8 @@ async def cmd_admin_key_list(args: argparse.Namespace, settings: Settings) -> in
         found = await AdminKeyStore(redis).list_keys(args.slug)
     finally:
         await redis.aclose()
-    data = {
-        "tenant": args.slug,
-        "keys": [
-            {
-                "key_id": k.token_id,
-                "created_at": k.created_at,
-                "label": k.label,
-                "last_used_at": k.last_used_at,
-            }
-            for k in found
-        ],
-    }
-    human = "\n".join(
-        f"{k.token_id}\tcreated {k.created_at}\tlast used {k.last_used_at or 'never'}"
-        for k in found
-    )
-    _out(args, data, human or "no admin keys")
+    data, human = credential_listing(args.slug, found, "keys", "key_id")
+    emit(args, data, human or "no admin keys")
     return 0
 
 
@@ -261,7 +270,7 @@ async def cmd_admin_key_revoke(args: argparse.Namespace, settings: Settings) -> 
     finally:
         await redis.aclose()
     data = {"tenant": args.slug, "key_id": args.key_id, "revoked": removed}
-    _out(args, data, "revoked" if removed else "no such admin key")
+    emit(args, data, "revoked" if removed else "no such admin key")
     return 0 if removed else 1
 
 
@@ -324,7 +333,7 @@ async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
         human = f"released {extra['released']} held user(s)\n" + human
     if "dropped" in extra:
         human = f"dropped {extra['dropped']} held deactivation(s)\n" + human
-    _out(args, data, human)
+    emit(args, data, human)
     return 0
 
 
@@ -397,7 +406,7 @@ async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         await deps.aclose()
         await queue.aclose()
     data = msgspec.to_builtins(report)
-    _out(args, data, _reconcile_human(data))
+    emit(args, data, _reconcile_human(data))
     return 0 if not report.error else 2
 
 
