@@ -46,7 +46,7 @@ def empty_response(status: int = 204, *, etag: str | None = None) -> Response[by
     return Response(content=b"", status_code=status, headers=headers, media_type=SCIM_MEDIA_TYPE)
 
 
-def _depth_ok(raw: bytes) -> bool:
+def depth_ok(raw: bytes) -> bool:
     """Cheap nesting guard before decoding: brackets outside strings."""
     depth = 0
     in_string = escaped = False
@@ -84,7 +84,7 @@ async def read_json_object(request: Request[Any, Any, Any], max_bytes: int) -> d
     raw = await request.body()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
-    if not _depth_ok(raw):
+    if not depth_ok(raw):
         raise InvalidSyntax(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         body = msgspec.json.decode(raw)

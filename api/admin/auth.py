@@ -56,7 +56,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 AdminDep = NamedDependency[Principal]
 
 
-def _same_secret(presented: str, expected: str) -> bool:
+def same_secret(presented: str, expected: str) -> bool:
     a = hashlib.sha256(presented.encode()).digest()
     b = hashlib.sha256(expected.encode()).digest()
     return hmac.compare_digest(a, b)
@@ -82,7 +82,7 @@ async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
         await _refuse(request, services, "missing bearer token (Authorization: Bearer <token>)")
     operator_token = services.settings.admin_token
     # Always do the operator comparison, so timing does not say which kind failed.
-    is_operator = _same_secret(token, operator_token or "\x00disabled")
+    is_operator = same_secret(token, operator_token or "\x00disabled")
     if is_operator and operator_token:
         return Principal(operator=True)
     found = await AdminKeyStore(services.redis).authenticate(token)

@@ -34,7 +34,8 @@ MAX_PAGE = 500
 _USER_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _user_id(text: str) -> str:
+def checked_user_id(text: str) -> str:
+    """The user id of a URL or body, or a 404: odd text never reaches key names."""
     if _USER_ID_RE.fullmatch(text) is None:
         raise AdminError(404, "no such user")
     return text
@@ -85,7 +86,7 @@ async def user(
     """One user's timeline: shadow, sync record and the provisioning log."""
     await reach_tenant(request, principal, slug)
     limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
-    data = await user_timeline(_services(request).redis, slug, _user_id(user_id), limit)
+    data = await user_timeline(_services(request).redis, slug, checked_user_id(user_id), limit)
     if data["shadow"] is None and data["state"] is None and not data["events"]:
         raise AdminError(404, "no such user")
     return data
@@ -98,7 +99,7 @@ async def replay_users(request: Req, principal: AdminDep, slug: FromPath[str]) -
     body = decode_body(await request.body(), ReplayRequest, empty_ok=True)
     s = _services(request)
     if body.user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", _user_id(body.user_id)), "v"
+        keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
     ):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, body.user_id)

@@ -13,7 +13,7 @@ from litestar import get, post
 from litestar.response import Redirect, Template
 
 from api.admin.auth import audit
-from api.auth import _failed_attempt
+from api.auth import over_failure_limit
 from api.web.pages import Req, SessionDep, WebDep, page, posted_form, see_other, services_of
 from api.web.session import (
     CsrfRefused,
@@ -24,7 +24,6 @@ from api.web.session import (
     read_session,
     session_cookie,
 )
-from scim.errors import TooManyRequests, Unauthorized
 
 __all__ = ["AUTH_HANDLERS"]
 
@@ -53,11 +52,9 @@ async def login(request: Req, web: WebDep) -> Template | Redirect:
     form = await posted_form(request, session)
     principal = await authenticate(services, form.get("secret", ""))
     if principal is None:
-        try:
-            await _failed_attempt(request, services, "admin page login refused")
-        except TooManyRequests:
+        if await over_failure_limit(request, services):
             error, status = "Too many failed logins from this address; wait a minute.", 429
-        except Unauthorized:
+        else:
             error, status = "That is not a valid operator token or tenant admin key.", 401
         return page(request, "login.html", session, status=status, error=error)
     fresh = login_session(web, services, principal)

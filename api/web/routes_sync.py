@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
-from api.admin.routes_sync import _user_id
+from api.admin.routes_sync import checked_user_id
 from api.admin.views import tenant_view, user_timeline
 from api.cli_ops import replay
 from api.web.pages import Req, SessionDep, page, posted_form, see_other, services_of
@@ -46,7 +46,7 @@ async def user_page(
     """One user's story: shadow version, sync record, breaker hold, provisioning log."""
     tenant = await reach_tenant(request, session.principal, slug)
     s = services_of(request)
-    data = await user_timeline(s.redis, slug, _user_id(user_id), TIMELINE_EVENTS)
+    data = await user_timeline(s.redis, slug, checked_user_id(user_id), TIMELINE_EVENTS)
     if data["shadow"] is None and data["state"] is None and not data["events"]:
         raise AdminError(404, "no such user")
     events = [
@@ -76,7 +76,7 @@ async def retry(request: Req, session: SessionDep, slug: FromPath[str]) -> Redir
     s = services_of(request)
     user_id = form.get("user_id") or None
     if user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", _user_id(user_id)), "v"
+        keys.resource(slug, "u", checked_user_id(user_id)), "v"
     ):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, user_id)

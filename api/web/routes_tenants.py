@@ -19,7 +19,7 @@ from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
 from api.cli_ops import tenant_status
-from api.scim_io import MAX_JSON_DEPTH, _depth_ok
+from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.pages import Req, SessionDep, health_of, page, posted_form, see_other
 from api.web.pages import services_of as _services
 from mappings import MappingConfigError, build_rules, decode_overrides, preview
@@ -130,7 +130,7 @@ async def _preview(request: Req, slug: str, text: str) -> tuple[Json | None, str
     """What the pasted SCIM user would become, or why it cannot be previewed."""
     if len(text) > _MAX_PREVIEW:
         return None, "That is more than 64 KiB of JSON."
-    if not _depth_ok(text.encode()):
+    if not depth_ok(text.encode()):
         return None, f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels."
     try:
         user = msgspec.json.decode(text)

@@ -36,7 +36,7 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import Cookie
 
-from api.admin.auth import Principal, _same_secret
+from api.admin.auth import Principal, same_secret
 from api.services import Services
 from api.web.config import WebSettings
 from shadow.admin_keys import AdminKeyStore, admin_keys_key
@@ -155,7 +155,7 @@ async def authenticate(services: Services, secret: str) -> Principal | None:
     if not secret or len(secret) > 512:
         return None
     operator_token = services.settings.admin_token
-    if _same_secret(secret, operator_token or "\x00disabled") and operator_token:
+    if same_secret(secret, operator_token or "\x00disabled") and operator_token:
         return Principal(operator=True)
     found = await AdminKeyStore(services.redis).authenticate(secret)
     if found is None:
