@@ -27,23 +27,11 @@ __all__ = [
     "ADMIN_KEY_PREFIX",
     "AdminKeyStore",
     "IssuedAdminKey",
-    "admin_keys_key",
-    "admin_keys_used_key",
     "parse_admin_key",
 ]
 
 ADMIN_KEY_PREFIX = "scimba_"
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
-
-
-def admin_keys_key(tenant: str) -> str:
-    """Hash key_id -> admin key record (digest of the secret, created time, label)."""
-    return f"{keys.prefix(tenant)}admin_keys"
-
-
-def admin_keys_used_key(tenant: str) -> str:
-    """Hash key_id -> last-used time (ISO)."""
-    return f"{keys.prefix(tenant)}admin_keys:used"
 
 
 class _KeyRecord(msgspec.Struct, kw_only=True):
@@ -91,7 +79,7 @@ class AdminKeyStore:
         secret = secrets.token_urlsafe(32)
         record = _KeyRecord(digest=_digest(secret), created_at=now_iso(), label=label)
         await self._redis.hset(  # type: ignore[misc]
-            admin_keys_key(tenant), key_id, msgspec.json.encode(record).decode()
+            keys.admin_keys(tenant), key_id, msgspec.json.encode(record).decode()
         )
         return IssuedAdminKey(
             tenant=tenant, key_id=key_id, key=f"{ADMIN_KEY_PREFIX}{tenant}.{key_id}_{secret}"
@@ -99,8 +87,8 @@ class AdminKeyStore:
 
     async def list_keys(self, tenant: str) -> list[TokenInfo]:
         """What may be shown about each key: never its secret or digest."""
-        records = await self._redis.hgetall(admin_keys_key(tenant))  # type: ignore[misc]
-        used = await self._redis.hgetall(admin_keys_used_key(tenant))  # type: ignore[misc]
+        records = await self._redis.hgetall(keys.admin_keys(tenant))  # type: ignore[misc]
+        used = await self._redis.hgetall(keys.admin_keys_used(tenant))  # type: ignore[misc]
         infos = []
         for raw_id, raw in records.items():
             record = _record_decoder.decode(raw)
@@ -116,8 +104,8 @@ class AdminKeyStore:
         return sorted(infos, key=lambda k: k.created_at)
 
     async def revoke(self, tenant: str, key_id: str) -> bool:
-        removed = await self._redis.hdel(admin_keys_key(tenant), key_id)  # type: ignore[misc]
-        await self._redis.hdel(admin_keys_used_key(tenant), key_id)  # type: ignore[misc]
+        removed = await self._redis.hdel(keys.admin_keys(tenant), key_id)  # type: ignore[misc]
+        await self._redis.hdel(keys.admin_keys_used(tenant), key_id)  # type: ignore[misc]
         return bool(removed)
 
     async def authenticate(self, key: str) -> tuple[str, str] | None:
@@ -130,12 +118,12 @@ class AdminKeyStore:
         if parsed is None:
             return None
         tenant, key_id, secret = parsed
-        raw = await self._redis.hget(admin_keys_key(tenant), key_id)  # type: ignore[misc]
+        raw = await self._redis.hget(keys.admin_keys(tenant), key_id)  # type: ignore[misc]
         presented = _digest(secret)
         if raw is None:
             hmac.compare_digest(presented, presented)
             return None
         if not hmac.compare_digest(presented, _record_decoder.decode(raw).digest):
             return None
-        await self._redis.hset(admin_keys_used_key(tenant), key_id, now_iso())  # type: ignore[misc]
+        await self._redis.hset(keys.admin_keys_used(tenant), key_id, now_iso())  # type: ignore[misc]
         return tenant, key_id

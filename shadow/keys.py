@@ -61,6 +61,17 @@ def user_groups(tenant: str, user_id: str) -> str:
     return f"{prefix(tenant)}u:{user_id}:groups"
 
 
+def external_id_index(tenant: str, kind: Kind, external_id: str) -> str:
+    """Set of ids with this externalId (not unique; caseExact). The write
+    script builds the same name from the tenant prefix."""
+    return f"{prefix(tenant)}{kind}:x:{external_id}"
+
+
+def display_name_index(tenant: str, display_name: str) -> str:
+    """Set of group ids with this lower-cased displayName (built in Lua too)."""
+    return f"{prefix(tenant)}g:n:{display_name.lower()}"
+
+
 def sync_state(tenant: str, user_id: str) -> str:
     """Hash: state, applied_v, learner_id, applied (JSON), error, updated_at."""
     return f"{prefix(tenant)}sync:{user_id}"
@@ -98,3 +109,51 @@ def limiter(tenant: str) -> str:
 def events(tenant: str, user_id: str) -> str:
     """Capped stream of what happened to one user (the provisioning log)."""
     return f"{prefix(tenant)}events:{user_id}"
+
+
+def breaker_state(tenant: str) -> str:
+    """Hash: tripped, tripped_at, base, base_ms, approved_until_ms, approved_at, cancelled_at."""
+    return f"{prefix(tenant)}breaker"
+
+
+def breaker_config(tenant: str) -> str:
+    return f"{prefix(tenant)}breaker:config"
+
+
+def breaker_window(tenant: str) -> str:
+    """Sorted set user id -> when its deactivation was let through (ms)."""
+    return f"{prefix(tenant)}breaker:window"
+
+
+def breaker_held(tenant: str) -> str:
+    """Sorted set user id -> when it was held (ms)."""
+    return f"{prefix(tenant)}breaker:held"
+
+
+def breaker_held_versions(tenant: str) -> str:
+    """Hash user id -> the shadow version that was held."""
+    return f"{prefix(tenant)}breaker:heldv"
+
+
+def reconcile_lock(tenant: str) -> str:
+    return f"{prefix(tenant)}reconcile:lock"
+
+
+def reconcile_last(tenant: str) -> str:
+    """The last finished report (JSON)."""
+    return f"{prefix(tenant)}reconcile:last"
+
+
+def reconcile_progress(tenant: str) -> str:
+    """Hash: state (queued|running|done|failed), seen, expected, started_at, updated_at."""
+    return f"{prefix(tenant)}reconcile:progress"
+
+
+def admin_keys(tenant: str) -> str:
+    """Hash key_id -> admin key record (digest of the secret, created time, label)."""
+    return f"{prefix(tenant)}admin_keys"
+
+
+def admin_keys_used(tenant: str) -> str:
+    """Hash key_id -> last-used time (ISO)."""
+    return f"{prefix(tenant)}admin_keys:used"

@@ -236,12 +236,12 @@ class ResourceStore:
         return [_text(rid)] if rid else []
 
     async def ids_by_external_id(self, tenant: str, kind: Kind, external_id: str) -> list[str]:
-        members = await self._redis.smembers(f"{keys.prefix(tenant)}{kind}:x:{external_id}")  # type: ignore[misc]
+        members = await self._redis.smembers(keys.external_id_index(tenant, kind, external_id))  # type: ignore[misc]
         return sorted(_text(m) for m in members)
 
     async def ids_by_display_name(self, tenant: str, display_name: str) -> list[str]:
         members = await self._redis.smembers(  # type: ignore[misc]
-            f"{keys.prefix(tenant)}g:n:{display_name.lower()}"
+            keys.display_name_index(tenant, display_name)
         )
         return sorted(_text(m) for m in members)
 

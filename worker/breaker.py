@@ -135,30 +135,6 @@ def allowed_in_window(config: BreakerConfig, learners: int) -> int | None:
     return int(config.share * learners + 1e-9)
 
 
-def _state_key(tenant: str) -> str:
-    """Hash: tripped, tripped_at, base, base_ms, approved_until_ms, approved_at, cancelled_at."""
-    return f"{keys.prefix(tenant)}breaker"
-
-
-def _config_key(tenant: str) -> str:
-    return f"{keys.prefix(tenant)}breaker:config"
-
-
-def _window_key(tenant: str) -> str:
-    """Sorted set user id -> when its deactivation was let through (ms)."""
-    return f"{keys.prefix(tenant)}breaker:window"
-
-
-def _held_key(tenant: str) -> str:
-    """Sorted set user id -> when it was held (ms)."""
-    return f"{keys.prefix(tenant)}breaker:held"
-
-
-def _held_versions_key(tenant: str) -> str:
-    """Hash user id -> the shadow version that was held."""
-    return f"{keys.prefix(tenant)}breaker:heldv"
-
-
 # KEYS: 1 state, 2 config, 3 window, 4 held, 5 held versions, 6 pending,
 #       7 synced, 8 failed, 9 user doc, 10 user sync state
 # ARGV: 1 user id, 2 version, 3 now ms, 4 now ISO, 5 held note, then the
@@ -220,11 +196,11 @@ async def admit(redis: Redis, tenant: str, user_id: str, version: int) -> Decisi
     script = redis.register_script(_ADMIT)
     result = await script(
         keys=[
-            _state_key(tenant),
-            _config_key(tenant),
-            _window_key(tenant),
-            _held_key(tenant),
-            _held_versions_key(tenant),
+            keys.breaker_state(tenant),
+            keys.breaker_config(tenant),
+            keys.breaker_window(tenant),
+            keys.breaker_held(tenant),
+            keys.breaker_held_versions(tenant),
             keys.state_set(tenant, "pending"),
             keys.state_set(tenant, "synced"),
             keys.state_set(tenant, "failed"),
@@ -250,7 +226,7 @@ async def admit(redis: Redis, tenant: str, user_id: str, version: int) -> Decisi
 
 
 async def get_config(redis: Redis, tenant: str) -> BreakerConfig:
-    raw = await redis.hgetall(_config_key(tenant))  # type: ignore[misc]
+    raw = await redis.hgetall(keys.breaker_config(tenant))  # type: ignore[misc]
     values = {_text(k): _text(v) for k, v in raw.items()}
     return BreakerConfig(
         enabled=values.get("enabled", "1" if _DEFAULT.enabled else "0") == "1",
@@ -266,7 +242,7 @@ async def set_config(redis: Redis, tenant: str, config: BreakerConfig) -> None:
     if problems:
         raise ValueError("; ".join(problems))
     await redis.hset(  # type: ignore[misc]
-        _config_key(tenant),
+        keys.breaker_config(tenant),
         mapping={
             "enabled": "1" if config.enabled else "0",
             "share": repr(config.share),
@@ -281,9 +257,11 @@ async def breaker_state(redis: Redis, tenant: str) -> BreakerState:
     config = await get_config(redis, tenant)
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(_state_key(tenant), ["tripped", "tripped_at", "base", "approved_until_ms"])
-        pipe.zcard(_held_key(tenant))
-        pipe.zcount(_window_key(tenant), now_ms - config.window_s * 1000, "+inf")
+        pipe.hmget(
+            keys.breaker_state(tenant), ["tripped", "tripped_at", "base", "approved_until_ms"]
+        )
+        pipe.zcard(keys.breaker_held(tenant))
+        pipe.zcount(keys.breaker_window(tenant), now_ms - config.window_s * 1000, "+inf")
         for state in ("pending", "synced", "failed"):
             pipe.zcard(keys.state_set(tenant, state))
         (tripped, tripped_at, base, approved), held, window, *sets = await pipe.execute()
@@ -306,13 +284,15 @@ async def held_users(
     redis: Redis, tenant: str, offset: int = 0, limit: int = 100
 ) -> list[tuple[str, str]]:
     """(user id, held since ISO) of parked users, oldest first."""
-    rows = await redis.zrange(_held_key(tenant), offset, offset + limit - 1, withscores=True)
+    rows = await redis.zrange(
+        keys.breaker_held(tenant), offset, offset + limit - 1, withscores=True
+    )
     return [(_text(uid), _iso(int(score))) for uid, score in rows]
 
 
 async def held_since(redis: Redis, tenant: str, user_id: str) -> str | None:
     """When the breaker parked this user (ISO), or None when it is not held."""
-    score = await redis.zscore(_held_key(tenant), user_id)
+    score = await redis.zscore(keys.breaker_held(tenant), user_id)
     return None if score is None else _iso(int(score))
 
 
@@ -323,14 +303,14 @@ async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: in
     now_ms = int(time.time() * 1000)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(
-            _state_key(tenant),
+            keys.breaker_state(tenant),
             mapping={
                 "tripped": "0",
                 "approved_until_ms": now_ms + config.window_s * 1000,
                 "approved_at": now_iso(),
             },
         )
-        pipe.delete(_window_key(tenant))
+        pipe.delete(keys.breaker_window(tenant))
         await pipe.execute()
     resources, sync = ResourceStore(redis), SyncStore(redis)
     released = 0
@@ -350,12 +330,12 @@ async def cancel(redis: Redis, tenant: str) -> int:
     """Drop every held deactivation (see the module docstring for what
     becomes of the users); returns how many were dropped."""
     await redis.hset(  # type: ignore[misc]
-        _state_key(tenant), mapping={"tripped": "0", "cancelled_at": now_iso()}
+        keys.breaker_state(tenant), mapping={"tripped": "0", "cancelled_at": now_iso()}
     )
     sync = SyncStore(redis)
     versions = {
         _text(k): int(v)
-        for k, v in (await redis.hgetall(_held_versions_key(tenant))).items()  # type: ignore[misc]
+        for k, v in (await redis.hgetall(keys.breaker_held_versions(tenant))).items()  # type: ignore[misc]
     }
     dropped = 0
     for uid in await _all_held(redis, tenant):
@@ -375,13 +355,13 @@ async def cancel(redis: Redis, tenant: str) -> int:
 
 
 async def _all_held(redis: Redis, tenant: str) -> list[str]:
-    return [_text(u) for u in await redis.zrange(_held_key(tenant), 0, -1)]
+    return [_text(u) for u in await redis.zrange(keys.breaker_held(tenant), 0, -1)]
 
 
 async def _unpark(redis: Redis, tenant: str, user_id: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.zrem(_held_key(tenant), user_id)
-        pipe.hdel(_held_versions_key(tenant), user_id)
+        pipe.zrem(keys.breaker_held(tenant), user_id)
+        pipe.hdel(keys.breaker_held_versions(tenant), user_id)
         await pipe.execute()
 
 

@@ -122,20 +122,6 @@ class ReconcileBusy(Exception):
     """Another reconcile of this tenant is running."""
 
 
-def _lock_key(tenant: str) -> str:
-    return f"{keys.prefix(tenant)}reconcile:lock"
-
-
-def _last_key(tenant: str) -> str:
-    """The last finished report (JSON)."""
-    return f"{keys.prefix(tenant)}reconcile:last"
-
-
-def _progress_key(tenant: str) -> str:
-    """Hash: state (queued|running|done|failed), seen, expected, started_at, updated_at."""
-    return f"{keys.prefix(tenant)}reconcile:progress"
-
-
 _report_decoder = msgspec.json.Decoder(ReconcileReport)
 
 
@@ -153,7 +139,7 @@ async def reconcile_tenant(
     if tenant is None:
         raise TenantError(f"no tenant {slug!r}")
     token = secrets.token_hex(8)
-    if not await deps.redis.set(_lock_key(slug), token, nx=True, px=_LOCK_TTL_MS):
+    if not await deps.redis.set(keys.reconcile_lock(slug), token, nx=True, px=_LOCK_TTL_MS):
         raise ReconcileBusy(f"a reconcile of tenant {slug!r} is already running")
     report = ReconcileReport(tenant=slug, repair=repair, started_at=now_iso())
     started = time.monotonic()
@@ -167,12 +153,12 @@ async def reconcile_tenant(
         finally:
             report.finished_at = now_iso()
             report.duration_s = round(time.monotonic() - started, 3)
-            await deps.redis.set(_last_key(slug), msgspec.json.encode(report))
+            await deps.redis.set(keys.reconcile_last(slug), msgspec.json.encode(report))
             await _set_progress(deps, slug, state="failed" if report.error else "done")
     finally:
-        current = await deps.redis.get(_lock_key(slug))
+        current = await deps.redis.get(keys.reconcile_lock(slug))
         if current is not None and current.decode() == token:
-            await deps.redis.delete(_lock_key(slug))
+            await deps.redis.delete(keys.reconcile_lock(slug))
     return report
 
 
@@ -210,7 +196,7 @@ async def _run(
     async for stored in deps.resources.scan(slug, "u"):
         known.add(stored.id)
         if len(known) % 500 == 0:
-            await deps.redis.pexpire(_lock_key(slug), _LOCK_TTL_MS)
+            await deps.redis.pexpire(keys.reconcile_lock(slug), _LOCK_TTL_MS)
         await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
     for ref, learner in by_ref.items():
         if ref in known or await _is_tombstone(deps, slug, ref):
@@ -227,7 +213,7 @@ async def _page(
     """One page, waiting out pacing and riding out a few LMS faults."""
     faults = 0
     while True:
-        await deps.redis.pexpire(_lock_key(slug), _LOCK_TTL_MS)
+        await deps.redis.pexpire(keys.reconcile_lock(slug), _LOCK_TTL_MS)
         try:
             return await lms.client.list_learners(page, size)
         except LmsDeferred as exc:
@@ -367,24 +353,24 @@ async def _is_tombstone(deps: WorkerDeps, slug: str, user_id: str) -> bool:
 
 async def _set_progress(deps: WorkerDeps, slug: str, **fields: str | int) -> None:
     await deps.redis.hset(  # type: ignore[misc]
-        _progress_key(slug), mapping={**fields, "updated_at": now_iso()}
+        keys.reconcile_progress(slug), mapping={**fields, "updated_at": now_iso()}
     )
 
 
 async def mark_queued(redis: Redis, slug: str) -> None:
     """Note that a reconcile was asked for (the admin API, before enqueueing)."""
     await redis.hset(  # type: ignore[misc]
-        _progress_key(slug), mapping={"state": "queued", "updated_at": now_iso()}
+        keys.reconcile_progress(slug), mapping={"state": "queued", "updated_at": now_iso()}
     )
 
 
 async def progress_of(redis: Redis, slug: str) -> dict[str, str]:
-    raw = await redis.hgetall(_progress_key(slug))  # type: ignore[misc]
+    raw = await redis.hgetall(keys.reconcile_progress(slug))  # type: ignore[misc]
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 async def last_report(redis: Redis, slug: str) -> ReconcileReport | None:
-    raw = await redis.get(_last_key(slug))
+    raw = await redis.get(keys.reconcile_last(slug))
     return _report_decoder.decode(raw) if raw else None
 
 

@@ -39,7 +39,8 @@ from litestar.datastructures import Cookie
 from api.admin.auth import Principal, same_secret
 from api.services import Services
 from api.web.config import WebSettings
-from shadow.admin_keys import AdminKeyStore, admin_keys_key
+from shadow import keys
+from shadow.admin_keys import AdminKeyStore
 
 __all__ = [
     "COOKIE_NAME",
@@ -180,7 +181,7 @@ async def read_session(
         return session if ok else None
     if session.tenant is None or session.key_id is None:
         return None
-    live = await services.redis.hexists(admin_keys_key(session.tenant), session.key_id)  # type: ignore[misc]
+    live = await services.redis.hexists(keys.admin_keys(session.tenant), session.key_id)  # type: ignore[misc]
     return session if live else None
 
 
