@@ -66,8 +66,7 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
         await _failed_attempt(
             request, services, "missing bearer token (Authorization: Bearer <token>)"
         )
-    tenant = await services.tenants.get(tenant_slug)
-    token_id = await services.tenants.authenticate(tenant_slug, token) if tenant else None
+    tenant, token_id = await services.tenants.credentials(tenant_slug, token)
     if tenant is None or token_id is None:
         await _failed_attempt(request, services, "the bearer token is not valid for this tenant")
     if not tenant.enabled:

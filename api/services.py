@@ -10,11 +10,6 @@ from redis.asyncio import Redis
 from api.settings import Settings
 from shadow import ResourceStore, SyncStore, TenantStore
 
-# Tenants and token records are cached per process and evicted on change
-# through Redis pub/sub (see TenantStore); the TTL only bounds staleness
-# should a message be missed.
-_CREDENTIALS_TTL_S = 30.0
-
 
 @dataclass
 class Services:
@@ -27,12 +22,11 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, queue: ArqRedis) -> Services:
-        tenants = TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S)
         return cls(
             settings=settings,
             redis=redis,
             queue=queue,
-            tenants=tenants,
+            tenants=TenantStore(redis),
             resources=ResourceStore(redis),
             sync=SyncStore(redis),
         )

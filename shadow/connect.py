@@ -19,7 +19,7 @@ Every URL takes redis-py's query options (`?socket_timeout=5&...`).
 The shadow store is cluster-safe by construction: each tenant's keys share
 the hash tag `{t:<tenant>}` (shadow/keys.py), so every Lua script and every
 transaction of one tenant stays in one slot. redis-py 5's asyncio
-`RedisCluster` lacks three things the bridge uses, which `BridgeRedisCluster`
+`RedisCluster` lacks two things the bridge uses, which `BridgeRedisCluster`
 adds:
 
 - `pipeline(transaction=True)` (MULTI/EXEC): run instead as one Lua script
@@ -28,8 +28,6 @@ adds:
 - a registered script called inside a pipeline (redis-py blocks EVALSHA in
   cluster pipelines): sent as EVAL with the script's body, so a node that
   lost its script cache (restart, failover) still runs it.
-- `publish` and `pubsub()`: classic pub/sub reaches every node of a
-  cluster, so a subscription to any one node hears every message.
 
 `connect` returns the cluster client typed as `Redis`: the store uses only
 commands both clients share, with these additions.
@@ -37,7 +35,6 @@ commands both clients share, with these additions.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -46,9 +43,8 @@ from urllib.parse import parse_qsl, unquote, urlencode
 import redis as redis_sync
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
@@ -293,26 +289,10 @@ return out
 
 
 class BridgeRedisCluster(RedisCluster):
-    """redis-py's asyncio `RedisCluster` with single-slot transactions,
-    scripts in pipelines, and pub/sub (see the module docstring)."""
+    """redis-py's asyncio `RedisCluster` with single-slot transactions and
+    scripts in pipelines (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._bridge_node_options = {
-            k: v
-            for k, v in kwargs.items()
-            if k
-            in (
-                "username",
-                "password",
-                "ssl",
-                "ssl_ca_certs",
-                "ssl_certfile",
-                "ssl_keyfile",
-                "ssl_cert_reqs",
-                "socket_timeout",
-                "socket_connect_timeout",
-            )
-        }
         super().__init__(*args, **kwargs)
         self._bridge_scripts: dict[str, Any] = {}
         self._bridge_multi = self.register_script(_MULTI)
@@ -349,37 +329,6 @@ class BridgeRedisCluster(RedisCluster):
         for node in self.get_primaries():
             found += await self.execute_command("KEYS", pattern, target_nodes=node, **kwargs)
         return found
-
-    async def publish(self, channel: Any, message: Any, **kwargs: Any) -> int:
-        """PUBLISH through any node: the cluster bus carries it to every node."""
-        return int(
-            await self.execute_command(
-                "PUBLISH", channel, message, target_nodes=self.get_random_node()
-            )
-        )
-
-    def pubsub(self, **kwargs: Any) -> PubSub:
-        """A subscription on one node of the cluster (chosen at random among
-        those known, so that a retry after a node failed tries another)."""
-        manager = self.nodes_manager
-        nodes = list(manager.nodes_cache.values()) or list(manager.startup_nodes.values())
-        node = random.choice(nodes)
-        pool = ConnectionPool(host=node.host, port=node.port, **self._node_pool_options())
-        return _NodePubSub(connection_pool=pool, **kwargs)
-
-    def _node_pool_options(self) -> dict[str, Any]:
-        options = dict(self._bridge_node_options)
-        if options.pop("ssl", False):
-            options["connection_class"] = SSLConnection
-        return options
-
-
-class _NodePubSub(PubSub):
-    """A PubSub that owns its connection pool (one node of a cluster)."""
-
-    async def aclose(self) -> None:
-        await super().aclose()  # type: ignore[no-untyped-call]
-        await self.connection_pool.disconnect()
 
 
 class _ScriptPipeline(ClusterPipeline):

@@ -8,8 +8,6 @@ without downtime; revoking deletes the record, so it stops working at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import re
@@ -93,74 +91,18 @@ _tenant_decoder = msgspec.json.Decoder(Tenant)
 _token_decoder = msgspec.json.Decoder(TokenRecord)
 
 
-CHANGES_CHANNEL = "scim-bridge:tenant-changes"
-
-
 class TenantStore:
     """Tenants and tokens in Redis; one instance per process.
 
-    With `cache_ttl_s` > 0 the process keeps tenants and token records in
-    memory, so a SCIM request costs no round trip for its credentials. Every
-    change (tenant saved, token revoked) is published on `CHANGES_CHANNEL`
-    and `watch_changes` evicts it at once; while that subscription is down
-    the cache is bypassed, so a revoked token never outlives its revocation
-    by more than the time a message takes to arrive.
+    Nothing is cached: a SCIM request reads its tenant and token record in
+    one pipelined round trip (`credentials`), so a revoked token or a
+    disabled tenant is refused on the very next request of every process,
+    with no message that could arrive late or be missed.
     """
 
-    def __init__(self, redis: Redis, *, cache_ttl_s: float = 0.0) -> None:
+    def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._last_used_written: dict[str, float] = {}
-        self._ttl = cache_ttl_s
-        self._listening = False
-        self.listening = asyncio.Event()
-        self._tenants: dict[str, tuple[float, Tenant | None]] = {}
-        self._tokens: dict[tuple[str, str], tuple[float, TokenRecord | None]] = {}
-
-    def _caching(self) -> bool:
-        return self._ttl > 0 and self._listening
-
-    def _evict_all(self) -> None:
-        self._tenants.clear()
-        self._tokens.clear()
-
-    async def watch_changes(self) -> None:
-        """Keep the cache honest: evict what other processes change. Runs until
-        cancelled; reconnects after a Redis outage with an empty cache."""
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(CHANGES_CHANNEL)
-                self._evict_all()
-                self._listening = True
-                self.listening.set()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._evict(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                await asyncio.sleep(1.0)
-            finally:
-                self._listening = False
-                self.listening.clear()
-                self._evict_all()
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _evict(self, data: bytes | str) -> None:
-        text = data.decode() if isinstance(data, bytes) else data
-        kind, _, rest = text.partition(" ")
-        if kind == "tenant":
-            self._tenants.pop(rest, None)
-        elif kind == "token":
-            slug, _, token_id = rest.partition(" ")
-            self._tokens.pop((slug, token_id), None)
-        else:
-            self._evict_all()
-
-    async def _publish(self, message: str) -> None:
-        self._evict(message)
-        await self._redis.publish(CHANGES_CHANNEL, message)
 
     async def create(self, tenant: Tenant) -> Tenant:
         if not SLUG_RE.match(tenant.slug):
@@ -175,24 +117,14 @@ class TenantStore:
         if not created:
             raise TenantError(f"tenant {tenant.slug!r} already exists")
         await self._redis.sadd(keys.TENANTS, tenant.slug)  # type: ignore[misc]
-        await self._publish(f"tenant {tenant.slug}")
         return tenant
 
     async def get(self, slug: str) -> Tenant | None:
-        now = time.monotonic()
-        if self._caching():
-            hit = self._tenants.get(slug)
-            if hit and now - hit[0] < self._ttl:
-                return hit[1]
         raw = await self._redis.get(keys.tenant_config(slug))
-        tenant = _tenant_decoder.decode(raw) if raw else None
-        if self._caching():
-            self._tenants[slug] = (now, tenant)
-        return tenant
+        return _tenant_decoder.decode(raw) if raw else None
 
     async def save(self, tenant: Tenant) -> None:
         await self._redis.set(keys.tenant_config(tenant.slug), msgspec.json.encode(tenant))
-        await self._publish(f"tenant {tenant.slug}")
 
     async def slugs(self) -> list[str]:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]
@@ -229,42 +161,37 @@ class TenantStore:
     async def revoke_token(self, slug: str, token_id: str) -> bool:
         removed = await self._redis.hdel(keys.tokens(slug), token_id)  # type: ignore[misc]
         await self._redis.hdel(keys.tokens_used(slug), token_id)  # type: ignore[misc]
-        await self._publish(f"token {slug} {token_id}")
         return bool(removed)
 
-    async def _token_record(self, slug: str, token_id: str) -> TokenRecord | None:
-        now = time.monotonic()
-        if self._caching():
-            hit = self._tokens.get((slug, token_id))
-            if hit and now - hit[0] < self._ttl:
-                return hit[1]
-        raw = await self._redis.hget(keys.tokens(slug), token_id)  # type: ignore[misc]
-        record = _token_decoder.decode(raw) if raw else None
-        if self._caching() and (record is not None or len(self._tokens) < 100_000):
-            self._tokens[(slug, token_id)] = (now, record)
-        return record
+    async def credentials(self, slug: str, token: str) -> tuple[Tenant | None, str | None]:
+        """The tenant `slug` and, when `token` is one of its live tokens, the
+        token's id: one round trip (tenant and tokens share a hash slot).
 
-    async def authenticate(self, slug: str, token: str) -> str | None:
-        """The token id when `token` is a live token of `slug`, else None.
-
-        One Redis round trip at most (none from a warm cache); the last-used
-        time is written at most once a minute per token and process so that
-        it costs nothing on the hot path.
+        The last-used time is written at most once a minute per token and
+        process so that it costs nothing on the hot path.
         """
         parsed = parse_token(token)
-        if parsed is None:
-            return None
-        token_id, secret = parsed
-        record = await self._token_record(slug, token_id)
+        token_id, secret = parsed if parsed else ("", "")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.tenant_config(slug))
+            pipe.hget(keys.tokens(slug), token_id or "-")
+            raw_tenant, raw_record = await pipe.execute()
+        tenant = _tenant_decoder.decode(raw_tenant) if raw_tenant else None
+        record = _token_decoder.decode(raw_record) if raw_record and parsed else None
         presented = _digest(secret)
         if record is None:
             hmac.compare_digest(presented, presented)  # same work either way
-            return None
+            return tenant, None
         if not hmac.compare_digest(presented, record.digest):
-            return None
+            return tenant, None
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"
         if now - self._last_used_written.get(cache_key, -_LAST_USED_EVERY_S) >= _LAST_USED_EVERY_S:
             self._last_used_written[cache_key] = now
             await self._redis.hset(keys.tokens_used(slug), token_id, now_iso())  # type: ignore[misc]
-        return token_id
+        return tenant, token_id
+
+    async def authenticate(self, slug: str, token: str) -> str | None:
+        """The token id when `token` is a live token of `slug`, else None."""
+        tenant, token_id = await self.credentials(slug, token)
+        return token_id if tenant is not None else None

@@ -9,7 +9,6 @@ Also here: the persistence warning on a cluster, and URL parsing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -66,17 +65,15 @@ def test_urls_parse_into_their_parts() -> None:
     check_queue_placement("redis+sentinel://s/bridge/0", "")
 
 
-async def test_shadow_store_pubsub_and_queue_through_a_sentinel(
+async def test_shadow_store_credentials_and_queue_through_a_sentinel(
     plain_redis_factory: StartRedis, sentinel_factory: StartSentinel
 ) -> None:
     primary = plain_redis_factory()
     sentinel = sentinel_factory(primary.port)
     url = sentinel.url(db=3)
     redis = connect(url)
-    cache = TenantStore(connect(url), cache_ttl_s=300)
-    watcher = asyncio.create_task(cache.watch_changes())
+    reader = TenantStore(connect(url))
     try:
-        await asyncio.wait_for(cache.listening.wait(), 10)
         store = ResourceStore(redis)
         written = await store.write("acme", "u", "u1", "create", {"userName": "a@x"})
         assert written.version == 1
@@ -91,14 +88,9 @@ async def test_shadow_store_pubsub_and_queue_through_a_sentinel(
         tenants = TenantStore(redis)
         await tenants.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
         issued = await tenants.issue_token("acme")
-        assert await cache.authenticate("acme", issued.token) == issued.token_id
+        assert await reader.authenticate("acme", issued.token) == issued.token_id
         await tenants.revoke_token("acme", issued.token_id)
-        for _ in range(500):
-            if await cache.authenticate("acme", issued.token) is None:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            pytest.fail("the revocation did not reach the cache through the Sentinel's primary")
+        assert await reader.authenticate("acme", issued.token) is None
 
         queue = connect_queue(url)
         await enqueue_sync(queue, "acme", "u1", 1)
@@ -109,9 +101,7 @@ async def test_shadow_store_pubsub_and_queue_through_a_sentinel(
         await pool.aclose()
         await close_sentinels(pool)  # arq leaves its Sentinel connections open
     finally:
-        watcher.cancel()
-        await asyncio.gather(watcher, return_exceptions=True)
-        await cache._redis.aclose()
+        await reader._redis.aclose()
         await redis.aclose()
 
 
