@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
 from shadow.connect import check_queue_placement, queue_settings
+from worker.claim import BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
@@ -125,10 +126,12 @@ def create_worker(
     metrics: SyncMetrics | None = None,
     **worker_args: Any,
 ) -> Worker:
-    """An arq `Worker` for these settings, made inside the loop it will run
-    on; `worker_args` override arq's own (e.g. `handle_signals=False`)."""
+    """An arq worker for these settings, made inside the loop it will run on;
+    `worker_args` override arq's own (e.g. `handle_signals=False`). It claims
+    due jobs in batches (worker/claim.py); arq's own CLI, which builds a plain
+    `Worker` from `WorkerSettings`, runs the same jobs one claim at a time."""
     options = worker_options(settings, http=http, retry=retry, metrics=metrics)
-    return Worker(**{**options, "burst": burst, **worker_args})
+    return BatchClaimWorker(**{**options, "burst": burst, **worker_args})
 
 
 def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -> Worker:
