@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,9 +40,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services = Services.build(settings, redis, queue)
         app.state.services = services
         app.state.endpoints = endpoints(services)
+        watcher = asyncio.create_task(services.tenants.watch_changes())
         try:
             yield
         finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
             if settings.queue_redis_url:
                 await queue.aclose()
             await redis.aclose()

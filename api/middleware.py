@@ -22,6 +22,7 @@ path.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -59,13 +60,19 @@ def route_label(template: str) -> str:
     return _PARAM.sub(lambda m: "{" + _PARAM_LABELS.get(m[1], m[1]) + "}", template)
 
 
+#: Generated ids: a random prefix per process and a counter, unique across
+#: processes and restarts without a getrandom call on every request.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
 def _request_id(scope: HTTPScope) -> str:
     for name, value in scope["headers"]:
         if name == _HEADER:
             if _VALID_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return os.urandom(16).hex()
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 class RequestObserver:

@@ -10,6 +10,11 @@ from redis.asyncio import Redis
 from api.settings import Settings
 from shadow import ResourceStore, SyncStore, TenantStore
 
+# Tenants and token records are cached per process; a change waits until
+# every API process has evicted it (see shadow/tenants.py), so the TTL only
+# bounds a process that missed a message.
+_CREDENTIALS_TTL_S = 30.0
+
 
 @dataclass
 class Services:
@@ -26,7 +31,7 @@ class Services:
             settings=settings,
             redis=redis,
             queue=queue,
-            tenants=TenantStore(redis),
+            tenants=TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S),
             resources=ResourceStore(redis),
             sync=SyncStore(redis),
         )

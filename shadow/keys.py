@@ -12,6 +12,13 @@ from typing import Literal
 Kind = Literal["u", "g"]
 
 TENANTS = "scim-bridge:tenants"
+#: Pub/sub channel of credential changes (tenant saved, token revoked).
+CREDENTIAL_CHANGES = "scim-bridge:tenant-changes"
+
+
+def change_acks(nonce: str) -> str:
+    """Counter of API processes that evicted credential change `nonce`."""
+    return f"scim-bridge:tenant-changes:acks:{nonce}"
 
 
 def prefix(tenant: str) -> str:

@@ -4,12 +4,24 @@ A token is `scimb_<token_id>_<secret>`: the id finds the record in one hash
 lookup, the 256-bit secret is kept only as a SHA-256 digest and compared in
 constant time. A tenant may hold several live tokens so a customer can rotate
 without downtime; revoking deletes the record, so it stops working at once.
+
+API processes cache tenants and token records (`cache_ttl_s`) so a SCIM
+request costs no round trip for its credentials. A change (tenant saved,
+token revoked) is published on `keys.CREDENTIAL_CHANGES`, and the change
+returns only once every subscribed process has evicted it and said so: when
+`token revoke` returns, no API process accepts the token any more. A process
+caches only while its subscription is up, and a read that raced an eviction
+is not cached. On a Redis Cluster (where PUBLISH counts only one node's
+subscribers) nothing is cached.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -17,12 +29,17 @@ from datetime import UTC, datetime
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from shadow import keys
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 TOKEN_PREFIX = "scimb_"
 _LAST_USED_EVERY_S = 60.0
+#: How long a change waits for every API process to confirm its eviction.
+ACK_WAIT_S = 5.0
+
+logger = logging.getLogger("scim_bridge")
 
 
 class Tenant(msgspec.Struct, kw_only=True):
@@ -92,17 +109,104 @@ _token_decoder = msgspec.json.Decoder(TokenRecord)
 
 
 class TenantStore:
-    """Tenants and tokens in Redis; one instance per process.
+    """Tenants and tokens in Redis; one instance per process (module docstring
+    for the credential cache)."""
 
-    Nothing is cached: a SCIM request reads its tenant and token record in
-    one pipelined round trip (`credentials`), so a revoked token or a
-    disabled tenant is refused on the very next request of every process,
-    with no message that could arrive late or be missed.
-    """
-
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self, redis: Redis, *, cache_ttl_s: float = 0.0, ack_wait_s: float = ACK_WAIT_S
+    ) -> None:
         self._redis = redis
         self._last_used_written: dict[str, float] = {}
+        self._cluster = isinstance(redis, RedisCluster)
+        self._ttl = 0.0 if self._cluster else cache_ttl_s
+        self._ack_wait_s = ack_wait_s
+        self._listening = False
+        self.listening = asyncio.Event()
+        #: Bumped by every eviction: a read that started before one is not cached.
+        self._generation = 0
+        self._tenants: dict[str, tuple[float, Tenant | None]] = {}
+        self._tokens: dict[tuple[str, str], tuple[float, TokenRecord | None]] = {}
+
+    def _caching(self) -> bool:
+        return self._ttl > 0 and self._listening
+
+    def _evict_all(self) -> None:
+        self._generation += 1
+        self._tenants.clear()
+        self._tokens.clear()
+
+    async def watch_changes(self) -> None:
+        """Keep the cache honest: evict what other processes change and confirm
+        each eviction. Runs until cancelled; after a Redis outage it starts
+        again with an empty cache, which is bypassed while unsubscribed."""
+        if self._ttl <= 0:
+            return
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(keys.CREDENTIAL_CHANGES)
+                self._evict_all()
+                self._listening = True
+                self.listening.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._apply_change(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+            finally:
+                self._listening = False
+                self.listening.clear()
+                self._evict_all()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _apply_change(self, data: bytes | str) -> None:
+        text = data.decode() if isinstance(data, bytes) else data
+        nonce, _, change = text.partition(" ")
+        self._evict(change)
+        ack = keys.change_acks(nonce)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(ack)
+            pipe.expire(ack, 60)
+            await pipe.execute()
+
+    def _evict(self, change: str) -> None:
+        self._generation += 1
+        kind, _, rest = change.partition(" ")
+        if kind == "tenant":
+            self._tenants.pop(rest, None)
+        elif kind == "token":
+            slug, _, token_id = rest.partition(" ")
+            self._tokens.pop((slug, token_id), None)
+        else:
+            self._evict_all()
+
+    async def _publish(self, change: str) -> None:
+        """Tell every API process, and wait until each has evicted `change`."""
+        self._evict(change)
+        if self._cluster:
+            return  # no process caches on a cluster
+        nonce = secrets.token_hex(8)
+        receivers = int(await self._redis.publish(keys.CREDENTIAL_CHANGES, f"{nonce} {change}"))
+        ack = keys.change_acks(nonce)
+        deadline = time.monotonic() + self._ack_wait_s
+        confirmed = 0
+        while receivers:
+            confirmed = int(await self._redis.get(ack) or 0)
+            if confirmed >= receivers or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.002)
+        if confirmed < receivers:
+            logger.warning(
+                "%d of %d API processes did not confirm a credential change within %.0f s; "
+                "they drop their cached copy within its lifetime at the latest",
+                receivers - confirmed,
+                receivers,
+                self._ack_wait_s,
+            )
+        await self._redis.delete(ack)
 
     async def create(self, tenant: Tenant) -> Tenant:
         if not SLUG_RE.match(tenant.slug):
@@ -117,6 +221,7 @@ class TenantStore:
         if not created:
             raise TenantError(f"tenant {tenant.slug!r} already exists")
         await self._redis.sadd(keys.TENANTS, tenant.slug)  # type: ignore[misc]
+        await self._publish(f"tenant {tenant.slug}")  # a cached "no such tenant"
         return tenant
 
     async def get(self, slug: str) -> Tenant | None:
@@ -125,6 +230,7 @@ class TenantStore:
 
     async def save(self, tenant: Tenant) -> None:
         await self._redis.set(keys.tenant_config(tenant.slug), msgspec.json.encode(tenant))
+        await self._publish(f"tenant {tenant.slug}")
 
     async def slugs(self) -> list[str]:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]
@@ -161,6 +267,7 @@ class TenantStore:
     async def revoke_token(self, slug: str, token_id: str) -> bool:
         removed = await self._redis.hdel(keys.tokens(slug), token_id)  # type: ignore[misc]
         await self._redis.hdel(keys.tokens_used(slug), token_id)  # type: ignore[misc]
+        await self._publish(f"token {slug} {token_id}")
         return bool(removed)
 
     async def credentials(self, slug: str, token: str) -> tuple[Tenant | None, str | None]:
@@ -172,12 +279,9 @@ class TenantStore:
         """
         parsed = parse_token(token)
         token_id, secret = parsed if parsed else ("", "")
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.tenant_config(slug))
-            pipe.hget(keys.tokens(slug), token_id or "-")
-            raw_tenant, raw_record = await pipe.execute()
-        tenant = _tenant_decoder.decode(raw_tenant) if raw_tenant else None
-        record = _token_decoder.decode(raw_record) if raw_record and parsed else None
+        tenant, record = await self._cached_credentials(slug, token_id)
+        if not parsed:
+            record = None
         presented = _digest(secret)
         if record is None:
             hmac.compare_digest(presented, presented)  # same work either way
@@ -190,6 +294,37 @@ class TenantStore:
             self._last_used_written[cache_key] = now
             await self._redis.hset(keys.tokens_used(slug), token_id, now_iso())  # type: ignore[misc]
         return tenant, token_id
+
+    async def _cached_credentials(
+        self, slug: str, token_id: str
+    ) -> tuple[Tenant | None, TokenRecord | None]:
+        """Tenant and token record: from the cache when both are fresh, else
+        one pipelined read (tenant and tokens share a hash slot)."""
+        now = time.monotonic()
+        caching = self._caching()
+        if caching:
+            tenant_hit = self._tenants.get(slug)
+            token_hit = self._tokens.get((slug, token_id))
+            if (
+                tenant_hit
+                and token_hit
+                and now - tenant_hit[0] < self._ttl
+                and now - token_hit[0] < self._ttl
+            ):
+                return tenant_hit[1], token_hit[1]
+        generation = self._generation
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.tenant_config(slug))
+            pipe.hget(keys.tokens(slug), token_id or "-")
+            raw_tenant, raw_record = await pipe.execute()
+        tenant = _tenant_decoder.decode(raw_tenant) if raw_tenant else None
+        record = _token_decoder.decode(raw_record) if raw_record else None
+        # Cache only what no eviction overtook, and unknown ids only in bounds.
+        if caching and self._caching() and generation == self._generation:
+            self._tenants[slug] = (now, tenant)
+            if record is not None or len(self._tokens) < 100_000:
+                self._tokens[(slug, token_id)] = (now, record)
+        return tenant, record
 
     async def authenticate(self, slug: str, token: str) -> str | None:
         """The token id when `token` is a live token of `slug`, else None."""

@@ -10,6 +10,8 @@ held to one slot, and scripts in pipelines after a node forgot its scripts.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -28,11 +30,19 @@ from tests.integration.worker import (
 )
 
 # The inline arq job needs the queue on the shadow's Redis, which a cluster
-# never is (check_queue_placement): that test has no cluster form.
+# never is (check_queue_placement), and nothing caches credentials on a
+# cluster (test_credentials_are_never_cached_on_a_cluster): those tests have
+# no cluster form.
 reuse(
     globals(),
     shadow_tests,
-    skip=("test_a_tenant_without_backlog_starts_at_the_head_of_an_overdue_queue",),
+    skip=(
+        "test_a_tenant_without_backlog_starts_at_the_head_of_an_overdue_queue",
+        "test_a_revocation_or_disable_elsewhere_ends_cached_credentials_at_once",
+        "test_credentials_come_from_the_cache_only_while_subscribed",
+        "test_a_read_overtaken_by_an_eviction_is_not_cached",
+        "test_a_change_returns_once_every_subscriber_confirmed",
+    ),
 )
 reuse(
     globals(),
@@ -150,3 +160,15 @@ async def test_group_changes_requeue_through_a_pipeline_after_the_nodes_forgot_t
         assert out.version == 1
         state = await sync.read(slug, "u3")
         assert (state.exists, state.version, state.state) == (True, 1, "pending")
+
+
+async def test_credentials_are_never_cached_on_a_cluster(redis: Redis) -> None:
+    """PUBLISH on a cluster counts one node's subscribers, so a change could
+    not be confirmed by every process: every check reads the tenant's slot."""
+    store = TenantStore(redis, cache_ttl_s=60)
+    await asyncio.wait_for(store.watch_changes(), 1)  # returns at once: nothing to watch
+    await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    issued = await store.issue_token("acme")
+    assert await store.authenticate("acme", issued.token) == issued.token_id
+    await store.revoke_token("acme", issued.token_id)  # no publish, no wait
+    assert await store.authenticate("acme", issued.token) is None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import logging
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -180,32 +184,117 @@ async def test_tenant_slug_rules_and_duplicates(redis: Redis) -> None:
         await tenants.create(Tenant(slug="acme", name="y", lms_url="u", lms_api_key="k"))
 
 
-async def test_a_revocation_or_disable_elsewhere_ends_credentials_at_once(
+@contextlib.asynccontextmanager
+async def watching(*stores: TenantStore) -> AsyncIterator[None]:
+    """Run the stores' change feeds, as the API's lifespan does."""
+    watchers = [asyncio.create_task(s.watch_changes()) for s in stores]
+    try:
+        async with asyncio.timeout(5):
+            for store in stores:
+                await store.listening.wait()
+        yield
+    finally:
+        for w in watchers:
+            w.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+
+
+async def test_a_revocation_or_disable_elsewhere_ends_cached_credentials_at_once(
     redis: Redis, redis_url: str
 ) -> None:
-    """Two API processes: a revocation or a disabled tenant written by one is
-    refused by the other on its very next check, with no wait at all."""
-    other_redis = connect(redis_url)  # plain, Sentinel or Cluster alike
-    api_a, api_b = TenantStore(redis), TenantStore(other_redis)
+    """Two API processes caching credentials: a revocation or a disabled
+    tenant written by one is refused by the other as soon as it returns."""
+    other_redis = connect(redis_url)
+    api_a = TenantStore(redis, cache_ttl_s=60)
+    api_b = TenantStore(other_redis, cache_ttl_s=60)
     try:
-        await api_a.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
-        issued = await api_a.issue_token("acme")
-        tenant, token_id = await api_b.credentials("acme", issued.token)
-        assert tenant is not None
-        assert tenant.enabled
-        assert token_id == issued.token_id
-        await api_a.revoke_token("acme", issued.token_id)
-        assert await api_b.credentials("acme", issued.token) == (tenant, None)
+        async with watching(api_a, api_b):
+            await api_a.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+            for _ in range(30):
+                issued = await api_a.issue_token("acme")
+                tenant, token_id = await api_b.credentials("acme", issued.token)
+                assert tenant is not None
+                assert token_id == issued.token_id
+                assert await api_b.authenticate("acme", issued.token) == issued.token_id
+                await api_a.revoke_token("acme", issued.token_id)
+                assert await api_b.credentials("acme", issued.token) == (tenant, None)
 
-        second = await api_a.issue_token("acme")
-        tenant.enabled = False
-        await api_a.save(tenant)
-        seen, token_id = await api_b.credentials("acme", second.token)
-        assert seen is not None
-        assert not seen.enabled
-        assert token_id == second.token_id
+            second = await api_a.issue_token("acme")
+            assert await api_b.authenticate("acme", second.token) == second.token_id
+            tenant.enabled = False
+            await api_a.save(tenant)
+            seen, token_id = await api_b.credentials("acme", second.token)
+            assert seen is not None
+            assert not seen.enabled
     finally:
         await other_redis.aclose()
+
+
+async def test_credentials_come_from_the_cache_only_while_subscribed(redis: Redis) -> None:
+    store = TenantStore(redis, cache_ttl_s=60)
+    await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    issued = await store.issue_token("acme")
+    # Not subscribed: every check reads Redis.
+    assert await store.authenticate("acme", issued.token) == issued.token_id
+    await redis.hdel(keys.tokens("acme"), issued.token_id)  # type: ignore[misc]
+    assert await store.authenticate("acme", issued.token) is None
+    # Subscribed: a second check is served from memory (proved by removing the
+    # record behind the cache's back, which no real revocation does).
+    second = await store.issue_token("acme")
+    async with watching(store):
+        assert await store.authenticate("acme", second.token) == second.token_id
+        await redis.hdel(keys.tokens("acme"), second.token_id)  # type: ignore[misc]
+        assert await store.authenticate("acme", second.token) == second.token_id
+
+
+async def test_a_read_overtaken_by_an_eviction_is_not_cached(redis: Redis) -> None:
+    store = TenantStore(redis, cache_ttl_s=60)
+    await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    issued = await store.issue_token("acme")
+    async with watching(store):
+        reading = asyncio.create_task(store.credentials("acme", issued.token))
+        await asyncio.sleep(0)  # the read is on the wire
+        store._evict(f"token acme {issued.token_id}")  # a revocation's message lands first
+        assert (await reading)[1] == issued.token_id
+        await redis.hdel(keys.tokens("acme"), issued.token_id)  # type: ignore[misc]
+        assert await store.authenticate("acme", issued.token) is None  # not from a stale copy
+
+
+async def test_a_change_returns_once_every_subscriber_confirmed(
+    redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The revoking side waits for each API process's acknowledgement; one
+    that never answers holds it up only `ack_wait_s`, with a warning."""
+    store = TenantStore(redis, ack_wait_s=0.5)
+    await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+    slow = redis.pubsub()
+    await slow.subscribe(keys.CREDENTIAL_CHANGES)
+    await slow.get_message(timeout=1)  # the subscribe confirmation
+
+    async def acknowledge_late() -> None:
+        message = None
+        while message is None:
+            message = await slow.get_message(ignore_subscribe_messages=True, timeout=1)
+        await asyncio.sleep(0.2)
+        await redis.incr(keys.change_acks(message["data"].decode().split(" ")[0]))
+
+    try:
+        issued = await store.issue_token("acme")
+        acking = asyncio.create_task(acknowledge_late())
+        started = time.monotonic()
+        await store.revoke_token("acme", issued.token_id)
+        assert 0.2 <= time.monotonic() - started < 0.5
+        await acking
+        assert "did not confirm" not in caplog.text
+
+        silent = await store.issue_token("acme")
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="scim_bridge"):
+            await store.revoke_token("acme", silent.token_id)
+        assert time.monotonic() - started >= 0.5
+        assert "1 of 1 API processes did not confirm" in caplog.text
+    finally:
+        await slow.aclose()  # type: ignore[no-untyped-call]
 
 
 async def test_credentials_of_an_unknown_tenant_or_malformed_token(redis: Redis) -> None:
