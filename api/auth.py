@@ -18,7 +18,13 @@ from shadow import Tenant
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    header = request.headers.get("authorization", "")
+    """The bearer credential of a request, read from the raw ASGI headers (no
+    header mapping is built for it on the hot path)."""
+    header = ""
+    for name, raw in request.scope["headers"]:
+        if name.lower() == b"authorization":
+            header = raw.decode("latin-1")
+            break
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None

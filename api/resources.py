@@ -29,6 +29,7 @@ from api.scim_io import (
 )
 from api.services import Services
 from mappings import MappingConfigError, decode_overrides
+from scim.ast import Filter
 from scim.errors import (
     InvalidFilter,
     InvalidValue,
@@ -448,15 +449,18 @@ class ResourceEndpoint:
             await self._write(tenant, rid, "delete", None, version)
         return empty_response(204)
 
-    def check_filter(self, text: str | None) -> None:
-        """Raise InvalidFilter unless `text` is a filter this resource type can evaluate."""
+    def check_filter(self, text: str | None) -> Filter | None:
+        """The parsed filter (None for none); InvalidFilter unless `text` is a
+        filter this resource type can evaluate."""
         if text is None or not text.strip():
-            return
+            return None
         if len(text) > self.s.settings.max_filter_length:
             raise InvalidFilter(
                 f"filter longer than {self.s.settings.max_filter_length} characters"
             )
-        validate_filter(parse_filter(text), self.rtype)
+        parsed = parse_filter(text)
+        validate_filter(parsed, self.rtype)
+        return parsed
 
     def bounds(self, query: ListQuery) -> tuple[int, int]:
         """startIndex and count as RFC 7644 §3.4.2.4 reads them: below 1 is 1,
@@ -468,7 +472,8 @@ class ResourceEndpoint:
     async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
         """(totalResults, the requested page of resources as shown to the client)."""
         start, count = self.bounds(query)
-        if query.filter is None or not query.filter.strip():
+        parsed = self.check_filter(query.filter)
+        if parsed is None:
             total = await self.s.resources.count(tenant.slug, self.kind)
             ids = (
                 await self.s.resources.page_ids(tenant.slug, self.kind, start - 1, count)
@@ -476,19 +481,19 @@ class ResourceEndpoint:
                 else []
             )
             page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
-        else:
-            self.check_filter(query.filter)
-            parsed = parse_filter(query.filter)
-            # Matched against what a client may see, so `password eq ...` is no oracle.
-            matched = [
-                s
-                async for s in self._candidates(tenant.slug, parsed)
-                if matches(parsed, await self.shown(tenant.slug, s), self.rtype)
-            ]
-            total = len(matched)
-            page = matched[start - 1 : start - 1 + count]
-        view = query.view
-        return total, [await self.shown(tenant.slug, s, view) for s in page]
+            view = query.view
+            return total, [await self.shown(tenant.slug, s, view) for s in page]
+        # Matched against what a client may see, so `password eq ...` is no oracle;
+        # the page is then cut from those same bodies (no `returned: request`
+        # attribute exists, so the default view holds all a selection can name).
+        matched = [
+            body
+            async for s in self._candidates(tenant.slug, parsed)
+            if matches(parsed, body := await self.shown(tenant.slug, s), self.rtype)
+        ]
+        page_bodies = matched[start - 1 : start - 1 + count]
+        attributes, excluded = query.attributes, query.excluded_attributes
+        return len(matched), [project(b, self.rtype, attributes, excluded) for b in page_bodies]
 
     async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
         total, resources = await self.query(tenant, query)
