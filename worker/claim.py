@@ -64,7 +64,12 @@ class BatchClaimWorker(Worker):
             if allowed <= 0:
                 return
             batch, pending = pending[:allowed], pending[allowed:]
-            claimed = await self._claim(batch)
+            try:
+                claimed = await self._claim(batch)
+            except BaseException:
+                for _ in range(allowed):  # nothing claimed: give every slot back
+                    self.sem.release()
+                raise
             for _ in range(allowed - len(claimed)):  # taken elsewhere, finished or not due
                 self.sem.release()
             for job_id, score in claimed:

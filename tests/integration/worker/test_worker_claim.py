@@ -132,3 +132,23 @@ async def test_competing_workers_run_every_job_exactly_once(
     assert await runs(redis) == dict.fromkeys(names, 1)
     assert sum(w.jobs_complete for w in workers) == len(names)
     assert await redis.zcard(QUEUE) == 0
+
+
+async def test_a_failed_claim_gives_every_slot_back(
+    pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis lost mid-claim: the error reaches arq's loop (which restarts the
+    worker) and no slot stays taken by a job that never started."""
+    worker = claim_worker(pool, max_jobs=4)
+    slots = worker.sem._value
+
+    async def lost(job_ids: list[str]) -> list[tuple[str, int]]:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(worker, "_claim", lost)
+    try:
+        with pytest.raises(ConnectionError):
+            await worker.start_jobs([b"a", b"b", b"c"])
+        assert (worker.sem._value, worker.job_counter, worker.tasks) == (slots, 0, {})
+    finally:
+        await worker.close()
