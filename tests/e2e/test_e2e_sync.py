@@ -345,7 +345,8 @@ async def test_entra_lives_survive_an_lms_outage(
 async def test_entra_lives_survive_a_worker_killed_mid_run(
     make_cluster: ClusterFactory, restart: bool
 ) -> None:
-    """SIGKILL one of two workers while it runs sync jobs; the other (and the
+    """SIGKILL one of two workers while it runs sync jobs (whichever claimed
+    them: a worker claims a poll's due jobs in one go); the other (and the
     restarted one) finish its users once the dead worker's per-user locks
     expire (WORKER_JOB_TIMEOUT + 5 s, shortened here)."""
     cluster = await make_cluster(
@@ -353,23 +354,33 @@ async def test_entra_lives_survive_a_worker_killed_mid_run(
     )
     population = await two_tenants(cluster, users=18)
     interrupted: set[str] = set()
+    victims: list[int] = []
+
+    def a_worker_running_syncs() -> tuple[int, set[str]] | None:
+        for i in range(len(cluster.workers)):
+            syncs = {j for j in cluster.jobs_in_flight(i) if j.startswith("sync:")}
+            if syncs:
+                return i, syncs
+        return None
 
     async def kill_mid_job() -> None:
-        syncs = await cluster.wait_until(
-            lambda: {j for j in cluster.jobs_in_flight(0) if j.startswith("sync:")},
+        victim, syncs = await cluster.wait_until(
+            a_worker_running_syncs,
             20,
-            message="worker 0 to run sync jobs of the changes",
+            message="a worker to run sync jobs of the changes",
             interval=0.01,
         )
-        cluster.kill_worker(0, signal.SIGKILL)
+        cluster.kill_worker(victim, signal.SIGKILL)
+        victims.append(victim)
         interrupted.update(syncs)
         if restart:
-            cluster.start_worker(0)
-            await cluster.wait_worker(0)
+            cluster.start_worker(victim)
+            await cluster.wait_worker(victim)
 
     await run_lives(cluster, population, during_changes=kill_mid_job, settle_s=90)
     assert interrupted
-    assert cluster.workers[0].alive is restart
+    [victim] = victims
+    assert cluster.workers[victim].alive is restart
 
 
 async def test_create_rename_deactivate_in_quick_succession(cluster: Cluster) -> None:
