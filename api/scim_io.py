@@ -48,6 +48,8 @@ def empty_response(status: int = 204, *, etag: str | None = None) -> Response[by
 
 def depth_ok(raw: bytes) -> bool:
     """Cheap nesting guard before decoding: brackets outside strings."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH:
+        return True  # too few brackets to nest that deep, wherever they are
     depth = 0
     in_string = escaped = False
     for byte in raw:
