@@ -140,11 +140,25 @@ class ResourceEndpoint:
         return f"{self.s.settings.scim_url(tenant)}{self.rtype.endpoint}/{rid}"
 
     async def full(
-        self, tenant: str, stored: Stored, *, with_members: bool = True
+        self, tenant: str, stored: Stored, *, with_members: bool = True, with_groups: bool = False
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"schemas": stored.doc.get("schemas", [self.rtype.schema.id])}
         body["id"] = stored.id
         body.update((k, v) for k, v in stored.doc.items() if k != "schemas")
+        if self.kind == "u" and with_groups:
+            groups = await self.s.resources.get_many(
+                tenant, "g", await self.s.resources.group_ids_of(tenant, stored.id)
+            )
+            if groups:
+                body["groups"] = [
+                    {
+                        "value": g.id,
+                        "$ref": f"{self.s.settings.scim_url(tenant)}/Groups/{g.id}",
+                        "display": g.doc.get("displayName"),
+                        "type": "direct",
+                    }
+                    for g in groups
+                ]
         if self.kind == "g" and with_members:
             members = await self.s.resources.member_ids(tenant, stored.id)
             if members:
@@ -174,12 +188,23 @@ class ResourceEndpoint:
             return any(a.lower().rsplit(":", 1)[-1].startswith("members") for a in attributes)
         return True
 
-    async def shown(self, tenant: str, stored: Stored, view: View | None = None) -> dict[str, Any]:
+    def _wants_groups(self, attributes: list[str] | None) -> bool:
+        """User.groups is `returned: request`: loaded only when named."""
+        return self.kind == "u" and any(
+            a.lower().rsplit(":", 1)[-1].startswith("groups") for a in attributes or ()
+        )
+
+    async def shown(
+        self, tenant: str, stored: Stored, view: View | None = None, *, with_groups: bool = False
+    ) -> dict[str, Any]:
         """The resource as a client may see it: `returned: never` attributes
         (password) always dropped, then the client's selection (RFC 7644 §3.9)."""
         view = view or View()
         body = await self.full(
-            tenant, stored, with_members=self._wants_members(view.attributes, view.excluded)
+            tenant,
+            stored,
+            with_members=self._wants_members(view.attributes, view.excluded),
+            with_groups=with_groups or self._wants_groups(view.attributes),
         )
         return project(body, self.rtype, view.attributes, view.excluded)
 
@@ -484,16 +509,26 @@ class ResourceEndpoint:
             view = query.view
             return total, [await self.shown(tenant.slug, s, view) for s in page]
         # Matched against what a client may see, so `password eq ...` is no oracle;
-        # the page is then cut from those same bodies (no `returned: request`
-        # attribute exists, so the default view holds all a selection can name).
+        # the page is then cut from those same bodies, which hold User.groups
+        # (the one `returned: request` attribute) when the filter or the
+        # selection may name it.
+        groups = self._wants_groups(query.attributes) or (
+            self.kind == "u" and "groups" in (query.filter or "").lower()
+        )
         matched = [
             body
             async for s in self._candidates(tenant.slug, parsed)
-            if matches(parsed, body := await self.shown(tenant.slug, s), self.rtype)
+            if matches(parsed, body := await self._visible(tenant.slug, s, groups), self.rtype)
         ]
         page_bodies = matched[start - 1 : start - 1 + count]
         attributes, excluded = query.attributes, query.excluded_attributes
         return len(matched), [project(b, self.rtype, attributes, excluded) for b in page_bodies]
+
+    async def _visible(self, tenant: str, stored: Stored, with_groups: bool) -> dict[str, Any]:
+        """What a filter may see: the default view, plus User.groups if asked."""
+        body = await self.full(tenant, stored, with_groups=with_groups)
+        visible = project(body, self.rtype)
+        return {**visible, "groups": body["groups"]} if "groups" in body else visible
 
     async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
         total, resources = await self.query(tenant, query)

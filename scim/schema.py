@@ -217,8 +217,12 @@ _GROUPS = Attribute(
     name="groups",
     type="complex",
     multi_valued=True,
-    description="Groups the user belongs to (read-only; change membership on the Group).",
+    description=(
+        "Groups the user belongs to (read-only; change membership on the Group). "
+        "Returned when asked for: attributes=groups."
+    ),
     mutability="readOnly",
+    returned="request",
     sub_attributes=(
         Attribute(name="value", mutability="readOnly"),
         Attribute(name="$ref", type="reference", mutability="readOnly", reference_types=("Group",)),

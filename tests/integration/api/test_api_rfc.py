@@ -346,6 +346,60 @@ async def test_attributes_select_and_always_keep_id_and_schemas(acme: Any, redis
     assert probe.json()["totalResults"] == 0
 
 
+async def test_user_groups_are_returned_when_asked_for_and_follow_membership(acme: Any) -> None:
+    """User.groups is readOnly and `returned: request` (/Schemas says so): a
+    user shows the groups it is a member of when `attributes` names them, is
+    found by a filter on them, and loses them when the group lets go."""
+    user = await acme.create_user("member@example.com")
+    other = await acme.create_user("loner@example.com")
+    uid = user["id"]
+    gid = (
+        await acme.post(
+            "/Groups",
+            {"schemas": [GROUP_SCHEMA], "displayName": "Sales", "members": [{"value": uid}]},
+        )
+    ).json()["id"]
+    expected = [
+        {
+            "value": gid,
+            "$ref": f"https://bridge.test/scim/acme/v2/Groups/{gid}",
+            "display": "Sales",
+            "type": "direct",
+        }
+    ]
+    assert "groups" not in (await acme.get(f"/Users/{uid}")).json()
+    asked = (await acme.get(f"/Users/{uid}", params={"attributes": "userName,groups"})).json()
+    assert asked["groups"] == expected
+    assert asked["userName"] == "member@example.com"
+    qualified = f"{USER_SCHEMA}:groups.value"
+    values = (await acme.get(f"/Users/{uid}", params={"attributes": qualified})).json()
+    assert values["groups"] == [{"value": gid}]
+
+    found = await acme.get("/Users", params={"filter": f'groups.value eq "{gid}"'})
+    assert [r["id"] for r in found.json()["Resources"]] == [uid]
+    assert "groups" not in found.json()["Resources"][0]
+    listed = await acme.get(
+        "/Users", params={"filter": 'userName sw "member"', "attributes": "groups"}
+    )
+    assert listed.json()["Resources"][0]["groups"] == expected
+    assert (
+        "groups"
+        not in (await acme.get(f"/Users/{other['id']}", params={"attributes": "groups"})).json()
+    )
+
+    removed = await acme.patch(
+        f"/Groups/{gid}",
+        patch_body({"op": "remove", "path": f'members[value eq "{uid}"]'}),
+    )
+    assert removed.status_code in (200, 204), removed.text
+    after = (await acme.get(f"/Users/{uid}", params={"attributes": "groups"})).json()
+    assert "groups" not in after
+
+    schema = (await acme.get(f"/Schemas/{USER_SCHEMA}")).json()
+    [groups_attr] = [a for a in schema["attributes"] if a["name"] == "groups"]
+    assert (groups_attr["returned"], groups_attr["mutability"]) == ("request", "readOnly")
+
+
 async def test_group_members_follow_attribute_selection(acme: Any) -> None:
     user = await acme.create_user("gm@example.com")
     created = await acme.post(
