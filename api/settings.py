@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_failures_per_minute: int = 60
     max_jobs: int = 50
     poll_delay_s: float = 0.05
+    # Drift reconciliation on a schedule: every tenant at most this often
+    # (0: only when asked for), and at most this many at a time.
+    reconcile_every_h: float = 0.0
+    reconcile_concurrency: int = 2
     log_level: str = "INFO"
 
     @property
@@ -83,6 +87,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int),
         ("sweep_grace_s", "WORKER_SWEEP_GRACE", float),
         ("poll_delay_s", "WORKER_POLL_DELAY", float),
+        ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float),
+        ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int),
     ):
         if var in env:
             values[field] = cast(env[var])

@@ -35,18 +35,22 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
+from arq.constants import job_key_prefix
+from arq.cron import CronJob, cron
 from arq.worker import Function, func
 from redis.asyncio import Redis
 
+from api.settings import Settings
 from lms_client import Learner, LearnerPage, LmsDeferred, LmsTransientError
 from mappings import MappingConfigError, RuleSet, map_user
 from shadow import TenantError, keys, now_iso
 from shadow.sync import SyncInput
 from worker.deps import TenantLms, WorkerDeps
-from worker.queue import enqueue_sync
+from worker.queue import QUEUE_NAME, enqueue_sync
 
 __all__ = [
     "MAX_DETAILS",
@@ -381,6 +385,60 @@ async def reconcile_job(ctx: dict[str, Any], tenant: str, repair: bool = True) -
     return (
         f"reconciled {tenant}: {report.users_checked} checked, {report.in_sync} in sync, "
         f"{sum(report.drift_counts.values())} drifted, {report.repaired} repaired"
+    )
+
+
+def reconcile_job_id(slug: str) -> str:
+    """The one arq job id of a tenant's reconcile: arq refuses a second one
+    while it is queued or running."""
+    return f"reconcile:{slug}"
+
+
+async def schedule_reconciles(ctx: dict[str, Any]) -> str:
+    """Cron (each minute when `WORKER_RECONCILE_EVERY_H` is set): queue a
+    reconcile for every enabled tenant whose last one started longer ago than
+    that, never-reconciled and longest-waiting first, with at most
+    `WORKER_RECONCILE_CONCURRENCY` queued or running at once so that
+    reconciles never crowd out sync jobs."""
+    deps = WorkerDeps.of(ctx)
+    every_s = deps.settings.reconcile_every_h * 3600
+    now = datetime.now(UTC)
+    busy, due = 0, []
+    for slug in await deps.tenants.slugs():
+        if await deps.queue.exists(job_key_prefix + reconcile_job_id(slug)):
+            busy += 1
+            continue
+        tenant = await deps.tenants.get(slug)
+        if tenant is None or not tenant.enabled:
+            continue
+        last = await last_report(deps.redis, slug)
+        started = last.started_at if last else ""
+        if started and (now - datetime.fromisoformat(started)).total_seconds() < every_s:
+            continue
+        due.append((started, slug))  # "" (never) sorts first
+    queued = []
+    for _, slug in sorted(due)[: max(0, deps.settings.reconcile_concurrency - busy)]:
+        job = await deps.queue.enqueue_job(
+            RECONCILE_JOB, slug, True, _job_id=reconcile_job_id(slug), _queue_name=QUEUE_NAME
+        )
+        if job is not None:
+            await mark_queued(deps.redis, slug)
+            queued.append(slug)
+    return f"queued reconciles of {queued or 'no tenant'}; {len(due) - len(queued)} due and waiting"
+
+
+def reconcile_schedule_cron(settings: Settings) -> CronJob | None:
+    """The schedule as an arq cron job, or None when it is off."""
+    if settings.reconcile_every_h <= 0:
+        return None
+    return cron(
+        schedule_reconciles,
+        name="reconcile-schedule",
+        second=15,
+        timeout=60,
+        keep_result=0,
+        max_tries=1,
+        unique=True,
     )
 
 

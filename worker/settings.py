@@ -29,7 +29,7 @@ from worker.claim import BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
-from worker.reconcile import reconcile_function
+from worker.reconcile import reconcile_function, reconcile_schedule_cron
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
 
@@ -93,7 +93,8 @@ def worker_options(
         ),
         reconcile_function(),
     ]
-    cron_jobs: Sequence[CronJob] = [sweep_cron(settings)]
+    schedule = reconcile_schedule_cron(settings)
+    cron_jobs: Sequence[CronJob] = [sweep_cron(settings), *([schedule] if schedule else [])]
     on_startup: StartupShutdown = startup
     on_shutdown: StartupShutdown = shutdown
     return {

@@ -23,7 +23,13 @@ from api.services import Services
 from shadow import keys
 from worker.breaker import approve, cancel, get_config, set_config
 from worker.queue import QUEUE_NAME
-from worker.reconcile import RECONCILE_JOB, last_report, mark_queued, progress_of
+from worker.reconcile import (
+    RECONCILE_JOB,
+    last_report,
+    mark_queued,
+    progress_of,
+    reconcile_job_id,
+)
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -159,7 +165,7 @@ async def reconcile(request: Req, principal: AdminDep, slug: FromPath[str]) -> J
     await reach_tenant(request, principal, slug)
     body = decode_body(await request.body(), ReconcileRequest, empty_ok=True)
     s = _services(request)
-    job_id = f"reconcile:{slug}"
+    job_id = reconcile_job_id(slug)
     job = await s.queue.enqueue_job(
         RECONCILE_JOB, slug, body.repair, _job_id=job_id, _queue_name=QUEUE_NAME
     )

@@ -5,14 +5,20 @@ learners with the ref of a user the shadow does not know are reported."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import Settings, load_settings
+from shadow import Tenant, keys
 from tests.support.worker_fixtures import (
+    BASE,
+    FAST,
+    KEY,
     LEARNERS,
     ORG,
     SandboxLms,
@@ -23,7 +29,18 @@ from tests.support.worker_fixtures import (
 )
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
-from worker.reconcile import ReconcileBusy, reconcile_job, reconcile_tenant
+from worker.reconcile import (
+    ReconcileBusy,
+    ReconcileReport,
+    last_report,
+    progress_of,
+    reconcile_job,
+    reconcile_job_id,
+    reconcile_schedule_cron,
+    reconcile_tenant,
+    schedule_reconciles,
+)
+from worker.settings import create_worker, worker_options
 
 OPERATOR = "operator-secret-0123456789"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
@@ -189,3 +206,64 @@ async def test_the_admin_api_queues_a_reconcile_for_a_worker(
     assert after["progress"]["state"] == "done"
     assert after["last"]["drift_counts"]["changed"] == 1
     assert after["last"]["repair"] is False
+
+
+# -- the optional schedule -----------------------------------------------------
+
+
+async def _reported(deps: WorkerDeps, slug: str, started: datetime) -> None:
+    """A finished reconcile of `slug` that started at `started`."""
+    report = ReconcileReport(tenant=slug, repair=True, started_at=started.isoformat())
+    await deps.redis.set(keys.reconcile_last(slug), msgspec.json.encode(report))
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")
+async def test_the_schedule_queues_due_tenants_a_few_at_a_time(
+    deps: WorkerDeps, lms: SandboxLms, tenant: object
+) -> None:
+    """Every 24 h, one at a time: the never-reconciled tenant first, then the
+    one whose last reconcile is oldest; recent and disabled tenants wait."""
+    deps.settings = msgspec.structs.replace(
+        deps.settings, reconcile_every_h=24, reconcile_concurrency=1
+    )
+    now = datetime.now(UTC)
+    for slug, enabled in (("beta", True), ("gamma", True), ("off", False)):
+        await deps.tenants.create(
+            Tenant(slug=slug, name=slug, lms_url=BASE, lms_api_key=KEY, enabled=enabled)
+        )
+    await _reported(deps, "beta", now - timedelta(hours=1))
+    await _reported(deps, "gamma", now - timedelta(hours=30))
+    ctx = {"deps": deps}
+
+    assert "1 due and waiting" in await schedule_reconciles(ctx)  # ORG now, gamma waits
+    assert await deps.queue.exists(f"arq:job:{reconcile_job_id(ORG)}")
+    assert not await deps.queue.exists(f"arq:job:{reconcile_job_id('gamma')}")
+    assert (await progress_of(deps.redis, ORG))["state"] == "queued"
+    await schedule_reconciles(ctx)  # ORG's job still queued: the one slot is taken
+    assert not await deps.queue.exists(f"arq:job:{reconcile_job_id('gamma')}")
+
+    worker = create_worker(
+        deps.settings, burst=True, http=lms.http, retry=FAST, handle_signals=False, cron_jobs=[]
+    )
+    try:
+        await worker.async_run()  # a real worker runs ORG's reconcile
+    finally:
+        await worker.close()
+    last = await last_report(deps.redis, ORG)
+    assert last is not None
+    assert not last.error
+
+    await schedule_reconciles(ctx)
+    assert await deps.queue.exists(f"arq:job:{reconcile_job_id('gamma')}")
+    for waiting in (ORG, "beta", "off"):
+        assert not await deps.queue.exists(f"arq:job:{reconcile_job_id(waiting)}")
+
+
+def test_the_schedule_is_a_worker_cron_job_only_when_set(redis_url: str) -> None:
+    off = Settings(redis_url=redis_url)
+    assert reconcile_schedule_cron(off) is None
+    assert [c.name for c in worker_options(off)["cron_jobs"]] == ["sweep"]
+    daily = load_settings({"REDIS_URL": redis_url, "WORKER_RECONCILE_EVERY_H": "24"})
+    assert daily.reconcile_every_h == 24
+    names = [c.name for c in worker_options(daily)["cron_jobs"]]
+    assert names == ["sweep", "reconcile-schedule"]
