@@ -259,7 +259,8 @@ async def test_the_schedule_queues_due_tenants_a_few_at_a_time(
         assert not await deps.queue.exists(f"arq:job:{reconcile_job_id(waiting)}")
 
 
-def test_the_schedule_is_a_worker_cron_job_only_when_set(redis_url: str) -> None:
+def test_the_schedule_is_a_worker_cron_job_only_when_set() -> None:
+    redis_url = "redis://127.0.0.1:6379/0"  # declarations only: nothing connects
     off = Settings(redis_url=redis_url)
     assert reconcile_schedule_cron(off) is None
     assert [c.name for c in worker_options(off)["cron_jobs"]] == ["sweep"]
