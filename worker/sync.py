@@ -279,16 +279,33 @@ class _Pass:
         to our own POST names our own learner)."""
         learner = await self._call("GET /learners/{id}", self.lms.get(conflict.learner_id), 200)
         ref = learner.external_ref
-        if ref and ref != self.user_id:
-            holder = await self.deps.resources.get(self.tenant, "u", ref)
-            if holder is not None:
-                return Outcome(
-                    "failed",
-                    error=(
-                        f"LMS 409 {conflict.error}: learner {learner.id} is linked to user "
-                        f"{ref} of this tenant, so user {self.user_id} cannot take it over"
-                    ),
-                )
+        if not ref or ref == self.user_id:
+            return await self._take_over(learner, conflict, None)
+        holder = await self.deps.resources.get(self.tenant, "u", ref)
+        if holder is not None:
+            return Outcome(
+                "failed",
+                error=(
+                    f"LMS 409 {conflict.error}: learner {learner.id} is linked to user "
+                    f"{ref} of this tenant, so user {self.user_id} cannot take it over"
+                ),
+            )
+        # The learner belongs to a deleted user whose delete may still run:
+        # hold that user's lock while the learner changes hands, so its job
+        # cannot deactivate the learner after we took it (it then finds no link).
+        ttl_s = self.deps.settings.job_timeout_s + LOCK_MARGIN_S
+        token = await self.deps.sync.lock(self.tenant, ref, ttl_s)
+        if token is None:
+            raise _Defer(1.0, "the learner's previous user is being synced")
+        try:
+            return await self._take_over(learner, conflict, ref)
+        finally:
+            await self.deps.sync.unlock(self.tenant, ref, token)
+
+    async def _take_over(
+        self, learner: Learner, conflict: LmsConflict, previous: str | None
+    ) -> Outcome:
+        """Link `learner` to this user (its previous user's link forgotten)."""
         changes = {k: v for k, v in self.desired.items() if getattr(learner, k) != v}
         if changes:
             await self._call(
@@ -296,10 +313,10 @@ class _Pass:
             )
         applied: Snapshot = {**self.desired, "active": learner.status == "active"}
         await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
-        if ref and ref != self.user_id:
+        if previous:
             # The deleted user it came from must not deactivate it later: its
             # delete, if still to run, then looks the learner up and finds none.
-            await self.deps.sync.forget_link(self.tenant, ref)
+            await self.deps.sync.forget_link(self.tenant, previous)
         await self.deps.sync.log_event(
             self.tenant, self.user_id, "adopted", learner_id=learner.id, reason=conflict.error
         )

@@ -3,6 +3,9 @@ invariant 4 and "Sync rules")."""
 
 from __future__ import annotations
 
+import pytest
+from arq.worker import Retry
+
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
@@ -190,3 +193,33 @@ async def test_delete_with_a_stale_link_finds_the_learner_by_external_ref(
 
     assert lms.learner(learner.id).status == "deactivated"
     assert lms.learners() == [lms.learner(learner.id)]
+
+
+async def test_adoption_waits_while_the_deleted_users_job_runs(
+    deps: WorkerDeps, lms: SandboxLms, tenant: object
+) -> None:
+    """Entra deletes a user and re-creates it under a new id; the old id's
+    delete job is still running when the new id's job meets the learner. The
+    new job waits for it (so the delete cannot deactivate the learner after
+    the takeover); the delete that runs after the takeover finds no learner
+    of its own and leaves the adopted one active."""
+    await put_user(deps, "old-id", scim_user())
+    await run_sync(deps, "old-id")
+    await put_user(deps, "old-id", None, "delete")  # its delete job not yet run
+    await put_user(deps, "new-id", scim_user())
+
+    busy = await deps.sync.lock(ORG, "old-id", 30)  # the old id's job, running
+    assert busy is not None
+    with pytest.raises(Retry):
+        await run_sync(deps, "new-id")
+    [learner] = lms.learners()
+    assert (learner.external_ref, learner.status) == ("old-id", "active")  # untouched
+    await deps.sync.unlock(ORG, "old-id", busy)
+
+    assert await run_sync(deps, "new-id") == "synced"
+    assert await run_sync(deps, "old-id") == "synced (deleted)"
+    [learner] = lms.learners()
+    assert (learner.external_ref, learner.status) == ("new-id", "active")
+    assert (await record_of(deps, "new-id")).learner_id == learner.id
+    events = [e["event"] for e in await deps.sync.events(ORG, "old-id")]
+    assert "no_learner" in events
