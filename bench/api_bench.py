@@ -5,7 +5,13 @@ baseline (a bare Litestar handler doing one Redis write), then drives each
 with `wrk` (Debian's package) and prints requests a second and p50/p99 for
 POST /Users, GET /Users?filter=userName eq "...", and PATCH /Users/{id}.
 
-    python -m bench.api_bench [--seconds 10] [--connections 32]
+    python -m bench.api_bench [--seconds 10] [--connections 32] [--rounds 3]
+
+Each round runs the baseline, then the three workloads; a last baseline
+closes the run. A workload's ratio in a round is its rate over the mean of
+the baselines either side of it, and the figures printed are the medians
+over the rounds, so that a noisy moment on a shared machine moves one round,
+not the result.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -215,21 +223,40 @@ def main() -> None:
             "IDS": ",".join(ids),
         }
         s, c = args.seconds, args.connections
+        workloads = {
+            "POST /Users": POST_USERS,
+            "GET /Users?filter=userName eq": GET_FILTER,
+            "PATCH /Users/{id}": PATCH_USERS,
+        }
         run_wrk(BASELINE_POST, baseline, 2, c, wrk_env)  # warm-up
-        results = {BASELINE: run_wrk(BASELINE_POST, baseline, s, c, wrk_env)}
-        results["POST /Users"] = run_wrk(POST_USERS, api, s, c, wrk_env)
-        results["GET /Users?filter=userName eq"] = run_wrk(GET_FILTER, api, s, c, wrk_env)
-        results["PATCH /Users/{id}"] = run_wrk(PATCH_USERS, api, s, c, wrk_env)
-        results["baseline again"] = run_wrk(BASELINE_POST, baseline, s, c, wrk_env)
-        base_rps = (results[BASELINE]["rps"] + results["baseline again"]["rps"]) / 2
-        header = ("workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio")
-        print("\n{:42} {:>9} {:>8} {:>8} {:>8} {:>6}".format(*header))
-        for name, r in results.items():
-            print(
-                f"{name:42} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-                f"{int(r['non2xx']):8d} {r['rps'] / base_rps:6.2f}"
+        baselines = [run_wrk(BASELINE_POST, baseline, s, c, wrk_env)]
+        rounds: list[dict[str, dict[str, float]]] = []
+        for _ in range(args.rounds):
+            rounds.append(
+                {name: run_wrk(lua, api, s, c, wrk_env) for name, lua in workloads.items()}
             )
-        print(json.dumps({"baseline_rps": base_rps, **{k: v for k, v in results.items()}}))
+            baselines.append(run_wrk(BASELINE_POST, baseline, s, c, wrk_env))
+        for i, results in enumerate(rounds):
+            around = (baselines[i]["rps"] + baselines[i + 1]["rps"]) / 2
+            for r in results.values():
+                r["ratio"] = r["rps"] / around
+        header = ("workload (median of rounds)", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio")
+        print("\n{:42} {:>9} {:>8} {:>8} {:>8} {:>6}   ratio per round".format(*header))
+        summary: dict[str, dict[str, float]] = {}
+        for name in [BASELINE, *workloads]:
+            runs = baselines if name == BASELINE else [r[name] for r in rounds]
+            med = {k: statistics.median(x[k] for x in runs) for k in ("rps", "p50", "p99")}
+            med["non2xx"] = sum(x["non2xx"] for x in runs)
+            med["ratio"] = statistics.median(x.get("ratio", 1.0) for x in runs)
+            summary[name] = med
+            per_round = " ".join(f"{x.get('ratio', x['rps']):.2f}" for x in runs)
+            if name == BASELINE:
+                per_round = "req/s: " + " ".join(f"{x['rps']:.0f}" for x in runs)
+            print(
+                f"{name:42} {med['rps']:9.0f} {med['p50']:8.2f} {med['p99']:8.2f} "
+                f"{int(med['non2xx']):8d} {med['ratio']:6.2f}   {per_round}"
+            )
+        print(json.dumps({"summary": summary, "baselines": baselines, "rounds": rounds}))
     finally:
         for p in procs:
             p.terminate()

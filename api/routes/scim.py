@@ -7,7 +7,6 @@ from typing import Any
 
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.di import Provide
-from litestar.params import FromPath
 
 from api.auth import scim_tenant
 from api.resources import ListQuery, ResourceEndpoint, View, search_all
@@ -15,6 +14,7 @@ from api.routes.discovery import TenantDep, discovery_handlers
 from api.scim_io import read_json_object, scim_response
 from scim.errors import InvalidSyntax, InvalidValue, ScimError
 from scim.schema import SEARCH_REQUEST_SCHEMA
+from shadow import Tenant
 
 Req = Request[Any, Any, Any]
 
@@ -107,38 +107,50 @@ async def _search_body(request: Req) -> ListQuery:
     return query_from_body(body)
 
 
+async def _tenant(request: Req) -> Tenant:
+    """The authenticated tenant, called directly by the resource handlers (the
+    hottest routes) rather than through dependency injection."""
+    return await scim_tenant(request, request.path_params["tenant_slug"])
+
+
 def _resource_handlers(name: str) -> list[Any]:
     base = f"/{name}"
 
     @get(base, name=f"{name}-list")
-    async def list_resources(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def list_resources(request: Req) -> Response[bytes]:
+        tenant = await _tenant(request)
         return await _endpoint(request, name).search(tenant, query_from_params(request))
 
     @post(f"{base}/.search", name=f"{name}-search", status_code=200)
-    async def search(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def search(request: Req) -> Response[bytes]:
+        tenant = await _tenant(request)
         return await _endpoint(request, name).search(tenant, await _search_body(request))
 
     @post(base, name=f"{name}-create")
-    async def create(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def create(request: Req) -> Response[bytes]:
+        tenant = await _tenant(request)
         return await _endpoint(request, name).create(request, tenant, view_from_params(request))
 
     @get(f"{base}/{{rid:str}}", name=f"{name}-get")
-    async def read(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
-        view = view_from_params(request)
-        return await _endpoint(request, name).get(request, tenant, rid, view)
+    async def read(request: Req) -> Response[bytes]:
+        tenant, rid = await _tenant(request), request.path_params["rid"]
+        return await _endpoint(request, name).get(request, tenant, rid, view_from_params(request))
 
     @put(f"{base}/{{rid:str}}", name=f"{name}-replace")
-    async def replace(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+    async def replace(request: Req) -> Response[bytes]:
+        tenant, rid = await _tenant(request), request.path_params["rid"]
         view = view_from_params(request)
         return await _endpoint(request, name).replace(request, tenant, rid, view)
 
     @patch(f"{base}/{{rid:str}}", name=f"{name}-patch")
-    async def modify(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+    async def modify(request: Req) -> Response[bytes]:
+        tenant, rid = await _tenant(request), request.path_params["rid"]
         view = view_from_params(request)
         return await _endpoint(request, name).patch(request, tenant, rid, view)
 
     @delete(f"{base}/{{rid:str}}", name=f"{name}-delete", status_code=200)
-    async def remove(request: Req, tenant: TenantDep, rid: FromPath[str]) -> Response[bytes]:
+    async def remove(request: Req) -> Response[bytes]:
+        tenant, rid = await _tenant(request), request.path_params["rid"]
         return await _endpoint(request, name).delete(request, tenant, rid)
 
     return [list_resources, search, create, read, replace, modify, remove]
