@@ -12,20 +12,16 @@ from typing import Any, NoReturn
 from litestar import Request
 from litestar.params import FromPath
 
+from api.scim_io import header
 from api.services import Services
 from scim.errors import TooManyRequests, Unauthorized
 from shadow import Tenant
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    """The bearer credential of a request, read from the raw ASGI headers (no
-    header mapping is built for it on the hot path)."""
-    header = ""
-    for name, raw in request.scope["headers"]:
-        if name.lower() == b"authorization":
-            header = raw.decode("latin-1")
-            break
-    scheme, _, value = header.partition(" ")
+    """The bearer credential of a request; two Authorization fields are no
+    credential at all."""
+    scheme, _, value = (header(request, b"authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()

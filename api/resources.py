@@ -22,6 +22,7 @@ from api.scim_io import (
     empty_response,
     etag_of,
     expected_version,
+    header,
     not_modified,
     read_json_object,
     scim_response,
@@ -403,7 +404,7 @@ class ResourceEndpoint:
             members_changed = await self._change_members(tenant, rid, changes)
         if doc == stored.doc and not members_changed:
             return await self.render(tenant.slug, stored, 200, view)
-        if_match = request.headers.get("if-match")
+        if_match = header(request, b"if-match")
         outcome = await self._write(
             tenant, rid, "update", doc, stored.version if if_match else None
         )
@@ -424,7 +425,7 @@ class ResourceEndpoint:
         if self.kind == "g":
             member_changes, other_ops = split_member_ops(body)
             body = {"schemas": [PATCH_OP_SCHEMA], "Operations": other_ops}
-        if_match = request.headers.get("if-match")
+        if_match = header(request, b"if-match")
         members_changed = False
         # Users start from this process's recent copy (one round trip saved);
         # the write's version check refuses a stale copy, and every
@@ -465,7 +466,7 @@ class ResourceEndpoint:
     ) -> Response[bytes]:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
-        version = stored.version if request.headers.get("if-match") else None
+        version = stored.version if header(request, b"if-match") else None
         if self.kind == "g":
             changed = await self.s.resources.member_ids(tenant.slug, rid)
             await self._write(tenant, rid, "delete", None, version)

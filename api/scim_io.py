@@ -46,6 +46,16 @@ def empty_response(status: int = 204, *, etag: str | None = None) -> Response[by
     return Response(content=b"", status_code=status, headers=headers, media_type=SCIM_MEDIA_TYPE)
 
 
+def header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    """A request header read straight from the ASGI scope (no header mapping
+    built on the hot path); repeated fields are joined with ", " as HTTP
+    allows for list-valued ones (RFC 9110 §5.3). `name` is lower-case."""
+    values = [v.decode("latin-1") for k, v in request.scope["headers"] if k.lower() == name]
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else ", ".join(values)
+
+
 def depth_ok(raw: bytes) -> bool:
     """Cheap nesting guard before decoding: brackets outside strings."""
     if raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH:
@@ -73,14 +83,14 @@ def depth_ok(raw: bytes) -> bool:
 
 async def read_json_object(request: Request[Any, Any, Any], max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or a SCIM error (415, 413, 400 invalidSyntax)."""
-    content_type = request.headers.get("content-type", "")
+    content_type = header(request, b"content-type") or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type not in _ACCEPTED_TYPES:
         raise UnsupportedMediaType(
             f"Content-Type must be {SCIM_MEDIA_TYPE} or application/json, "
             f"not {media_type or 'missing'}"
         )
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
     raw = await request.body()
@@ -113,10 +123,10 @@ def _same(tag: str, version: int) -> bool:
 
 def version_matches(request: Request[Any, Any, Any], current: int) -> bool:
     """True unless an If-Match header names only other versions."""
-    header = request.headers.get("if-match")
-    if header is None:
+    value = header(request, b"if-match")
+    if value is None:
         return True
-    tags = _tags(header)
+    tags = _tags(value)
     return "*" in tags or any(_same(t, current) for t in tags)
 
 
@@ -128,8 +138,8 @@ def expected_version(request: Request[Any, Any, Any], current: int) -> None:
 
 def not_modified(request: Request[Any, Any, Any], current: int) -> bool:
     """If-None-Match on reads: True when the client's copy is current (answer 304)."""
-    header = request.headers.get("if-none-match")
-    if header is None:
+    value = header(request, b"if-none-match")
+    if value is None:
         return False
-    tags = _tags(header)
+    tags = _tags(value)
     return "*" in tags or any(_same(t, current) for t in tags)

@@ -1074,3 +1074,23 @@ async def test_groups_page_and_write_responses_honour_attribute_selection(acme: 
         params={"attributes": "title"},
     )
     assert only.json() == {"schemas": [USER_SCHEMA], "id": uid, "title": "T"}
+
+
+async def test_repeated_header_fields_are_read_as_http_says(acme: Any) -> None:
+    """Two If-Match fields are one list (RFC 9110 §5.3): a match in either
+    passes, none is a 412. Two Authorization fields are no credential (401)."""
+    user = await acme.create_user("fields@example.com")
+    url = f"{acme.base}/Users/{user['id']}"
+    current = user["meta"]["version"]
+    auth = ("Authorization", f"Bearer {acme.token}")
+    body = patch_body({"op": "replace", "path": "title", "value": "Lead"})
+    patched = await acme.http.patch(
+        url, json=body, headers=[auth, ("If-Match", 'W/"999"'), ("If-Match", current)]
+    )
+    assert patched.status_code == 200, patched.text
+    stale = await acme.http.patch(
+        url, json=body, headers=[auth, ("If-Match", 'W/"998"'), ("If-Match", current)]
+    )
+    assert_error(stale, 412)
+    twice = await acme.http.get(url, headers=[auth, auth])
+    assert_error(twice, 401)
