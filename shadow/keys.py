@@ -12,8 +12,14 @@ from typing import Literal
 Kind = Literal["u", "g"]
 
 TENANTS = "scim-bridge:tenants"
-#: Pub/sub channel of credential changes (tenant saved, token revoked).
-CREDENTIAL_CHANGES = "scim-bridge:tenant-changes"
+
+
+def credential_changes(db: int) -> str:
+    """Pub/sub channel of credential changes (tenant saved, token revoked) of
+    the deployment on database `db`: channels are server-wide, and another
+    deployment on another database of the same Redis must not count as a
+    receiver whose acknowledgement (written in its own database) never comes."""
+    return f"scim-bridge:tenant-changes:{db}"
 
 
 def change_acks(nonce: str) -> str:

@@ -7,7 +7,7 @@ without downtime; revoking deletes the record, so it stops working at once.
 
 API processes cache tenants and token records (`cache_ttl_s`) so a SCIM
 request costs no round trip for its credentials. A change (tenant saved,
-token revoked) is published on `keys.CREDENTIAL_CHANGES`, and the change
+token revoked) is published on `keys.credential_changes`, and the change
 returns only once every subscribed process has evicted it and said so: when
 `token revoke` returns, no API process accepts the token any more. A process
 caches only while its subscription is up, and a read that raced an eviction
@@ -120,6 +120,9 @@ class TenantStore:
         self._cluster = isinstance(redis, RedisCluster)
         self._ttl = 0.0 if self._cluster else cache_ttl_s
         self._ack_wait_s = ack_wait_s
+        pool = getattr(redis, "connection_pool", None)  # a cluster has none (and database 0)
+        db = pool.connection_kwargs.get("db") if pool is not None else 0
+        self.changes_channel = keys.credential_changes(int(db or 0))
         self._listening = False
         self.listening = asyncio.Event()
         #: Bumped by every eviction: a read that started before one is not cached.
@@ -144,7 +147,7 @@ class TenantStore:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(keys.CREDENTIAL_CHANGES)
+                await pubsub.subscribe(self.changes_channel)
                 self._evict_all()
                 self._listening = True
                 self.listening.set()
@@ -189,7 +192,7 @@ class TenantStore:
         if self._cluster:
             return  # no process caches on a cluster
         nonce = secrets.token_hex(8)
-        receivers = int(await self._redis.publish(keys.CREDENTIAL_CHANGES, f"{nonce} {change}"))
+        receivers = int(await self._redis.publish(self.changes_channel, f"{nonce} {change}"))
         ack = keys.change_acks(nonce)
         deadline = time.monotonic() + self._ack_wait_s
         confirmed = 0

@@ -42,6 +42,7 @@ reuse(
         "test_credentials_come_from_the_cache_only_while_subscribed",
         "test_a_read_overtaken_by_an_eviction_is_not_cached",
         "test_a_change_returns_once_every_subscriber_confirmed",
+        "test_a_deployment_on_another_database_is_not_waited_for",
     ),
 )
 reuse(

@@ -268,7 +268,7 @@ async def test_a_change_returns_once_every_subscriber_confirmed(
     store = TenantStore(redis, ack_wait_s=0.5)
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
     slow = redis.pubsub()
-    await slow.subscribe(keys.CREDENTIAL_CHANGES)
+    await slow.subscribe(store.changes_channel)
     await slow.get_message(timeout=1)  # the subscribe confirmation
 
     async def acknowledge_late() -> None:
@@ -295,6 +295,29 @@ async def test_a_change_returns_once_every_subscriber_confirmed(
         assert "1 of 1 API processes did not confirm" in caplog.text
     finally:
         await slow.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_a_deployment_on_another_database_is_not_waited_for(
+    redis: Redis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pub/sub channels span a Redis server's databases: the API processes of
+    a deployment on database 1 must not hold up (or be counted by) a change
+    made on database 0."""
+    other_db = Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")
+    neighbour = TenantStore(other_db, cache_ttl_s=60)
+    store = TenantStore(redis, ack_wait_s=2.0)
+    assert store.changes_channel != neighbour.changes_channel
+    try:
+        await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
+        issued = await store.issue_token("acme")
+        async with watching(neighbour):
+            started = time.monotonic()
+            with caplog.at_level(logging.WARNING, logger="scim_bridge"):
+                await store.revoke_token("acme", issued.token_id)
+            assert time.monotonic() - started < 1.0
+        assert "did not confirm" not in caplog.text
+    finally:
+        await other_db.aclose()
 
 
 async def test_credentials_of_an_unknown_tenant_or_malformed_token(redis: Redis) -> None:
