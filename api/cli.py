@@ -109,18 +109,30 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_redis(settings, run)
 
 
+def _positive_days(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
+    return days
+
+
 async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
-        issued = await TenantStore(redis).issue_token(args.slug, label=args.label or "")
+        expires_in_s = args.expires_in_days * 86_400 if args.expires_in_days else None
+        issued = await TenantStore(redis).issue_token(
+            args.slug, label=args.label or "", expires_in_s=expires_in_s
+        )
         url = settings.scim_url(args.slug)
         data = {
             "tenant": args.slug,
             "token_id": issued.token_id,
             "token": issued.token,
             "scim_url": url,
+            "expires_at": issued.expires_at,
         }
+        expiry = f"Expires: {issued.expires_at}\n" if issued.expires_at else ""
         human = (
-            f"Tenant URL: {url}\nSecret token: {issued.token}\n"
+            f"Tenant URL: {url}\nSecret token: {issued.token}\n{expiry}"
             "Copy the token now: it is not shown again."
         )
         emit(args, data, human)
@@ -221,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     issue = token.add_parser("issue", help="issue a token (shown once)")
     issue.add_argument("slug")
     issue.add_argument("--label")
+    issue.add_argument(
+        "--expires-in-days",
+        type=_positive_days,
+        help="the token stops working this many days from now (default: never)",
+    )
     issue.add_argument("--json", action="store_true")
     issue.set_defaults(handler=cmd_token_issue)
     tlist = token.add_parser("list")

@@ -43,12 +43,14 @@ def credential_listing(
                 "created_at": k.created_at,
                 "label": k.label,
                 "last_used_at": k.last_used_at,
+                "expires_at": k.expires_at,
             }
             for k in found
         ],
     }
     human = "\n".join(
         f"{k.token_id}\tcreated {k.created_at}\tlast used {k.last_used_at or 'never'}"
+        + (f"\texpires {k.expires_at}" if k.expires_at else "")
         for k in found
     )
     return data, human

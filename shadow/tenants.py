@@ -25,7 +25,7 @@ import logging
 import re
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from redis.asyncio import Redis
@@ -66,6 +66,8 @@ class TokenRecord(msgspec.Struct, kw_only=True):
     digest: str
     created_at: str
     label: str = ""
+    #: `now_iso()` form (fixed width, so it compares as text); "" never expires.
+    expires_at: str = ""
 
 
 class TokenInfo(msgspec.Struct, kw_only=True):
@@ -75,11 +77,13 @@ class TokenInfo(msgspec.Struct, kw_only=True):
     created_at: str
     label: str
     last_used_at: str | None
+    expires_at: str | None = None
 
 
 class IssuedToken(msgspec.Struct, kw_only=True):
     token_id: str
     token: str
+    expires_at: str | None = None
 
 
 class TenantError(ValueError):
@@ -87,7 +91,14 @@ class TenantError(ValueError):
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso_after(0.0)
+
+
+def iso_after(seconds: float) -> str:
+    """UTC time `seconds` from now as `2026-11-29T16:47:28.161Z` (fixed width)."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+        :-3
+    ] + "Z"
 
 
 def _digest(secret: str) -> str:
@@ -239,15 +250,23 @@ class TenantStore:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
-    async def issue_token(self, slug: str, label: str = "") -> IssuedToken:
+    async def issue_token(
+        self, slug: str, label: str = "", *, expires_in_s: float | None = None
+    ) -> IssuedToken:
+        """A new token (shown this once); with `expires_in_s` it stops working
+        that long from now, as if revoked then."""
         if await self.get(slug) is None:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        record = TokenRecord(digest=_digest(secret), created_at=now_iso(), label=label)
+        expires_at = "" if expires_in_s is None else iso_after(expires_in_s)
+        record = TokenRecord(
+            digest=_digest(secret), created_at=now_iso(), label=label, expires_at=expires_at
+        )
         encoded = msgspec.json.encode(record).decode()
         await self._redis.hset(keys.tokens(slug), token_id, encoded)  # type: ignore[misc]
-        return IssuedToken(token_id=token_id, token=f"{TOKEN_PREFIX}{token_id}_{secret}")
+        token = f"{TOKEN_PREFIX}{token_id}_{secret}"
+        return IssuedToken(token_id=token_id, token=token, expires_at=expires_at or None)
 
     async def list_tokens(self, slug: str) -> list[TokenInfo]:
         records = await self._redis.hgetall(keys.tokens(slug))  # type: ignore[misc]
@@ -263,6 +282,7 @@ class TenantStore:
                     created_at=record.created_at,
                     label=record.label,
                     last_used_at=last.decode() if last else None,
+                    expires_at=record.expires_at or None,
                 )
             )
         return sorted(infos, key=lambda t: t.created_at)
@@ -291,6 +311,8 @@ class TenantStore:
             return tenant, None
         if not hmac.compare_digest(presented, record.digest):
             return tenant, None
+        if record.expires_at and record.expires_at <= now_iso():
+            return tenant, None  # expired: refused from that instant, cached or not
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"
         if now - self._last_used_written.get(cache_key, -_LAST_USED_EVERY_S) >= _LAST_USED_EVERY_S:

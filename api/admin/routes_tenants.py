@@ -15,7 +15,14 @@ from litestar.params import FromPath
 
 from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
-from api.admin.schemas import KeyIssue, TenantCreate, TenantUpdate, decode_body, set_fields
+from api.admin.schemas import (
+    KeyIssue,
+    TenantCreate,
+    TenantUpdate,
+    TokenIssue,
+    decode_body,
+    set_fields,
+)
 from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
 from mappings import MappingConfigError, build_rules, decode_overrides, encode_overrides, preview
@@ -113,15 +120,19 @@ async def list_tokens(request: Req, principal: AdminDep, slug: FromPath[str]) ->
 async def issue_token(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
     """Issue a SCIM token: shown this once, with the SCIM URL to copy."""
     await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), KeyIssue, empty_ok=True)
+    body = decode_body(await request.body(), TokenIssue, empty_ok=True)
     s = _services(request)
-    issued = await s.tenants.issue_token(slug, label=body.label)
+    days = body.expires_in_days
+    issued = await s.tenants.issue_token(
+        slug, label=body.label, expires_in_s=days * 86_400 if days else None
+    )
     audit(request, principal, "token issue", token_id=issued.token_id)
     return {
         "tenant": slug,
         "token_id": issued.token_id,
         "token": issued.token,
         "scim_url": s.settings.scim_url(slug),
+        "expires_at": issued.expires_at,
     }
 
 

@@ -7,7 +7,7 @@ the CLI's `--json` output).
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -21,6 +21,7 @@ __all__ = [
     "ReplayRequest",
     "TenantCreate",
     "TenantUpdate",
+    "TokenIssue",
     "decode_body",
     "set_fields",
 ]
@@ -53,6 +54,12 @@ class KeyIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of a token or admin-key issue (optional)."""
 
     label: str = ""
+
+
+class TokenIssue(KeyIssue, kw_only=True, forbid_unknown_fields=True):
+    """Body of a SCIM token issue (optional): it may expire."""
+
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
 class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -269,6 +269,33 @@ def test_a_revocation_by_another_process_is_seen_by_the_api_at_once(
     assert not disabled_late, "a disabled tenant's token still worked right after"
 
 
+def test_an_expired_token_is_refused_by_the_api_the_moment_it_expires(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The API process holds the token's record in its cache; expiry is
+    checked on every request, so nothing has to evict it."""
+    import asyncio
+    import time
+
+    url = hardening_url(redis_server.url)
+    seed_world(url, "acme")
+
+    async def issue_brief() -> str:
+        redis = Redis.from_url(url)
+        try:
+            return (await TenantStore(redis).issue_token("acme", expires_in_s=1.0)).token
+        finally:
+            await redis.aclose()
+
+    with api_process(url, tmp_path) as api, httpx.Client(base_url=api.url) as http:
+        headers = {"Authorization": f"Bearer {asyncio.run(issue_brief())}"}
+        assert http.get("/scim/acme/v2/Users", headers=headers).status_code == 200  # cached
+        time.sleep(1.05)
+        refused = http.get("/scim/acme/v2/Users", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+
 # -- constant-time comparison -------------------------------------------------------------
 
 

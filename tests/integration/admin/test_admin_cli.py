@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -65,3 +66,17 @@ def test_admin_keys_breaker_failed_users_and_status(cli: Any) -> None:
 
     assert "error" in cli("reconcile", "ghost", code=2)
     assert "error" in cli("breaker", "status", "ghost", code=2)
+
+
+def test_token_issue_with_an_expiry(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    cli("tenant", "create", "acme", "--lms-url", "https://lms.test/org/acme", "--lms-api-key", "k")
+    issued = cli("token", "issue", "acme", "--expires-in-days", "90")
+    left = datetime.fromisoformat(issued["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=89, hours=23) < left <= timedelta(days=90)
+    never = cli("token", "issue", "acme")
+    assert never["expires_at"] is None
+    listed = {t["token_id"]: t["expires_at"] for t in cli("token", "list", "acme")["tokens"]}
+    assert listed == {issued["token_id"]: issued["expires_at"], never["token_id"]: None}
+    with pytest.raises(SystemExit):
+        main(["token", "issue", "acme", "--expires-in-days", "0"])
+    assert "between 1 and 3650" in capsys.readouterr().err

@@ -8,6 +8,7 @@ The LMS API key is write-only: it never appears in an answer.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -221,3 +222,25 @@ async def test_mapping_set_read_preview_and_reset(http: AsyncTestClient[Any]) ->
     assert (await http.get("/admin/v1/tenants/acme/mapping", headers=key)).json()[
         "overrides"
     ] is None
+
+
+async def test_a_scim_token_may_expire(http: AsyncTestClient[Any]) -> None:
+    """A token issued with an expiry carries it in its listing and is refused
+    from then on; a nonsense expiry is a 400 that issues nothing."""
+    await create_acme(http)
+    key = await tenant_key(http)
+    url = "/admin/v1/tenants/acme/tokens"
+    issued = await http.post(url, json={"label": "rotating", "expires_in_days": 30}, headers=key)
+    assert issued.status_code == 201, issued.text
+    expires_at = issued.json()["expires_at"]
+    in_30_days = datetime.now(UTC) + timedelta(days=30)
+    assert abs((datetime.fromisoformat(expires_at) - in_30_days).total_seconds()) < 60
+    [row] = (await http.get(url, headers=key)).json()["tokens"]
+    assert row["expires_at"] == expires_at
+    scim = {"Authorization": f"Bearer {issued.json()['token']}"}
+    assert (await http.get("/scim/acme/v2/Users", headers=scim)).status_code == 200
+
+    for bad in (0, -1, 4000, "30"):
+        refused = await http.post(url, json={"expires_in_days": bad}, headers=key)
+        assert refused.status_code == 400, (bad, refused.text)
+    assert len((await http.get(url, headers=key)).json()["tokens"]) == 1
