@@ -96,9 +96,8 @@ def now_iso() -> str:
 
 def iso_after(seconds: float) -> str:
     """UTC time `seconds` from now as `2026-11-29T16:47:28.161Z` (fixed width)."""
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-        :-3
-    ] + "Z"
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _digest(secret: str) -> str:
