@@ -195,9 +195,7 @@ class ResourceEndpoint:
             a.lower().rsplit(":", 1)[-1].startswith("groups") for a in attributes or ()
         )
 
-    async def shown(
-        self, tenant: str, stored: Stored, view: View | None = None, *, with_groups: bool = False
-    ) -> dict[str, Any]:
+    async def shown(self, tenant: str, stored: Stored, view: View | None = None) -> dict[str, Any]:
         """The resource as a client may see it: `returned: never` attributes
         (password) always dropped, then the client's selection (RFC 7644 §3.9)."""
         view = view or View()
@@ -205,7 +203,7 @@ class ResourceEndpoint:
             tenant,
             stored,
             with_members=self._wants_members(view.attributes, view.excluded),
-            with_groups=with_groups or self._wants_groups(view.attributes),
+            with_groups=self._wants_groups(view.attributes),
         )
         return project(body, self.rtype, view.attributes, view.excluded)
 
@@ -510,20 +508,20 @@ class ResourceEndpoint:
             view = query.view
             return total, [await self.shown(tenant.slug, s, view) for s in page]
         # Matched against what a client may see, so `password eq ...` is no oracle;
-        # the page is then cut from those same bodies, which hold User.groups
-        # (the one `returned: request` attribute) when the filter or the
-        # selection may name it.
-        groups = self._wants_groups(query.attributes) or (
-            self.kind == "u" and "groups" in (query.filter or "").lower()
-        )
+        # the page is then cut from those same bodies. User.groups (the one
+        # `returned: request` attribute) is loaded for every candidate only
+        # when the filter may name it, else for the page when selected.
+        in_filter = self.kind == "u" and "groups" in (query.filter or "").lower()
         matched = [
-            body
+            (s, body)
             async for s in self._candidates(tenant.slug, parsed)
-            if matches(parsed, body := await self._visible(tenant.slug, s, groups), self.rtype)
+            if matches(parsed, body := await self._visible(tenant.slug, s, in_filter), self.rtype)
         ]
-        page_bodies = matched[start - 1 : start - 1 + count]
+        hits = matched[start - 1 : start - 1 + count]
+        if not in_filter and self._wants_groups(query.attributes):
+            hits = [(s, await self._visible(tenant.slug, s, True)) for s, _ in hits]
         attributes, excluded = query.attributes, query.excluded_attributes
-        return len(matched), [project(b, self.rtype, attributes, excluded) for b in page_bodies]
+        return len(matched), [project(b, self.rtype, attributes, excluded) for _, b in hits]
 
     async def _visible(self, tenant: str, stored: Stored, with_groups: bool) -> dict[str, Any]:
         """What a filter may see: the default view, plus User.groups if asked."""
