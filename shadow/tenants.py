@@ -140,8 +140,13 @@ class TenantStore:
         self._tenants: dict[str, tuple[float, Tenant | None]] = {}
         self._tokens: dict[tuple[str, str], tuple[float, TokenRecord | None]] = {}
 
+    @property
+    def caches(self) -> bool:
+        """Whether this store keeps credentials in memory (while subscribed)."""
+        return self._ttl > 0
+
     def _caching(self) -> bool:
-        return self._ttl > 0 and self._listening
+        return self.caches and self._listening
 
     def _evict_all(self) -> None:
         self._generation += 1
@@ -152,7 +157,7 @@ class TenantStore:
         """Keep the cache honest: evict what other processes change and confirm
         each eviction. Runs until cancelled; after a Redis outage it starts
         again with an empty cache, which is bypassed while unsubscribed."""
-        if self._ttl <= 0:
+        if not self.caches:
             return
         while True:
             pubsub = self._redis.pubsub()

@@ -191,7 +191,8 @@ async def watching(*stores: TenantStore) -> AsyncIterator[None]:
     try:
         async with asyncio.timeout(5):
             for store in stores:
-                await store.listening.wait()
+                if store.caches:  # none does on a cluster
+                    await store.listening.wait()
         yield
     finally:
         for w in watchers:
