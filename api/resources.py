@@ -17,9 +17,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.response import Stream
 
 from api.scim_io import (
+    SCIM_MEDIA_TYPE,
     empty_response,
+    encode,
     etag_of,
     expected_version,
     header,
@@ -48,6 +51,7 @@ from scim.quirks import short
 from scim.resource import canonicalize, merge_for_replace, project
 from scim.schema import (
     GROUP_RESOURCE,
+    GROUP_SCHEMA,
     LIST_RESPONSE_SCHEMA,
     PATCH_OP_SCHEMA,
     USER_RESOURCE,
@@ -61,6 +65,9 @@ from worker.queue import enqueue_many, enqueue_sync, inline_job
 log = logging.getLogger("scim_bridge.api")
 
 _WRITE_RETRIES = 8
+#: A group GET with more members than this streams them, a page at a time.
+STREAM_MEMBERS_OVER = 1000
+_MEMBER_PAGE = 1000
 
 # Ids are issued here as lower-case UUIDs. Anything else names no resource, and
 # must never reach the store: "ids" or "<id>:groups" would address its own keys.
@@ -209,7 +216,16 @@ class ResourceEndpoint:
 
     async def render(
         self, tenant: str, stored: Stored, status: int = 200, view: View | None = None
-    ) -> Response[bytes]:
+    ) -> Response[Any]:
+        """The resource as an answer; a group with more than
+        STREAM_MEMBERS_OVER members (when they are asked for) is streamed."""
+        view = view or View()
+        if (
+            self.kind == "g"
+            and self._wants_members(view.attributes, view.excluded)
+            and await self.s.resources.member_count(tenant, stored.id) > STREAM_MEMBERS_OVER
+        ):
+            return await self._streamed_group(tenant, stored, status, view)
         body = await self.shown(tenant, stored, view)
         return scim_response(
             body,
@@ -337,6 +353,51 @@ class ResourceEndpoint:
         if not_modified(request, stored.version):
             return empty_response(304, etag=etag_of(stored.version))
         return await self.render(tenant.slug, stored, 200, view)
+
+    async def _streamed_group(
+        self, tenant: str, stored: Stored, status: int, view: View
+    ) -> Response[Any]:
+        """A large group's body: members are read (ZRANGE BYLEX) and written a
+        page at a time, so no request holds tens of thousands of them. The
+        same JSON object as the one-piece render, members first."""
+        rest = encode(
+            project(
+                await self.full(tenant, stored, with_members=False),
+                self.rtype,
+                view.attributes,
+                view.excluded,
+            )
+        )
+        base = f"{self.s.settings.scim_url(tenant)}/Users/"
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"members":['
+            after: str | None = None
+            first = True
+            while True:
+                ids = await self.s.resources.member_ids_after(
+                    tenant, stored.id, after, _MEMBER_PAGE
+                )
+                if not ids:
+                    break
+                members = [{"value": m, "$ref": base + m, "type": "User"} for m in ids]
+                page = project(
+                    {"schemas": [GROUP_SCHEMA], "id": stored.id, "members": members},
+                    self.rtype,
+                    view.attributes,
+                    view.excluded,
+                ).get("members", [])
+                piece = encode(page)[1:-1]
+                if piece:
+                    yield (b"" if first else b",") + piece
+                    first = False
+                after = ids[-1]
+            yield b"]," + rest[1:] if rest != b"{}" else b"]}"
+
+        headers = {"ETag": etag_of(stored.version)}
+        if status == 201:
+            headers["Location"] = self.location(tenant, stored.id)
+        return Stream(body(), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
 
     def _storable(self, doc: dict[str, Any]) -> dict[str, Any]:
         """What the shadow keeps: never an attribute that is never returned.

@@ -65,7 +65,8 @@ def unique_index(tenant: str, kind: Kind) -> str:
 
 
 def members(tenant: str, group_id: str) -> str:
-    """Set of user ids that are members of a group."""
+    """User ids that are members of a group: a sorted set with every score 0,
+    so in id order, read in pages (ZRANGE BYLEX) by a large group's GET."""
     return f"{prefix(tenant)}g:{group_id}:members"
 
 

@@ -296,8 +296,22 @@ class ResourceStore:
         return [u for u in _text(result[1]).split(" ") if u]
 
     async def member_ids(self, tenant: str, group_id: str) -> list[str]:
-        members = await self._redis.smembers(keys.members(tenant, group_id))  # type: ignore[misc]
-        return sorted(_text(m) for m in members)
+        members = await self._redis.zrange(keys.members(tenant, group_id), 0, -1)
+        return [_text(m) for m in members]
+
+    async def member_count(self, tenant: str, group_id: str) -> int:
+        return int(await self._redis.zcard(keys.members(tenant, group_id)))
+
+    async def member_ids_after(
+        self, tenant: str, group_id: str, after: str | None, count: int
+    ) -> list[str]:
+        """Up to `count` member ids in id order, after `after` (from the start
+        when None): a page of a large group, O(log n + count) in Redis."""
+        low = f"({after}" if after is not None else "-"
+        members = await self._redis.zrangebylex(
+            keys.members(tenant, group_id), low, "+", start=0, num=count
+        )
+        return [_text(m) for m in members]
 
     async def group_ids_of(self, tenant: str, user_id: str) -> list[str]:
         members = await self._redis.smembers(keys.user_groups(tenant, user_id))  # type: ignore[misc]

@@ -59,9 +59,15 @@ if mode == 'delete' then
   end
   redis.call('ZREM', ids, id)
   local links = KEYS[11]
-  for _, oid in ipairs(redis.call('SMEMBERS', links)) do
+  local linked
+  if kind == 'u' then
+    linked = redis.call('SMEMBERS', links)
+  else
+    linked = redis.call('ZRANGE', links, 0, -1)
+  end
+  for _, oid in ipairs(linked) do
     if kind == 'u' then
-      redis.call('SREM', prefix .. 'g:' .. oid .. ':members', id)
+      redis.call('ZREM', prefix .. 'g:' .. oid .. ':members', id)
     else
       redis.call('SREM', prefix .. 'u:' .. oid .. ':groups', id)
     end
@@ -175,7 +181,7 @@ return {'done', since, tonumber(cur[3] or '-1')}
 
 # Change a group's membership as set operations, checking every new member
 # is a live user of the same tenant.
-# KEYS: 1 group doc, 2 members set
+# KEYS: 1 group doc, 2 members (a sorted set, all scores 0: id order)
 # ARGV: 1 group id, 2 tenant prefix, 3 remove_all "1"/"0", 4 n_add, then n_add
 #       ids to add, then ids to remove
 # Returns {status, detail}: ok | not_found | unknown_member <id>. On ok the
@@ -191,20 +197,20 @@ for i = 5, 4 + n_add do
 end
 local changed = {}
 if ARGV[3] == '1' then
-  for _, uid in ipairs(redis.call('SMEMBERS', mset)) do
+  for _, uid in ipairs(redis.call('ZRANGE', mset, 0, -1)) do
     redis.call('SREM', prefix .. 'u:' .. uid .. ':groups', gid)
     table.insert(changed, uid)
   end
   redis.call('DEL', mset)
 end
 for i = 5 + n_add, #ARGV do
-  if redis.call('SREM', mset, ARGV[i]) == 1 then
+  if redis.call('ZREM', mset, ARGV[i]) == 1 then
     redis.call('SREM', prefix .. 'u:' .. ARGV[i] .. ':groups', gid)
     table.insert(changed, ARGV[i])
   end
 end
 for i = 5, 4 + n_add do
-  if redis.call('SADD', mset, ARGV[i]) == 1 then
+  if redis.call('ZADD', mset, 0, ARGV[i]) == 1 then
     redis.call('SADD', prefix .. 'u:' .. ARGV[i] .. ':groups', gid)
     table.insert(changed, ARGV[i])
   end

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shadow import TenantStore
+import api.resources as api_resources
+from shadow import ResourceStore, TenantStore
 from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, keyspace, running_api
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -1094,3 +1095,53 @@ async def test_repeated_header_fields_are_read_as_http_says(acme: Any) -> None:
     assert_error(stale, 412)
     twice = await acme.http.get(url, headers=[auth, auth])
     assert_error(twice, 401)
+
+
+async def test_a_large_groups_members_are_streamed_a_page_at_a_time(
+    acme: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over STREAM_MEMBERS_OVER members, a group's answer (GET, PATCH) reads
+    and writes its members a page at a time (never the whole set) and is the
+    same JSON as the one-piece render, selection included."""
+    users = sorted([(await acme.create_user(f"m{i}@example.com"))["id"] for i in range(25)])
+    created = await acme.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "Big", "members": [{"value": u} for u in users]},
+    )
+    assert created.status_code == 201, created.text
+    gid = created.json()["id"]
+    selections: list[dict[str, str]] = [
+        {},
+        {"attributes": "members.value"},
+        {"attributes": "displayName,members"},
+        {"excludedAttributes": "members"},
+    ]
+    one_piece = [(await acme.get(f"/Groups/{gid}", params=p)).json() for p in selections]
+    assert [m["value"] for m in one_piece[0]["members"]] == users
+
+    async def whole_set(*args: Any, **kwargs: Any) -> list[str]:
+        raise AssertionError("a large group's GET read its whole member set")
+
+    monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 10)
+    monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 7)  # four pages of 25
+    monkeypatch.setattr(ResourceStore, "member_ids", whole_set)
+    streamed = await acme.get(f"/Groups/{gid}")
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("application/scim+json")
+    body = streamed.json()
+    assert body["members"][0] == {
+        "value": users[0],
+        "$ref": f"https://bridge.test/scim/acme/v2/Users/{users[0]}",
+        "type": "User",
+    }
+    assert body["meta"]["version"] == streamed.headers["etag"]
+    for params, expected in zip(selections, one_piece, strict=True):
+        assert (await acme.get(f"/Groups/{gid}", params=params)).json() == expected, params
+
+    # A member PATCH answers the whole group too: streamed the same way.
+    newcomer = (await acme.create_user("late@example.com"))["id"]
+    add = {"op": "add", "path": "members", "value": [{"value": newcomer}]}
+    patched = await acme.patch(f"/Groups/{gid}", patch_body(add))
+    assert patched.status_code == 200, patched.text
+    assert [m["value"] for m in patched.json()["members"]] == sorted([*users, newcomer])
+    assert patched.json()["meta"]["version"] == patched.headers["etag"]
