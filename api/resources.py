@@ -300,8 +300,15 @@ class ResourceEndpoint:
     async def _after_rename(
         self, tenant: Tenant, rid: str, old: dict[str, Any], new: dict[str, Any]
     ) -> None:
-        if self.kind == "g" and old.get("displayName") != new.get("displayName"):
-            await self._resync_members(tenant, await self.s.resources.member_ids(tenant.slug, rid))
+        """A renamed group re-syncs its members, a page of them at a time."""
+        if self.kind != "g" or old.get("displayName") == new.get("displayName"):
+            return
+        if not await self._teams_from_groups(tenant.slug):
+            return
+        after: str | None = None
+        while ids := await self.s.resources.member_ids_after(tenant.slug, rid, after, _MEMBER_PAGE):
+            await self._resync_members(tenant, ids)
+            after = ids[-1]
 
     async def _teams_from_groups(self, tenant: str) -> bool:
         raw = await self.s.redis.get(mapping_key(tenant))

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+import api.resources as api_resources
 from api.app import create_app
 from mappings import MappingOverrides, TeamFromGroups, encode_overrides
-from shadow import Tenant, keys
+from shadow import ResourceStore, Tenant, keys
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, ScimClient, api_settings
 from tests.support.worker_fixtures import ORG, SandboxLms, run_sync
 from worker.deps import WorkerDeps
@@ -132,3 +134,48 @@ async def test_group_changes_cost_nothing_when_teams_come_from_an_attribute(
         body = {"schemas": [GROUP_SCHEMA], "displayName": "Team Blue", "members": _members(uid)}
         assert (await scim.post("/Groups", body)).status_code == 201
         assert await _drain(redis, deps) == 0
+
+
+async def test_a_renamed_groups_members_are_resynced_a_page_at_a_time(
+    redis: Redis,
+    redis_url: str,
+    deps: WorkerDeps,
+    tenant: Tenant,
+    lms: SandboxLms,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    overrides = MappingOverrides(team_from_groups=TeamFromGroups(patterns=("Team *",)))
+    await redis.set(keys.mapping(ORG), encode_overrides(overrides))
+    token = (await deps.tenants.issue_token(ORG)).token
+    async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
+        scim = ScimClient(http, ORG, token)
+        users = [
+            (
+                await scim.create_user(
+                    f"r{i}@example.com",
+                    emails=[{"value": f"r{i}@example.com", "type": "work", "primary": True}],
+                )
+            )["id"]
+            for i in range(5)
+        ]
+        body = {"schemas": [GROUP_SCHEMA], "displayName": "Team A", "members": _members(*users)}
+        created = await scim.post("/Groups", body)
+        assert created.status_code == 201, created.text
+        await _drain(redis, deps)
+        assert set(_teams(lms).values()) == {"Team A"}
+
+        async def whole_set(*args: Any, **kwargs: Any) -> list[str]:
+            raise AssertionError("the rename read the whole member set")
+
+        monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 2)  # three pages of five
+        monkeypatch.setattr(ResourceStore, "member_ids", whole_set)
+        monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 0)  # the answer streams too
+        rename = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "Replace", "path": "displayName", "value": "Team B"}],
+        }
+        assert (await scim.patch(f"/Groups/{created.json()['id']}", rename)).status_code == 200
+        queued = {uid.decode() for uid in await redis.zrange(keys.queued(ORG), 0, -1)}
+        assert queued == set(users)
+        assert await _drain(redis, deps) == 5
+        assert set(_teams(lms).values()) == {"Team B"}
