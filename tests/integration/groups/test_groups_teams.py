@@ -36,23 +36,30 @@ def _members(*ids: str) -> list[dict[str, str]]:
     return [{"value": i} for i in ids]
 
 
+async def _teams_from_team_groups(redis: Redis, deps: WorkerDeps) -> str:
+    """The tenant takes teams from groups named "Team *"; a SCIM token."""
+    overrides = MappingOverrides(team_from_groups=TeamFromGroups(patterns=("Team *",)))
+    await redis.set(keys.mapping(ORG), encode_overrides(overrides))
+    return (await deps.tenants.issue_token(ORG)).token
+
+
+async def _users(scim: ScimClient, prefix: str, count: int) -> list[str]:
+    """`count` users with work emails `<prefix><i>@example.com`; their ids."""
+    ids = []
+    for i in range(count):
+        email = f"{prefix}{i}@example.com"
+        work = [{"value": email, "type": "work", "primary": True}]
+        ids.append((await scim.create_user(email, emails=work))["id"])
+    return ids
+
+
 async def test_group_membership_rename_moves_and_deletion_drive_teams(
     redis: Redis, redis_url: str, deps: WorkerDeps, tenant: Tenant, lms: SandboxLms
 ) -> None:
-    overrides = MappingOverrides(team_from_groups=TeamFromGroups(patterns=("Team *",)))
-    await redis.set(keys.mapping(ORG), encode_overrides(overrides))
-    token = (await deps.tenants.issue_token(ORG)).token
+    token = await _teams_from_team_groups(redis, deps)
     async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
         scim = ScimClient(http, ORG, token)
-        users = [
-            (
-                await scim.create_user(
-                    f"u{i}@example.com",
-                    emails=[{"value": f"u{i}@example.com", "type": "work", "primary": True}],
-                )
-            )["id"]
-            for i in range(4)
-        ]
+        users = await _users(scim, "u", 4)
         await _drain(redis, deps)
         assert set(_teams(lms).values()) == {None}
 
@@ -144,20 +151,10 @@ async def test_a_renamed_groups_members_are_resynced_a_page_at_a_time(
     lms: SandboxLms,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    overrides = MappingOverrides(team_from_groups=TeamFromGroups(patterns=("Team *",)))
-    await redis.set(keys.mapping(ORG), encode_overrides(overrides))
-    token = (await deps.tenants.issue_token(ORG)).token
+    token = await _teams_from_team_groups(redis, deps)
     async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
         scim = ScimClient(http, ORG, token)
-        users = [
-            (
-                await scim.create_user(
-                    f"r{i}@example.com",
-                    emails=[{"value": f"r{i}@example.com", "type": "work", "primary": True}],
-                )
-            )["id"]
-            for i in range(5)
-        ]
+        users = await _users(scim, "r", 5)
         body = {"schemas": [GROUP_SCHEMA], "displayName": "Team A", "members": _members(*users)}
         created = await scim.post("/Groups", body)
         assert created.status_code == 201, created.text
