@@ -23,7 +23,8 @@ def credential_changes(db: int) -> str:
 
 
 def change_acks(nonce: str) -> str:
-    """Counter of API processes that evicted credential change `nonce`."""
+    """List each API process pushes to once it evicted credential change
+    `nonce`; the changing side pops one entry per process."""
     return f"scim-bridge:tenant-changes:acks:{nonce}"
 
 

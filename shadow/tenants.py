@@ -186,7 +186,7 @@ class TenantStore:
         self._evict(change)
         ack = keys.change_acks(nonce)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.incr(ack)
+            pipe.rpush(ack, 1)
             pipe.expire(ack, 60)
             await pipe.execute()
 
@@ -211,11 +211,14 @@ class TenantStore:
         ack = keys.change_acks(nonce)
         deadline = time.monotonic() + self._ack_wait_s
         confirmed = 0
-        while receivers:
-            confirmed = int(await self._redis.get(ack) or 0)
-            if confirmed >= receivers or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.002)
+        while confirmed < receivers and (left := deadline - time.monotonic()) > 0:
+            # Each acknowledgement is awaited by a blocking pop, in slices of at
+            # most a second so it stays below any sensible socket timeout
+            # (and never 0, which would block for good). Redis takes a
+            # fractional timeout; redis-py's annotation says int.
+            wait = max(0.01, min(left, 1.0))
+            if await self._redis.blpop([ack], timeout=wait):  # type: ignore[arg-type, misc]
+                confirmed += 1
         if confirmed < receivers:
             logger.warning(
                 "%d of %d API processes did not confirm a credential change within %.0f s; "
