@@ -73,5 +73,8 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
         await _failed_attempt(request, services, "the bearer token is not valid for this tenant")
     if not tenant.enabled:
         raise Unauthorized("this tenant is disabled")
-    request.state.tenant = tenant.slug
+    # Straight into the scope's state dict (Litestar always sets it): the
+    # access log names the tenant (api.middleware). `request.state` would
+    # build a State wrapper on every request.
+    request.scope["state"]["tenant"] = tenant.slug
     return tenant

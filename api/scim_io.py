@@ -50,10 +50,12 @@ def header(request: Request[Any, Any, Any], name: bytes) -> str | None:
     """A request header read straight from the ASGI scope (no header mapping
     built on the hot path); repeated fields are joined with ", " as HTTP
     allows for list-valued ones (RFC 9110 §5.3). `name` is lower-case."""
-    values = [v.decode("latin-1") for k, v in request.scope["headers"] if k.lower() == name]
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else ", ".join(values)
+    found: str | None = None
+    for key, value in request.scope["headers"]:
+        if key == name or key.lower() == name:
+            text = value.decode("latin-1")
+            found = text if found is None else f"{found}, {text}"
+    return found
 
 
 def depth_ok(raw: bytes) -> bool:
