@@ -52,6 +52,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.sentinel import Sentinel as SyncSentinel
 
+from shadow.wire import with_hiredis_packing
+
 __all__ = [
     "BridgeRedisCluster",
     "RedisUrl",
@@ -176,10 +178,10 @@ def connect(url: str, **options: Any) -> Redis:
     """
     parsed = parse(url)
     if parsed.kind == "plain":
-        return cast(Redis, Redis.from_url(url, **options))
+        return _packing_with_hiredis(cast(Redis, Redis.from_url(url, **options)))
     if parsed.kind == "sentinel":
         client: Redis = _sentinel_master(parsed, options, _SentinelRedis)
-        return client
+        return _packing_with_hiredis(client)
     kwargs = {**_connection_options(parsed), **options}
     if parsed.tls:
         kwargs["ssl"] = True
@@ -190,6 +192,14 @@ def connect(url: str, **options: Any) -> Redis:
             **kwargs,
         ),
     )
+
+
+def _packing_with_hiredis(client: Redis) -> Redis:
+    """The client's connections pack commands in C (shadow.wire); the pool
+    has made none yet, so each one it makes is of the new class."""
+    pool = client.connection_pool
+    pool.connection_class = with_hiredis_packing(pool.connection_class)
+    return client
 
 
 def connect_queue(url: str, **options: Any) -> ArqRedis:
@@ -294,6 +304,12 @@ class BridgeRedisCluster(RedisCluster):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Connections pack commands in C (shadow.wire): the nodes given and
+        # the nodes discovered later (made from connection_kwargs).
+        packing = with_hiredis_packing(self.connection_kwargs["connection_class"])
+        self.connection_kwargs["connection_class"] = packing
+        for node in self.nodes_manager.startup_nodes.values():
+            node.connection_class = packing
         self._bridge_scripts: dict[str, Any] = {}
         self._bridge_multi = self.register_script(_MULTI)
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
 from shadow.connect import BridgeRedisCluster
+from shadow.wire import HiredisPacking
 from tests.integration.cluster.servers import RedisClusterServers, reuse
 from tests.integration.shadow import test_shadow_store as shadow_tests
 from tests.integration.worker import (
@@ -70,6 +71,17 @@ async def test_the_client_is_a_cluster_client(
     cluster = _cluster(redis)
     await cluster.initialize()
     assert len(cluster.get_primaries()) == len(redis_cluster.ports)
+
+
+async def test_every_node_packs_commands_with_hiredis(redis: Redis) -> None:
+    """The nodes given and the nodes discovered (shadow.wire)."""
+    cluster = _cluster(redis)
+    await cluster.initialize()
+    await redis.set("{t:acme}:wire", "Zoë")
+    assert await redis.get("{t:acme}:wire") == "Zoë".encode()
+    nodes = cluster.get_nodes()
+    assert nodes
+    assert all(issubclass(n.connection_class, HiredisPacking) for n in nodes)
 
 
 async def test_a_tenant_lives_in_one_slot_and_tenants_spread_over_nodes(redis: Redis) -> None:
