@@ -43,7 +43,7 @@ from scim.errors import (
     TooMany,
     Uniqueness,
 )
-from scim.evaluate import matches, validate_filter
+from scim.evaluate import Predicate, compile_filter
 from scim.filter import equality_key, parse_filter
 from scim.members import MemberChanges, split_member_ops
 from scim.patch import apply_patch
@@ -541,9 +541,9 @@ class ResourceEndpoint:
             await self._write(tenant, rid, "delete", None, version)
         return empty_response(204)
 
-    def check_filter(self, text: str | None) -> Filter | None:
-        """The parsed filter (None for none); InvalidFilter unless `text` is a
-        filter this resource type can evaluate."""
+    def check_filter(self, text: str | None) -> tuple[Filter, Predicate] | None:
+        """The parsed filter and its compiled test (None for no filter);
+        InvalidFilter unless `text` is a filter this resource type can evaluate."""
         if text is None or not text.strip():
             return None
         if len(text) > self.s.settings.max_filter_length:
@@ -551,8 +551,7 @@ class ResourceEndpoint:
                 f"filter longer than {self.s.settings.max_filter_length} characters"
             )
         parsed = parse_filter(text)
-        validate_filter(parsed, self.rtype)
-        return parsed
+        return parsed, compile_filter(parsed, self.rtype)
 
     def bounds(self, query: ListQuery) -> tuple[int, int]:
         """startIndex and count as RFC 7644 §3.4.2.4 reads them: below 1 is 1,
@@ -564,8 +563,8 @@ class ResourceEndpoint:
     async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
         """(totalResults, the requested page of resources as shown to the client)."""
         start, count = self.bounds(query)
-        parsed = self.check_filter(query.filter)
-        if parsed is None:
+        checked = self.check_filter(query.filter)
+        if checked is None:
             total = await self.s.resources.count(tenant.slug, self.kind)
             ids = (
                 await self.s.resources.page_ids(tenant.slug, self.kind, start - 1, count)
@@ -579,11 +578,12 @@ class ResourceEndpoint:
         # the page is then cut from those same bodies. User.groups (the one
         # `returned: request` attribute) is loaded for every candidate only
         # when the filter may name it, else for the page when selected.
+        parsed, test = checked
         in_filter = self.kind == "u" and "groups" in (query.filter or "").lower()
         matched = [
             (s, body)
             async for s in self._candidates(tenant.slug, parsed)
-            if matches(parsed, body := await self._visible(tenant.slug, s, in_filter), self.rtype)
+            if test(body := await self._visible(tenant.slug, s, in_filter))
         ]
         hits = matched[start - 1 : start - 1 + count]
         if not in_filter and self._wants_groups(query.attributes):

@@ -6,6 +6,11 @@ canonical schema URN, multi-valued attributes as lists. Attribute types and
 `caseExact` come from `scim.schema`, so what `/Schemas` advertises is how
 filters compare.
 
+`compile_filter` turns a filter into a test of one resource: attribute names
+are resolved, literals prepared and every branch checked once, so a list
+request validates and then tests each candidate without doing that work
+again. `matches` and `validate_filter` are its one-off uses.
+
 Decisions the RFC leaves open:
 - An unknown but well-formed attribute name is an attribute no resource has:
   `eq`, `pr` and ordering are false, `ne` is true. Lenient, and Entra only
@@ -36,17 +41,18 @@ from scim.ast import (
     Not,
     Or,
     Present,
-    ValuePath,
 )
 from scim.errors import InvalidFilter
 from scim.schema import Attribute, ResourceType
 
-__all__ = ["matches", "matches_element", "validate_filter"]
+__all__ = ["Predicate", "compile_filter", "matches", "matches_element", "validate_filter"]
 
 # `schemas` is defined by RFC 7643 §3 for every resource but is not a schema attribute.
 _SCHEMAS = Attribute(name="schemas", type="reference", multi_valued=True)
 
-_Slot = tuple[Attribute | None, list[Any]]  # the leaf attribute (None: unknown) and its values
+Predicate = Callable[[dict[str, Any]], bool]
+_Values = Callable[[dict[str, Any]], list[Any]]  # the values at a path of one resource
+_Slot = tuple[Attribute | None, _Values]  # the leaf attribute (None: unknown) and its values
 _Resolver = Callable[[AttrPath], _Slot]
 
 _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
@@ -60,110 +66,118 @@ _SUBSTRING: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+def compile_filter(f: Filter, rtype: ResourceType) -> Predicate:
+    """`f` as a test of one resource of `rtype`. Raises InvalidFilter at once,
+    checking every branch, for what RFC 7644 §3.4.2.2 forbids (ordering on
+    booleans, a complex attribute without a sub-attribute, an unknown schema
+    URN), so an empty result still reports it. Names are resolved and
+    literals prepared once: compile once, then test every candidate."""
+    return _compile(f, lambda path: _top_level(path, rtype))
+
+
 def matches(f: Filter, resource: dict[str, Any], rtype: ResourceType) -> bool:
-    """True when `resource` satisfies `f`. Raises InvalidFilter for
-    combinations RFC 7644 §3.4.2.2 forbids (ordering on booleans, a complex
-    attribute without a sub-attribute, an unknown schema URN); call
-    `validate_filter` once first so an empty result set still reports them."""
-    return _eval(f, lambda path: _resolve(path, resource, rtype))
+    """True when `resource` satisfies `f` (InvalidFilter as `compile_filter`)."""
+    return compile_filter(f, rtype)(resource)
 
 
 def matches_element(f: Filter, element: dict[str, Any], parent: Attribute) -> bool:
     """True when one value of the complex attribute `parent` satisfies the
     `[...]` filter `f` (for PATCH paths such as `emails[type eq "work"]`)."""
-    return _eval(f, lambda path: _resolve_sub(path, element, parent))
+    return _compile(f, lambda path: _inside(path, parent))(element)
 
 
 def validate_filter(f: Filter, rtype: ResourceType) -> None:
-    """Raise InvalidFilter for what `matches` would refuse on some resource,
-    checking every branch (evaluation short-circuits)."""
-    _check(f, lambda path: _resolve(path, {}, rtype))
+    """Raise InvalidFilter unless `f` is a filter `rtype` resources can be tested by."""
+    compile_filter(f, rtype)
 
 
-def _eval(f: Filter, resolve: _Resolver) -> bool:
-    if isinstance(f, And):
-        return _eval(f.left, resolve) and _eval(f.right, resolve)
-    if isinstance(f, Or):
-        return _eval(f.left, resolve) or _eval(f.right, resolve)
-    if isinstance(f, Not):
-        return not _eval(f.inner, resolve)
-    if isinstance(f, Present):
-        return any(_has_value(value) for value in resolve(f.path)[1])
+def _compile(f: Filter, resolve: _Resolver) -> Predicate:
     if isinstance(f, Compare):
         attr, values = resolve(f.path)
         return _compare(attr, values, f.op, f.value)
-    parent, values = _value_path_parent(f, resolve)
+    if isinstance(f, And):
+        left, right = _compile(f.left, resolve), _compile(f.right, resolve)
+        return lambda resource: left(resource) and right(resource)
+    if isinstance(f, Or):
+        left, right = _compile(f.left, resolve), _compile(f.right, resolve)
+        return lambda resource: left(resource) or right(resource)
+    if isinstance(f, Not):
+        inner = _compile(f.inner, resolve)
+        return lambda resource: not inner(resource)
+    if isinstance(f, Present):
+        present = resolve(f.path)[1]
+        return lambda resource: any(_has_value(value) for value in present(resource))
+    parent, elements = resolve(f.path)
     if parent is None:
-        return False
-    return any(
-        matches_element(f.filter, element, parent)
-        for element in values
-        if isinstance(element, dict)
+        return _never
+    if parent.type != "complex":
+        raise InvalidFilter(f"{parent.name}[...] needs a complex attribute; {parent.name} is not")
+    element_test = _compile(f.filter, lambda path: _inside(path, parent))
+    return lambda resource: any(
+        element_test(element) for element in elements(resource) if isinstance(element, dict)
     )
 
 
-def _check(f: Filter, resolve: _Resolver) -> None:
-    if isinstance(f, And | Or):
-        _check(f.left, resolve)
-        _check(f.right, resolve)
-    elif isinstance(f, Not):
-        _check(f.inner, resolve)
-    elif isinstance(f, Present):
-        resolve(f.path)
-    elif isinstance(f, Compare):
-        attr = resolve(f.path)[0]
-        if attr is not None:
-            _predicate(_comparable(attr, [])[0], f.op, f.value)
-    else:
-        parent = _value_path_parent(f, resolve)[0]
-        if parent is not None:
-            _check(f.filter, lambda path: _resolve_sub(path, {}, parent))
+def _never(resource: dict[str, Any]) -> bool:
+    return False
+
+
+def _none(resource: dict[str, Any]) -> list[Any]:
+    return []
 
 
 # -- paths ----------------------------------------------------------------
-def _resolve(path: AttrPath, resource: dict[str, Any], rtype: ResourceType) -> _Slot:
+def _top_level(path: AttrPath, rtype: ResourceType) -> _Slot:
     """A top-level path: `[urn:]attr[.sub]`, the URN picking the extension."""
     if path.urn is not None and rtype.canonical_urn(path.urn) is None:
         raise InvalidFilter(f"{path.urn!r} is not a schema of {rtype.id} resources")
     ref = rtype.lookup(path.attr, path.urn)
     if ref is None:
         if path.urn is None and path.sub_attr is None and path.attr.lower() == "schemas":
-            return _SCHEMAS, _flat(resource.get("schemas"))
-        return None, []
-    holder = resource if ref.container is None else resource.get(ref.container)
-    raw = holder.get(ref.attribute.name) if isinstance(holder, dict) else None
+            return _SCHEMAS, lambda resource: _flat(resource.get("schemas"))
+        return None, _none
+    container, name = ref.container, ref.attribute.name
+    if container is None:
+
+        def raw(resource: dict[str, Any]) -> list[Any]:
+            return _flat(resource.get(name))
+    else:
+
+        def raw(resource: dict[str, Any]) -> list[Any]:
+            holder = resource.get(container)
+            return _flat(holder.get(name)) if isinstance(holder, dict) else []
+
     if path.sub_attr is None:
-        return ref.attribute, _flat(raw)
-    return _descend(ref.attribute, _flat(raw), path.sub_attr)
+        return ref.attribute, raw
+    return _descend(ref.attribute, raw, path.sub_attr)
 
 
-def _resolve_sub(path: AttrPath, element: dict[str, Any], parent: Attribute) -> _Slot:
+def _inside(path: AttrPath, parent: Attribute) -> _Slot:
     """A path inside `parent[...]`: a plain sub-attribute name (Figure 1 valFilter)."""
     if path.urn is not None or path.sub_attr is not None:
         raise InvalidFilter(f"Inside {parent.name}[...] name a sub-attribute of {parent.name}")
     sub = parent.sub(path.attr)
     if sub is None:
-        return None, []
-    return sub, _flat(element.get(sub.name))
+        return None, _none
+    name = sub.name
+    return sub, lambda element: _flat(element.get(name))
 
 
-def _descend(attr: Attribute, values: list[Any], sub_name: str) -> _Slot:
+def _descend(attr: Attribute, values: _Values, sub_name: str) -> _Slot:
     """`attr.sub` over every value of `attr` (any-match for multi-valued, §3.4.2.2)."""
     sub = attr.sub(sub_name) if attr.type == "complex" else None
     if sub is None:
-        return None, []
-    found: list[Any] = []
-    for element in values:
-        if isinstance(element, dict):
-            found += _flat(element.get(sub.name))
+        return None, _none
+    name = sub.name
+
+    def found(resource: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for element in values(resource):
+            if isinstance(element, dict):
+                out += _flat(element.get(name))
+        return out
+
     return sub, found
-
-
-def _value_path_parent(f: ValuePath, resolve: _Resolver) -> _Slot:
-    attr, values = resolve(f.path)
-    if attr is not None and attr.type != "complex":
-        raise InvalidFilter(f"{attr.name}[...] needs a complex attribute; {attr.name} is not")
-    return attr, values
 
 
 def _flat(raw: Any) -> list[Any]:
@@ -184,29 +198,38 @@ def _has_value(value: Any) -> bool:
 
 
 # -- comparison -----------------------------------------------------------
-def _comparable(attr: Attribute, values: list[Any]) -> tuple[Attribute, list[Any]]:
+def _comparable(attr: Attribute, values: _Values) -> _Slot:
     """A complex attribute compares through its `value` sub-attribute when it
     is multi-valued (`emails co "x"`, RFC 7644 §3.4.2.2 example); otherwise
     RFC 7644 §3.4.2.2 requires a sub-attribute."""
     if attr.type != "complex":
         return attr, values
-    value_attr = attr.sub("value") if attr.multi_valued else None
-    if value_attr is not None:
-        return value_attr, _descend(attr, values, "value")[1]
+    if attr.multi_valued and attr.sub("value") is not None:
+        return _descend(attr, values, "value")
     names = ", ".join(f"{attr.name}.{sub.name}" for sub in attr.sub_attributes[:3])
     raise InvalidFilter(f"{attr.name} is complex: compare one of its sub-attributes ({names})")
 
 
-def _compare(attr: Attribute | None, values: list[Any], op: CompareOp, literal: Literal_) -> bool:
+def _compare(
+    attr: Attribute | None, values: _Values, op: CompareOp, literal: Literal_
+) -> Predicate:
     if attr is None:  # unknown attribute: never present
-        return op == "ne"
-    attr, values = _comparable(attr, values)
-    test = _predicate(attr, op, literal)
+        return _never if op != "ne" else lambda resource: True
+    leaf, leaf_values = _comparable(attr, values)
+    assert leaf is not None
+    test = _predicate(leaf, op, literal)
     if literal is None:
-        return not values if op == "eq" else bool(values)
-    if op == "ne" and not values:
-        return True
-    return any(test(value) for value in values)
+        if op == "eq":
+            return lambda resource: not leaf_values(resource)
+        return lambda resource: bool(leaf_values(resource))
+    if op == "ne":
+
+        def differs(resource: dict[str, Any]) -> bool:
+            found = leaf_values(resource)
+            return not found or any(test(value) for value in found)
+
+        return differs
+    return lambda resource: any(test(value) for value in leaf_values(resource))
 
 
 def _predicate(attr: Attribute, op: CompareOp, literal: Literal_) -> Callable[[Any], bool]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from scim.errors import InvalidFilter
-from scim.evaluate import matches, matches_element, validate_filter
+from scim.evaluate import compile_filter, matches, matches_element, validate_filter
 from scim.filter import parse_filter
 from scim.schema import (
     ENTERPRISE_USER_SCHEMA,
@@ -267,11 +267,16 @@ def test_forbidden_comparisons_are_invalid_filter(text: str, match: str) -> None
         validate_filter(parsed, USER_RESOURCE)
 
 
-def test_validate_checks_branches_evaluation_skips() -> None:
+def test_every_branch_is_checked_even_where_evaluation_would_stop_early() -> None:
+    """A filter is refused or accepted whatever the resource: the bad term
+    after a false `and` is refused too, by validation and by matching."""
     parsed = parse_filter('userName eq "nobody" and active gt true')
-    assert not matches(parsed, USER, USER_RESOURCE)  # short-circuits before the bad term
+    with pytest.raises(InvalidFilter):
+        matches(parsed, USER, USER_RESOURCE)
     with pytest.raises(InvalidFilter):
         validate_filter(parsed, USER_RESOURCE)
+    with pytest.raises(InvalidFilter):
+        compile_filter(parsed, USER_RESOURCE)
     inner = parse_filter('emails[type eq "x" or primary lt true]')
     with pytest.raises(InvalidFilter):
         validate_filter(inner, USER_RESOURCE)
@@ -310,3 +315,16 @@ def test_matches_element_for_patch_filters() -> None:
     assert not matches_element(value_filter, home, emails.attribute)
     with pytest.raises(InvalidFilter):
         matches_element(parse_filter("value.x pr"), work, emails.attribute)
+
+
+def test_a_compiled_filter_tests_many_resources_as_matches_does() -> None:
+    """Compiled once, the test gives each resource the answer `matches` gives."""
+    text = 'emails[type eq "work" and value co "@"] or (title pr and not (active eq false))'
+    parsed = parse_filter(text)
+    test = compile_filter(parsed, USER_RESOURCE)
+    work = {"emails": [{"type": "work", "value": "a@x"}]}
+    other = {"emails": [{"type": "home", "value": "a@x"}], "active": False, "title": "T"}
+    titled = {"title": "T", "active": True}
+    for resource, expected in ((work, True), (other, False), (titled, True), ({}, False)):
+        assert test(resource) is expected
+        assert matches(parsed, resource, USER_RESOURCE) is expected
