@@ -14,6 +14,7 @@ attribute names may be `$ref` (RFC 7643 uses it though ATTRNAME forbids `$`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -321,6 +322,11 @@ def parse_filter_fully(text: str) -> Filter:
     return result
 
 
+# Paths up to this long are cached (the trees are frozen, so sharing them is safe);
+# clients send the same few paths in every PATCH.
+_MAX_CACHED_PATH = 200
+
+
 def parse_patch_path(text: str) -> PatchPath:
     """Parse a PATCH `path` (RFC 7644 §3.5.2, Figure 7): `attrPath`,
     `valuePath [subAttr]` or a bare schema URN.
@@ -329,6 +335,12 @@ def parse_patch_path(text: str) -> PatchPath:
     invalidPath for a malformed path, so a fault between `[` and `]` raises
     InvalidFilter and any other fault raises InvalidPath.
     """
+    if len(text) > _MAX_CACHED_PATH:
+        return _parse_patch_path(text)
+    return _cached_parse_patch_path(text)
+
+
+def _parse_patch_path(text: str) -> PatchPath:
     stripped = text.strip()
     if not stripped:
         raise InvalidPath("PATCH path is empty")
@@ -353,6 +365,9 @@ def parse_patch_path(text: str) -> PatchPath:
             f"PATCH path: expected '.subAttribute' or the end after ']', found {rest!r}"
         )
     return PatchPath(attr, value_filter.filter, sub.group(1))
+
+
+_cached_parse_patch_path = functools.lru_cache(maxsize=1024)(_parse_patch_path)
 
 
 # -- printing -------------------------------------------------------------

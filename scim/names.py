@@ -8,6 +8,7 @@ all of them agree on what a name means.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from scim.ast import AttrPath
@@ -35,11 +36,12 @@ def split_attr_name(rtype: ResourceType, name: str) -> AttrPath:
     """
     urn: str | None = None
     rest = name
-    lowered = name.lower()
-    for schema_id in rtype.schema_ids:
-        if lowered.startswith(schema_id.lower() + ":"):
-            urn, rest = schema_id, name[len(schema_id) + 1 :]
-            break
+    if ":" in name:  # every URN prefix has colons; plain names skip the search
+        lowered = name.lower()
+        for prefix, schema_id in rtype.urn_prefixes:
+            if lowered.startswith(prefix):
+                urn, rest = schema_id, name[len(schema_id) + 1 :]
+                break
     attr, _, sub = rest.partition(".")
     return AttrPath(attr=attr, sub_attr=sub or None, urn=urn)
 
@@ -60,12 +62,30 @@ def resolve_path(rtype: ResourceType, path: AttrPath) -> Target | None:
     return Target(ref.container, ref.attribute, sub) if sub is not None else None
 
 
+# Longer names are resolved without the cache, so hostile keys cannot pin megabytes in it;
+# every name we serve is far shorter.
+_MAX_CACHED_NAME = 200
+
+
 def resolve_name(rtype: ResourceType, name: str) -> Target | None:
-    """The Target a textual name (`userName`, `name.givenName`, a URN...) points at."""
+    """The Target a textual name (`userName`, `name.givenName`, a URN...) points at.
+
+    Cached: every key of every POST, PUT and patched document is resolved, and
+    clients send the same few dozen names over and over.
+    """
+    if len(name) > _MAX_CACHED_NAME:
+        return _resolve_name(rtype, name)
+    return _cached_resolve_name(rtype, name)
+
+
+def _resolve_name(rtype: ResourceType, name: str) -> Target | None:
     ext = rtype.extension(name)
     if ext is not None:
         return Target(ext.id, None)
     return resolve_path(rtype, split_attr_name(rtype, name))
+
+
+_cached_resolve_name = functools.lru_cache(maxsize=4096)(_resolve_name)
 
 
 def all_attributes(rtype: ResourceType) -> list[tuple[str | None, Attribute]]:

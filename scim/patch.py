@@ -37,7 +37,6 @@ Decisions:
 
 from __future__ import annotations
 
-import copy
 from typing import Any, NamedTuple
 
 from scim.ast import PatchPath
@@ -55,7 +54,13 @@ from scim.patch_multi import (
     write_multi,
 )
 from scim.quirks import OpName, expand_value_keys, normalise_op_name, short
-from scim.resource import Document, attribute_quirks, attribute_value, validate_document
+from scim.resource import (
+    Document,
+    attribute_quirks,
+    attribute_value,
+    copy_json,
+    validate_document,
+)
 from scim.schema import PATCH_OP_SCHEMA, ResourceType
 from scim.values import is_unassigned
 
@@ -86,24 +91,26 @@ class PatchOperation(NamedTuple):
         return body
 
 
-def _member(body: dict[str, Any], name: str) -> object:
-    """A message attribute by case-insensitive name (RFC 7643 §2.1), MISSING when absent."""
+def _fields(body: dict[str, Any]) -> dict[str, object]:
+    """Message attributes by lower-cased name (RFC 7643 §2.1); the first spelling given wins."""
+    found: dict[str, object] = {}
     for key, value in body.items():
-        if isinstance(key, str) and key.lower() == name:
-            return value
-    return MISSING
+        if isinstance(key, str):
+            found.setdefault(key.lower(), value)
+    return found
 
 
 def read_operations(request: object) -> list[PatchOperation]:
     """Validate a PatchOp message (RFC 7644 §3.5.2) and return its operations."""
     if not isinstance(request, dict):
         raise InvalidSyntax("a PATCH body must be a JSON object")
-    schemas = _member(request, "schemas")
+    message = _fields(request)
+    schemas = message.get("schemas", MISSING)
     if not isinstance(schemas, list) or PATCH_OP_SCHEMA.lower() not in {
         s.lower() for s in schemas if isinstance(s, str)
     }:
         raise InvalidSyntax(f'"schemas" must contain {PATCH_OP_SCHEMA}')
-    raw_ops = _member(request, "operations")
+    raw_ops = message.get("operations", MISSING)
     if not isinstance(raw_ops, list) or not raw_ops:
         raise InvalidSyntax('"Operations" must be a non-empty list')
     if len(raw_ops) > MAX_PATCH_OPERATIONS:
@@ -112,20 +119,21 @@ def read_operations(request: object) -> list[PatchOperation]:
     for index, raw in enumerate(raw_ops, start=1):
         if not isinstance(raw, dict):
             raise InvalidSyntax(f"operation {index} must be an object")
-        op = normalise_op_name(_member(raw, "op"))
-        path = _member(raw, "path")
+        fields = _fields(raw)
+        op = normalise_op_name(fields.get("op", MISSING))
+        path = fields.get("path", MISSING)
         if path is MISSING or path is None or (isinstance(path, str) and not path.strip()):
             path = None
         elif not isinstance(path, str):
             raise InvalidPath(f'operation {index}: "path" must be a string, not {short(path)}')
-        ops.append(PatchOperation(op, path, _member(raw, "value")))
+        ops.append(PatchOperation(op, path, fields.get("value", MISSING)))
     return ops
 
 
 def apply_patch(rtype: ResourceType, doc: dict[str, Any], request: object) -> Document:
     """Apply a PatchOp request to a copy of `doc` and return the validated result."""
     ops = read_operations(request)
-    work = copy.deepcopy(doc)
+    work = copy_json(doc)
     for index, op in enumerate(ops, start=1):
         try:
             _apply(rtype, work, op)

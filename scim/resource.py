@@ -26,8 +26,8 @@ Decisions:
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+import functools
+from typing import Any, NamedTuple
 
 from scim.errors import InvalidSyntax, InvalidValue, Mutability
 from scim.names import Target, all_attributes, resolve_name
@@ -36,6 +36,24 @@ from scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Attribute, Resourc
 from scim.values import check_simple, check_value, is_unassigned
 
 Document = dict[str, Any]
+
+
+_CONTAINERS = (dict, list)  # the only mutable JSON values
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped data: new dicts and lists, shared scalars.
+
+    Documents are JSON data only, so this does what `copy.deepcopy` would at a
+    fraction of the cost (no memo, no dispatch on type). Other objects are
+    shared, not copied.
+    """
+    # Scalars are taken as they are, without a call each: most values are scalars.
+    if isinstance(value, dict):
+        return {k: copy_json(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) if isinstance(v, _CONTAINERS) else v for v in value]
+    return value
 
 
 def attribute_value(
@@ -55,8 +73,11 @@ def attribute_value(
     value = attribute_quirks(rtype, container, attr, value)
     if _is_members(rtype, container, attr):
         # readOnly `display` is kept for the check, so a member without an id is refused
-        # rather than silently dropped; canonical_members keeps only value and type.
-        checked = check_value(attr, value, label, drop_read_only=False, max_items=None)
+        # rather than silently dropped; canonical_members keeps only value and type, and
+        # one member per id (members have no `primary`, so duplicates change nothing else).
+        checked = check_value(
+            attr, value, label, drop_read_only=False, max_items=None, dedupe=False
+        )
         return canonical_members(checked)
     return check_value(attr, value, label, drop_read_only=drop_read_only)
 
@@ -131,10 +152,14 @@ def _field(body: dict[str, Any], name: str) -> object:
 
 def _build(rtype: ResourceType, body: dict[str, Any], *, drop_read_only: bool) -> Document:
     out: Document = {}
+    urns = rtype.urns_by_name
     for key, raw in body.items():
-        if not isinstance(key, str) or key.lower() == "schemas":
+        if not isinstance(key, str):
             continue
-        urn = rtype.canonical_urn(key)
+        lowered = key.lower()
+        if lowered == "schemas":
+            continue
+        urn = urns.get(lowered)
         if urn is not None:
             if is_unassigned(raw):
                 continue
@@ -145,10 +170,10 @@ def _build(rtype: ResourceType, body: dict[str, Any], *, drop_read_only: bool) -
                 _assign(rtype, out, target, sub_raw, drop_read_only=drop_read_only)
             continue
         _assign(rtype, out, resolve_name(rtype, key), raw, drop_read_only=drop_read_only)
-    for container, attr in all_attributes(rtype):
+    for container, name in _layout(rtype).required:
         holder = out if container is None else out.get(container, {})
-        if attr.required and attr.name not in holder:
-            raise InvalidValue(f"{attr.name} is required and must not be empty")
+        if name not in holder:
+            raise InvalidValue(f"{name} is required and must not be empty")
     return finish(rtype, out)
 
 
@@ -188,17 +213,59 @@ def _assign(
         complex_value[sub.name] = checked
 
 
+class _Layout(NamedTuple):
+    """What `_build` and `finish` need of a resource type, computed once per type."""
+
+    required: tuple[tuple[str | None, str], ...]  # (container, attribute name)
+    extension_ids: tuple[str, ...]
+    order: tuple[str, ...]  # top-level keys in output order, after "schemas"
+
+
+@functools.cache
+def _layout(rtype: ResourceType) -> _Layout:
+    extension_ids = tuple(ext.id for ext in rtype.extensions)
+    return _Layout(
+        required=tuple(
+            (container, attr.name) for container, attr in all_attributes(rtype) if attr.required
+        ),
+        extension_ids=extension_ids,
+        order=(
+            "id",
+            "externalId",
+            *(a.name for a in rtype.schema.attributes),
+            "meta",
+            rtype.schema.id,
+            *extension_ids,
+        ),
+    )
+
+
 def finish(rtype: ResourceType, doc: Document) -> Document:
-    """Drop empty extension objects and put `schemas` (core + present extensions) first."""
-    body = {k: v for k, v in doc.items() if k != "schemas"}
-    for ext in rtype.extensions:
-        if isinstance(body.get(ext.id), dict):
-            body[ext.id] = {k: v for k, v in body[ext.id].items() if not is_unassigned(v)}
-    body = {k: v for k, v in body.items() if not is_unassigned(v)}
-    schemas = [rtype.schema.id, *(ext.id for ext in rtype.extensions if ext.id in body)]
-    order = ["id", "externalId", *(a.name for a in rtype.schema.attributes), "meta", *schemas]
-    ordered = {k: body[k] for k in order if k in body}
-    return {"schemas": schemas, **ordered, **{k: v for k, v in body.items() if k not in ordered}}
+    """Drop empty extension objects and put `schemas` (core + present extensions) first.
+
+    Then come id, externalId, the core attributes in schema order, meta, the
+    extensions, and any other key in the order given.
+    """
+    layout = _layout(rtype)
+    extension_ids = layout.extension_ids
+    body: Document = {}
+    for key, value in doc.items():
+        if key == "schemas":
+            continue
+        if key in extension_ids and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if not is_unassigned(v)}
+        if not is_unassigned(value):
+            body[key] = value
+    schemas = [rtype.schema.id, *(urn for urn in extension_ids if urn in body)]
+    out: Document = {"schemas": schemas}
+    for key in layout.order:
+        if key in body:
+            out[key] = body[key]
+    if len(out) <= len(body):  # some keys have no place in `order`: they follow, as given
+        for key, value in body.items():
+            if key not in out:
+                out[key] = value
+    return out
 
 
 def merge_for_replace(rtype: ResourceType, old: Document, new: Document) -> Document:
@@ -211,7 +278,7 @@ def merge_for_replace(rtype: ResourceType, old: Document, new: Document) -> Docu
     immutable attribute may be set once: a different new value is
     `mutability`, an omitted one keeps the old value.
     """
-    result = copy.deepcopy({k: v for k, v in new.items() if k != "schemas"})
+    result = copy_json({k: v for k, v in new.items() if k != "schemas"})
     for container, attr in all_attributes(rtype):
         old_holder = old if container is None else old.get(container) or {}
         old_value = old_holder.get(attr.name)
@@ -228,7 +295,7 @@ def merge_for_replace(rtype: ResourceType, old: Document, new: Document) -> Docu
         elif attr.mutability == "writeOnly" and new_value is None:
             keep_old = True
         if keep_old and old_value is not None:
-            new_holder[attr.name] = copy.deepcopy(old_value)
+            new_holder[attr.name] = copy_json(old_value)
     return finish(rtype, result)
 
 
@@ -261,7 +328,7 @@ def project(
         for container, attr, subs in wanted:
             _copy(doc, result, container, attr, subs)
     else:
-        result = copy.deepcopy({k: v for k, v in doc.items() if k != "schemas"})
+        result = copy_json({k: v for k, v in doc.items() if k != "schemas"})
         for container, attr in all_attributes(rtype):
             if attr.returned == "request":
                 _drop(result, container, attr, None)
@@ -331,7 +398,7 @@ def _copy(
     source = doc if container is None else doc.get(container)
     if not isinstance(source, dict) or attr.name not in source:
         return
-    value = copy.deepcopy(source[attr.name])
+    value = copy_json(source[attr.name])
     if subs is not None:
         value = _only_subs(value, subs)
     holder = out if container is None else out.setdefault(container, {})

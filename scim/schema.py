@@ -7,6 +7,8 @@ which attributes are returned. One place, so what we advertise is what we do.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
@@ -30,8 +32,11 @@ RESOURCE_TYPE_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
 
-class Attribute(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False):
-    """One attribute definition, serialised exactly as RFC 7643 §7 asks."""
+class Attribute(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False, dict=True):
+    """One attribute definition, serialised exactly as RFC 7643 §7 asks.
+
+    `dict=True` only gives room for the cached lookup table (never serialised).
+    """
 
     name: str
     type: AttrType = "string"
@@ -48,25 +53,26 @@ class Attribute(msgspec.Struct, frozen=True, rename="camel", omit_defaults=False
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called `name`, compared case-insensitively (RFC 7643 §2.1)."""
-        lowered = name.lower()
-        for attr in self.sub_attributes:
-            if attr.name.lower() == lowered:
-                return attr
-        return None
+        return self.subs_by_name.get(name.lower())
+
+    @functools.cached_property
+    def subs_by_name(self) -> Mapping[str, Attribute]:
+        """Sub-attributes by lower-cased name: `sub` as a table, for loops over many names."""
+        return _by_lower_name(self.sub_attributes)
 
 
-class Schema(msgspec.Struct, frozen=True):
+class Schema(msgspec.Struct, frozen=True, dict=True):
     id: str
     name: str
     description: str
     attributes: tuple[Attribute, ...]
 
     def attribute(self, name: str) -> Attribute | None:
-        lowered = name.lower()
-        for attr in self.attributes:
-            if attr.name.lower() == lowered:
-                return attr
-        return None
+        return self._attributes_by_name.get(name.lower())
+
+    @functools.cached_property
+    def _attributes_by_name(self) -> Mapping[str, Attribute]:
+        return _by_lower_name(self.attributes)
 
 
 class AttrRef(msgspec.Struct, frozen=True):
@@ -80,30 +86,56 @@ class AttrRef(msgspec.Struct, frozen=True):
     attribute: Attribute
 
 
-class ResourceType(msgspec.Struct, frozen=True):
+class ResourceType(msgspec.Struct, frozen=True, dict=True, cache_hash=True):
+    """A resource type (RFC 7643 §6) and lookup tables of its names, built on first use.
+
+    Names are resolved for every key of every request, so the tables are
+    cached on the instance (`dict=True`), and the hash too (`cache_hash`):
+    resource types key the caches of `scim.names` and `scim.resource`.
+    """
+
     id: str
     endpoint: str
     description: str
     schema: Schema
     extensions: tuple[Schema, ...] = ()
 
-    @property
+    @functools.cached_property
     def schema_ids(self) -> tuple[str, ...]:
         return (self.schema.id, *(ext.id for ext in self.extensions))
 
-    def extension(self, urn: str) -> Schema | None:
-        lowered = urn.lower()
+    @functools.cached_property
+    def urn_prefixes(self) -> tuple[tuple[str, str], ...]:
+        """(lower-cased `urn:`, canonical URN) for the core schema, then each extension."""
+        return tuple((urn.lower() + ":", urn) for urn in self.schema_ids)
+
+    @functools.cached_property
+    def urns_by_name(self) -> Mapping[str, str]:
+        """`canonical_urn` as a table keyed by lower-cased URN, for loops over many names."""
+        urns: dict[str, str] = {}
+        for urn in self.schema_ids:
+            urns.setdefault(urn.lower(), urn)  # the core schema first, as `canonical_urn` had it
+        return urns
+
+    @functools.cached_property
+    def _extensions_by_name(self) -> Mapping[str, Schema]:
+        found: dict[str, Schema] = {}
         for ext in self.extensions:
-            if ext.id.lower() == lowered:
-                return ext
-        return None
+            found.setdefault(ext.id.lower(), ext)
+        return found
+
+    @functools.cached_property
+    def _core_attributes(self) -> Mapping[str, AttrRef]:
+        """Common attributes, then the core schema's: the first of a name wins."""
+        attributes = _by_lower_name((*COMMON_ATTRIBUTES, *self.schema.attributes))
+        return {name: AttrRef(None, attr) for name, attr in attributes.items()}
+
+    def extension(self, urn: str) -> Schema | None:
+        return self._extensions_by_name.get(urn.lower())
 
     def canonical_urn(self, urn: str) -> str | None:
         """The schema URN spelled canonically, or None when it is not ours."""
-        if urn.lower() == self.schema.id.lower():
-            return self.schema.id
-        ext = self.extension(urn)
-        return ext.id if ext else None
+        return self.urns_by_name.get(urn.lower())
 
     def lookup(self, name: str, urn: str | None = None) -> AttrRef | None:
         """Find an attribute by (optional schema URN, name), case-insensitively.
@@ -111,20 +143,21 @@ class ResourceType(msgspec.Struct, frozen=True):
         Without a URN the core schema and the common attributes are searched
         (RFC 7644 §3.10: unqualified names belong to the core schema).
         """
-        if urn is not None:
-            if urn.lower() == self.schema.id.lower():
-                urn = None
-            else:
-                ext = self.extension(urn)
-                if ext is None:
-                    return None
-                attr = ext.attribute(name)
-                return AttrRef(ext.id, attr) if attr else None
-        lowered = name.lower()
-        for attr in (*COMMON_ATTRIBUTES, *self.schema.attributes):
-            if attr.name.lower() == lowered:
-                return AttrRef(None, attr)
-        return None
+        if urn is not None and urn.lower() != self.schema.id.lower():
+            ext = self.extension(urn)
+            if ext is None:
+                return None
+            attr = ext.attribute(name)
+            return AttrRef(ext.id, attr) if attr else None
+        return self._core_attributes.get(name.lower())
+
+
+def _by_lower_name(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """Attributes by lower-cased name; the first of equal names wins, as a search in order would."""
+    index: dict[str, Attribute] = {}
+    for attr in attributes:
+        index.setdefault(attr.name.lower(), attr)
+    return index
 
 
 def _multi(

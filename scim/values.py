@@ -32,53 +32,56 @@ MAX_STRING_LENGTH = 4096
 MAX_MULTI_VALUES = 100
 
 
+_NOT_STRINGS = frozenset({"boolean", "integer", "decimal", "complex"})  # other types are strings
+_CONTAINERS = (dict, list)
+_SIZED = (str, list, dict)  # a tuple: `str | list | dict` would build a union on every call
+
+
 def is_unassigned(value: object) -> bool:
     """RFC 7643 §2.5: null and empty arrays mean "no value"; so do "" and {} here."""
-    if value is None:
-        return True
-    if isinstance(value, str | list | dict):
-        return len(value) == 0
-    return False
+    return value is None or (isinstance(value, _SIZED) and len(value) == 0)
 
 
 def check_simple(attr: Attribute, value: object, label: str) -> object | None:
     """A simple (non-complex) value in canonical form, or None when unassigned."""
+    kind = attr.type
+    # string, reference, binary and dateTime all travel as JSON strings (§2.3): the common case.
+    if isinstance(value, str) and kind not in _NOT_STRINGS:
+        if len(value) > MAX_STRING_LENGTH:
+            raise InvalidValue(f"{label} is longer than {MAX_STRING_LENGTH} characters")
+        return value or None  # "" is unassigned
     if is_unassigned(value):
         return None
-    if attr.type == "boolean":
+    if kind == "boolean":
         coerced = coerce_boolean(value)
         if isinstance(coerced, bool):
             return coerced
         raise InvalidValue(f"{label} must be a boolean, not {short(value)}")
-    if attr.type == "integer":
+    if kind == "integer":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise InvalidValue(f"{label} must be an integer, not {short(value)}")
-    if attr.type == "decimal":
+    if kind == "decimal":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return value
         raise InvalidValue(f"{label} must be a number, not {short(value)}")
-    if attr.type == "complex":
+    if kind == "complex":
         raise InvalidValue(f"{label} must be an object, not {short(value)}")
-    # string, reference, binary and dateTime all travel as JSON strings (§2.3).
-    if not isinstance(value, str):
-        raise InvalidValue(f"{label} must be a string, not {short(value)}")
-    if len(value) > MAX_STRING_LENGTH:
-        raise InvalidValue(f"{label} is longer than {MAX_STRING_LENGTH} characters")
-    return value
+    raise InvalidValue(f"{label} must be a string, not {short(value)}")
 
 
 def check_complex(
     attr: Attribute, value: object, label: str, *, drop_read_only: bool
 ) -> dict[str, Any] | None:
     """A complex value with canonical sub-attribute names, or None when unassigned."""
-    if is_unassigned(value):
-        return None
     if not isinstance(value, dict):
+        if is_unassigned(value):
+            return None
         raise InvalidValue(f"{label} must be an object, not {short(value)}")
+    subs = attr.subs_by_name  # {} falls through to `out or None` below: unassigned
     out: dict[str, Any] = {}
     for key, raw in value.items():
-        sub = attr.sub(key) if isinstance(key, str) else None
+        sub = subs.get(key.lower()) if isinstance(key, str) else None
         if sub is None or (drop_read_only and sub.mutability == "readOnly"):
             continue
         checked = check_simple(sub, raw, f"{label}.{sub.name}")
@@ -93,9 +96,16 @@ def check_complex(
 def freeze(element: object) -> object:
     """A hashable stand-in for a checked value, to find identical values fast."""
     if isinstance(element, dict):
-        return tuple(sorted((k, freeze(v)) for k, v in element.items()))
+        # A loop rather than a comprehension, and checked values are flat dicts of
+        # scalars, so those are frozen inline: this runs for every element of every list.
+        items = []
+        for key, item in element.items():
+            frozen = freeze(item) if isinstance(item, _CONTAINERS) else (type(item).__name__, item)
+            items.append((key, frozen))
+        items.sort()
+        return tuple(items)
     if isinstance(element, list):
-        return tuple(freeze(v) for v in element)
+        return tuple([freeze(item) for item in element])
     return (type(element).__name__, element)
 
 
@@ -106,8 +116,13 @@ def check_value(
     *,
     drop_read_only: bool = True,
     max_items: int | None = MAX_MULTI_VALUES,
+    dedupe: bool = True,
 ) -> object | None:
-    """Any value of `attr` in canonical form, or None when unassigned (see module doc)."""
+    """Any value of `attr` in canonical form, or None when unassigned (see module doc).
+
+    `dedupe=False` keeps identical values, for a caller that removes duplicates
+    itself by a coarser key (Group members, by id).
+    """
     if not attr.multi_valued:
         if attr.type == "complex":
             return check_complex(attr, value, label, drop_read_only=drop_read_only)
@@ -120,18 +135,21 @@ def check_value(
         raise InvalidValue(f"{label} must be a list, not {short(value)}")
     out: list[Any] = []
     seen: set[object] = set()
+    find_duplicates = dedupe and len(value) > 1  # one value has none: spare freezing it
+    is_complex = attr.type == "complex"
     for index, item in enumerate(value):
         item_label = f"{label}[{index}]"
-        if attr.type == "complex":
+        if is_complex:
             checked: object = check_complex(attr, item, item_label, drop_read_only=drop_read_only)
         else:
             checked = check_simple(attr, item, item_label)
         if checked is None:
             continue
-        key = freeze(checked)
-        if key in seen:
-            continue
-        seen.add(key)
+        if find_duplicates:
+            key = freeze(checked)
+            if key in seen:
+                continue
+            seen.add(key)
         out.append(checked)
     if not out:
         return None
