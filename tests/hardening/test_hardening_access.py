@@ -313,21 +313,27 @@ def compared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
     return calls
 
 
+def _other(secret: str) -> str:
+    """The same secret but its last character: always a different one."""
+    return secret[:-1] + ("A" if secret[-1] != "A" else "B")
+
+
 async def test_every_credential_is_compared_in_constant_time(
     tenants: Tenants, compared: list[tuple[Any, Any]]
 ) -> None:
     token, key = tenants.scim["acme"], tenants.keys["acme"]
-    token_head, _, token_secret = token.rpartition("_")
-    key_head, _, key_secret = key.rpartition("_")
+    # `<prefix>_<id>_<secret>`; the secret itself may hold "_".
+    token_prefix, token_id, token_secret = token.split("_", 2)
+    key_prefix, key_id, key_secret = key.split("_", 2)
     scim, admin = "/scim/acme/v2/Users", "/admin/v1/tenants/acme"
     cases = [
         ("scim: valid", scim, token, 200),
-        ("scim: wrong secret", scim, f"{token_head}_{token_secret[::-1]}", 401),
-        ("scim: unknown id", scim, "scimb_0123456789abcdef_" + token_secret, 401),
+        ("scim: wrong secret", scim, f"{token_prefix}_{token_id}_{_other(token_secret)}", 401),
+        ("scim: unknown id", scim, f"{token_prefix}_0123456789abcdef_{token_secret}", 401),
         ("admin: operator", admin, OPERATOR, 200),
         ("admin: near operator", admin, OPERATOR[:-1] + "x", 401),
         ("admin: key", admin, key, 200),
-        ("admin: wrong key secret", admin, f"{key_head}_{key_secret[::-1]}", 401),
+        ("admin: wrong key secret", admin, f"{key_prefix}_{key_id}_{_other(key_secret)}", 401),
     ]
     for name, path, bearer, status in cases:
         compared.clear()
