@@ -580,11 +580,19 @@ class ResourceEndpoint:
         # when the filter may name it, else for the page when selected.
         parsed, test = checked
         in_filter = self.kind == "u" and "groups" in (query.filter or "").lower()
-        matched = [
-            (s, body)
-            async for s in self._candidates(tenant.slug, parsed)
-            if test(body := await self._visible(tenant.slug, s, in_filter))
-        ]
+        indexed = await self._indexed(tenant.slug, parsed)
+        if indexed is not None:
+            matched = [
+                (s, body)
+                for s in indexed
+                if test(body := await self._visible(tenant.slug, s, in_filter))
+            ]
+        else:
+            matched = [
+                (s, body)
+                async for s in self._scanned(tenant.slug)
+                if test(body := await self._visible(tenant.slug, s, in_filter))
+            ]
         hits = matched[start - 1 : start - 1 + count]
         if not in_filter and self._wants_groups(query.attributes):
             hits = [(s, await self._visible(tenant.slug, s, True)) for s, _ in hits]
@@ -601,29 +609,31 @@ class ResourceEndpoint:
         total, resources = await self.query(tenant, query)
         return scim_response(list_response(total, self.bounds(query)[0], resources))
 
-    async def _candidates(self, tenant: str, parsed: Any):  # type: ignore[no-untyped-def]
-        """Resources a filter may match: from an index when the filter pins
-        userName, externalId, id or displayName with `eq`, else a bounded scan."""
+    async def _indexed(self, tenant: str, parsed: Filter) -> list[Stored] | None:
+        """The resources a filter may match, from an index, when it pins
+        userName, externalId, id or displayName with `eq`; None otherwise.
+        (A list, not an async generator: this is the hot path of every
+        Entra lookup.)"""
         key = equality_key(parsed)
-        if key is not None:
-            attr, value = key
-            if attr == "userName" and self.kind == "u":
-                found = await self.s.resources.get_by_user_name(tenant, value)
-                if found is not None:
-                    yield found
-                return
-            if attr == "id":
-                ids = [value] if is_resource_id(value) else []
-            elif attr == "externalId":
-                ids = await self.s.resources.ids_by_external_id(tenant, self.kind, value)
-            elif attr == "displayName" and self.kind == "g":
-                ids = await self.s.resources.ids_by_display_name(tenant, value)
-            else:
-                ids = None
-            if ids is not None:
-                for stored in await self.s.resources.get_many(tenant, self.kind, ids):
-                    yield stored
-                return
+        if key is None:
+            return None
+        attr, value = key
+        if attr == "userName" and self.kind == "u":
+            found = await self.s.resources.get_by_user_name(tenant, value)
+            return [found] if found is not None else []
+        if attr == "id":
+            ids = [value] if is_resource_id(value) else []
+        elif attr == "externalId":
+            ids = await self.s.resources.ids_by_external_id(tenant, self.kind, value)
+        elif attr == "displayName" and self.kind == "g":
+            ids = await self.s.resources.ids_by_display_name(tenant, value)
+        else:
+            return None
+        return await self.s.resources.get_many(tenant, self.kind, ids)
+
+    async def _scanned(self, tenant: str) -> AsyncIterator[Stored]:
+        """Every resource of the kind, for a filter no index answers: refused
+        above `max_scan` resources."""
         total = await self.s.resources.count(tenant, self.kind)
         if total > self.s.settings.max_scan:
             raise TooMany(
