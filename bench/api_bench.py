@@ -5,13 +5,14 @@ baseline (a bare Litestar handler doing one Redis write), then drives each
 with `wrk` (Debian's package) and prints requests a second and p50/p99 for
 POST /Users, GET /Users?filter=userName eq "...", and PATCH /Users/{id}.
 
-    python -m bench.api_bench [--seconds 10] [--connections 32] [--rounds 3]
+    python -m bench.api_bench [--seconds 5] [--connections 32] [--rounds 5]
 
-Each round runs the baseline, then the three workloads; a last baseline
-closes the run. A workload's ratio in a round is its rate over the mean of
-the baselines either side of it, and the figures printed are the medians
-over the rounds, so that a noisy moment on a shared machine moves one round,
-not the result.
+The baseline runs before and after every workload run (B W1 B W2 B W3 B
+... for each round), so each ratio compares a workload with the baseline
+measured seconds either side of it: on a shared machine the rate of both
+drifts by 10% and more within a minute. A workload's ratio in a round is
+its rate over the mean of those two baselines; the figures printed are the
+medians over the rounds, so a noisy moment moves one round, not the result.
 """
 
 from __future__ import annotations
@@ -186,9 +187,9 @@ async def make_tenant(redis_url: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -229,17 +230,19 @@ def main() -> None:
             "PATCH /Users/{id}": PATCH_USERS,
         }
         run_wrk(BASELINE_POST, baseline, 2, c, wrk_env)  # warm-up
+        for lua in workloads.values():
+            run_wrk(lua, api, 2, c, wrk_env)
         baselines = [run_wrk(BASELINE_POST, baseline, s, c, wrk_env)]
         rounds: list[dict[str, dict[str, float]]] = []
         for _ in range(args.rounds):
-            rounds.append(
-                {name: run_wrk(lua, api, s, c, wrk_env) for name, lua in workloads.items()}
-            )
-            baselines.append(run_wrk(BASELINE_POST, baseline, s, c, wrk_env))
-        for i, results in enumerate(rounds):
-            around = (baselines[i]["rps"] + baselines[i + 1]["rps"]) / 2
-            for r in results.values():
-                r["ratio"] = r["rps"] / around
+            results: dict[str, dict[str, float]] = {}
+            for name, lua in workloads.items():
+                result = run_wrk(lua, api, s, c, wrk_env)
+                before = baselines[-1]
+                baselines.append(run_wrk(BASELINE_POST, baseline, s, c, wrk_env))
+                result["ratio"] = result["rps"] / ((before["rps"] + baselines[-1]["rps"]) / 2)
+                results[name] = result
+            rounds.append(results)
         header = ("workload (median of rounds)", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio")
         print("\n{:42} {:>9} {:>8} {:>8} {:>8} {:>6}   ratio per round".format(*header))
         summary: dict[str, dict[str, float]] = {}
