@@ -52,7 +52,7 @@ def header(request: Request[Any, Any, Any], name: bytes) -> str | None:
     allows for list-valued ones (RFC 9110 §5.3). `name` is lower-case."""
     found: str | None = None
     for key, value in request.scope["headers"]:
-        if key == name or key.lower() == name:
+        if key.lower() == name:
             text = value.decode("latin-1")
             found = text if found is None else f"{found}, {text}"
     return found
