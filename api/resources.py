@@ -16,11 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
-from litestar.response import Stream
+from litestar import Request
 
 from api.scim_io import (
-    SCIM_MEDIA_TYPE,
+    ScimResponse,
     empty_response,
     encode,
     etag_of,
@@ -216,7 +215,7 @@ class ResourceEndpoint:
 
     async def render(
         self, tenant: str, stored: Stored, status: int = 200, view: View | None = None
-    ) -> Response[Any]:
+    ) -> ScimResponse:
         """The resource as an answer; a group with more than
         STREAM_MEMBERS_OVER members (when they are asked for) is streamed."""
         view = view or View()
@@ -323,7 +322,7 @@ class ResourceEndpoint:
 
     async def create(
         self, request: Request[Any, Any, Any], tenant: Tenant, view: View | None = None
-    ) -> Response[bytes]:
+    ) -> ScimResponse:
         body = await read_json_object(request, self.s.settings.max_body_bytes)
         doc = self._storable(canonicalize(self.rtype, body))
         members: list[str] = []
@@ -355,7 +354,7 @@ class ResourceEndpoint:
 
     async def get(
         self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
-    ) -> Response[bytes]:
+    ) -> ScimResponse:
         stored = await self._existing(tenant, rid)
         if not_modified(request, stored.version):
             return empty_response(304, etag=etag_of(stored.version))
@@ -363,7 +362,7 @@ class ResourceEndpoint:
 
     async def _streamed_group(
         self, tenant: str, stored: Stored, status: int, view: View
-    ) -> Response[Any]:
+    ) -> ScimResponse:
         """A large group's body: members are read (ZRANGE BYLEX) and written a
         page at a time, so no request holds tens of thousands of them. The
         same JSON object as the one-piece render, members first."""
@@ -401,10 +400,8 @@ class ResourceEndpoint:
                 after = ids[-1]
             yield b"]," + rest[1:] if rest != b"{}" else b"]}"
 
-        headers = {"ETag": etag_of(stored.version)}
-        if status == 201:
-            headers["Location"] = self.location(tenant, stored.id)
-        return Stream(body(), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
+        location = self.location(tenant, stored.id) if status == 201 else None
+        return ScimResponse(body(), status, etag=etag_of(stored.version), location=location)
 
     def _storable(self, doc: dict[str, Any]) -> dict[str, Any]:
         """What the shadow keeps: never an attribute that is never returned.
@@ -451,7 +448,7 @@ class ResourceEndpoint:
 
     async def replace(
         self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
-    ) -> Response[bytes]:
+    ) -> ScimResponse:
         """PUT (RFC 7644 §3.5.1). A Group's `members` are replaced as a set;
         a membership change is a new version even when nothing else changed."""
         body = await read_json_object(request, self.s.settings.max_body_bytes)
@@ -479,7 +476,7 @@ class ResourceEndpoint:
 
     async def patch(
         self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
-    ) -> Response[bytes]:
+    ) -> ScimResponse:
         """PATCH (RFC 7644 §3.5.2), answered 200 with the resource.
 
         Group member operations become one set change (`split_member_ops`); the
@@ -529,7 +526,7 @@ class ResourceEndpoint:
 
     async def delete(
         self, request: Request[Any, Any, Any], tenant: Tenant, rid: str
-    ) -> Response[bytes]:
+    ) -> ScimResponse:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
         version = stored.version if header(request, b"if-match") else None
@@ -605,7 +602,7 @@ class ResourceEndpoint:
         visible = project(body, self.rtype)
         return {**visible, "groups": body["groups"]} if "groups" in body else visible
 
-    async def search(self, tenant: Tenant, query: ListQuery) -> Response[bytes]:
+    async def search(self, tenant: Tenant, query: ListQuery) -> ScimResponse:
         total, resources = await self.query(tenant, query)
         return scim_response(list_response(total, self.bounds(query)[0], resources))
 

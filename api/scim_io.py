@@ -6,10 +6,12 @@ enforces the same limits and answers the same `application/scim+json`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
+from litestar.types import Receive, Scope, Send
 
 from scim.errors import InvalidSyntax, PayloadTooLarge, PreconditionFailed, UnsupportedMediaType
 
@@ -24,26 +26,64 @@ def encode(body: object) -> bytes:
     return _encoder.encode(body)
 
 
+class ScimResponse:
+    """A finished SCIM answer, as a bare ASGI app.
+
+    Handlers return it as it is: Litestar passes an ASGI app straight to the
+    server, where its general `Response` would first build a header mapping,
+    then an `ASGIResponse`, handling cookies, media types and background
+    tasks that SCIM answers never have (~16 µs a response by timeit). The
+    body is bytes, or an async iterator of chunks for a streamed large group.
+    """
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self,
+        body: bytes | AsyncIterator[bytes],
+        status: int = 200,
+        *,
+        etag: str | None = None,
+        location: str | None = None,
+    ) -> None:
+        self.body = body
+        self.status = status
+        headers: list[tuple[bytes, bytes]] = []
+        if etag:
+            headers.append((b"etag", etag.encode("latin-1")))
+        if location:
+            headers.append((b"location", location.encode("latin-1")))
+        if status not in (204, 304):  # no content, so no Content-Type either
+            headers.append(_CONTENT_TYPE)
+            if isinstance(body, bytes):
+                headers.append((b"content-length", str(len(body)).encode("ascii")))
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        if isinstance(self.body, bytes):
+            await send({"type": "http.response.body", "body": self.body, "more_body": False})
+            return
+        async for chunk in self.body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_CONTENT_TYPE = (b"content-type", SCIM_MEDIA_TYPE.encode("ascii"))
+
+
 def scim_response(
     body: object,
     status: int = 200,
     *,
     etag: str | None = None,
     location: str | None = None,
-) -> Response[bytes]:
-    headers: dict[str, str] = {}
-    if etag:
-        headers["ETag"] = etag
-    if location:
-        headers["Location"] = location
-    return Response(
-        content=encode(body), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers
-    )
+) -> ScimResponse:
+    return ScimResponse(encode(body), status, etag=etag, location=location)
 
 
-def empty_response(status: int = 204, *, etag: str | None = None) -> Response[bytes]:
-    headers = {"ETag": etag} if etag else {}
-    return Response(content=b"", status_code=status, headers=headers, media_type=SCIM_MEDIA_TYPE)
+def empty_response(status: int = 204, *, etag: str | None = None) -> ScimResponse:
+    return ScimResponse(b"", status, etag=etag)
 
 
 def header(request: Request[Any, Any, Any], name: bytes) -> str | None:

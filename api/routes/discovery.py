@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from api.scim_io import MAX_JSON_DEPTH, scim_response
+from api.scim_io import MAX_JSON_DEPTH, ScimResponse, scim_response
 from api.settings import Settings
 from scim.errors import NotFound
 from scim.schema import (
@@ -103,31 +103,29 @@ def _base(request: Req, tenant: TenantDep) -> str:
 
 def discovery_handlers() -> list[Any]:
     @get("/ServiceProviderConfig", name="spc")
-    async def spc(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def spc(request: Req, tenant: TenantDep) -> ScimResponse:
         settings: Settings = request.app.state.services.settings
         return scim_response(service_provider_config(settings, _base(request, tenant)))
 
     @get("/ResourceTypes", name="resource-types")
-    async def resource_types(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def resource_types(request: Req, tenant: TenantDep) -> ScimResponse:
         base = _base(request, tenant)
         return scim_response(_listing([resource_type_doc(rt, base) for rt in RESOURCE_TYPES]))
 
     @get("/ResourceTypes/{name:str}", name="resource-type")
-    async def resource_type(
-        request: Req, tenant: TenantDep, name: FromPath[str]
-    ) -> Response[bytes]:
+    async def resource_type(request: Req, tenant: TenantDep, name: FromPath[str]) -> ScimResponse:
         for rt in RESOURCE_TYPES:
             if rt.id.lower() == name.lower():
                 return scim_response(resource_type_doc(rt, _base(request, tenant)))
         raise NotFound(f"no resource type {name!r}")
 
     @get("/Schemas", name="schemas")
-    async def schemas(request: Req, tenant: TenantDep) -> Response[bytes]:
+    async def schemas(request: Req, tenant: TenantDep) -> ScimResponse:
         base = _base(request, tenant)
         return scim_response(_listing([schema_doc(s, base) for s in SCHEMAS]))
 
     @get("/Schemas/{urn:str}", name="schema")
-    async def schema(request: Req, tenant: TenantDep, urn: FromPath[str]) -> Response[bytes]:
+    async def schema(request: Req, tenant: TenantDep, urn: FromPath[str]) -> ScimResponse:
         for s in SCHEMAS:
             if s.id.lower() == urn.lower():
                 return scim_response(schema_doc(s, _base(request, tenant)))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar import Request, Router, delete, get, patch, post, put
 from litestar.di import Provide
 
 from api.auth import scim_tenant
 from api.resources import ListQuery, ResourceEndpoint, View, search_all
 from api.routes.discovery import TenantDep, discovery_handlers
-from api.scim_io import read_json_object, scim_response
+from api.scim_io import ScimResponse, read_json_object, scim_response
 from scim.errors import InvalidSyntax, InvalidValue, ScimError
 from scim.schema import SEARCH_REQUEST_SCHEMA
 from shadow import Tenant
@@ -117,39 +117,39 @@ def _resource_handlers(name: str) -> list[Any]:
     base = f"/{name}"
 
     @get(base, name=f"{name}-list")
-    async def list_resources(request: Req) -> Response[bytes]:
+    async def list_resources(request: Req) -> ScimResponse:
         tenant = await _tenant(request)
         return await _endpoint(request, name).search(tenant, query_from_params(request))
 
     @post(f"{base}/.search", name=f"{name}-search", status_code=200)
-    async def search(request: Req) -> Response[bytes]:
+    async def search(request: Req) -> ScimResponse:
         tenant = await _tenant(request)
         return await _endpoint(request, name).search(tenant, await _search_body(request))
 
     @post(base, name=f"{name}-create")
-    async def create(request: Req) -> Response[bytes]:
+    async def create(request: Req) -> ScimResponse:
         tenant = await _tenant(request)
         return await _endpoint(request, name).create(request, tenant, view_from_params(request))
 
     @get(f"{base}/{{rid:str}}", name=f"{name}-get")
-    async def read(request: Req) -> Response[bytes]:
+    async def read(request: Req) -> ScimResponse:
         tenant, rid = await _tenant(request), request.path_params["rid"]
         return await _endpoint(request, name).get(request, tenant, rid, view_from_params(request))
 
     @put(f"{base}/{{rid:str}}", name=f"{name}-replace")
-    async def replace(request: Req) -> Response[bytes]:
+    async def replace(request: Req) -> ScimResponse:
         tenant, rid = await _tenant(request), request.path_params["rid"]
         view = view_from_params(request)
         return await _endpoint(request, name).replace(request, tenant, rid, view)
 
     @patch(f"{base}/{{rid:str}}", name=f"{name}-patch")
-    async def modify(request: Req) -> Response[bytes]:
+    async def modify(request: Req) -> ScimResponse:
         tenant, rid = await _tenant(request), request.path_params["rid"]
         view = view_from_params(request)
         return await _endpoint(request, name).patch(request, tenant, rid, view)
 
     @delete(f"{base}/{{rid:str}}", name=f"{name}-delete", status_code=200)
-    async def remove(request: Req) -> Response[bytes]:
+    async def remove(request: Req) -> ScimResponse:
         tenant, rid = await _tenant(request), request.path_params["rid"]
         return await _endpoint(request, name).delete(request, tenant, rid)
 
@@ -157,19 +157,19 @@ def _resource_handlers(name: str) -> list[Any]:
 
 
 @post("/.search", name="root-search", status_code=200)
-async def root_search(request: Req, tenant: TenantDep) -> Response[bytes]:
+async def root_search(request: Req, tenant: TenantDep) -> ScimResponse:
     """Search across Users and Groups (RFC 7644 §3.4.3)."""
     query = await _search_body(request)
     return scim_response(await search_all(request.app.state.endpoints, tenant, query))
 
 
 @get(["/Me", "/Bulk"], name="not-implemented")
-async def not_implemented_get(tenant: TenantDep) -> Response[bytes]:
+async def not_implemented_get(tenant: TenantDep) -> ScimResponse:
     raise ScimError("not implemented by this service provider", status=501)
 
 
 @post(["/Me", "/Bulk"], name="not-implemented-post")
-async def not_implemented_post(tenant: TenantDep) -> Response[bytes]:
+async def not_implemented_post(tenant: TenantDep) -> ScimResponse:
     raise ScimError("not implemented by this service provider", status=501)
 
 
