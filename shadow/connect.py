@@ -52,7 +52,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.sentinel import Sentinel as SyncSentinel
 
-from shadow.wire import with_hiredis_packing
+from shadow.wire import with_fast_wire
 
 __all__ = [
     "BridgeRedisCluster",
@@ -178,10 +178,10 @@ def connect(url: str, **options: Any) -> Redis:
     """
     parsed = parse(url)
     if parsed.kind == "plain":
-        return _packing_with_hiredis(cast(Redis, Redis.from_url(url, **options)))
+        return _with_fast_wire(cast(Redis, Redis.from_url(url, **options)))
     if parsed.kind == "sentinel":
         client: Redis = _sentinel_master(parsed, options, _SentinelRedis)
-        return _packing_with_hiredis(client)
+        return _with_fast_wire(client)
     kwargs = {**_connection_options(parsed), **options}
     if parsed.tls:
         kwargs["ssl"] = True
@@ -194,11 +194,12 @@ def connect(url: str, **options: Any) -> Redis:
     )
 
 
-def _packing_with_hiredis(client: Redis) -> Redis:
-    """The client's connections pack commands in C (shadow.wire); the pool
-    has made none yet, so each one it makes is of the new class."""
+def _with_fast_wire(client: Redis) -> Redis:
+    """The client's connections pack commands in C and check idle connections
+    without a socket read (shadow.wire); the pool has made none yet, so each
+    one it makes is of the new class."""
     pool = client.connection_pool
-    pool.connection_class = with_hiredis_packing(pool.connection_class)
+    pool.connection_class = with_fast_wire(pool.connection_class)
     return client
 
 
@@ -306,10 +307,10 @@ class BridgeRedisCluster(RedisCluster):
         super().__init__(*args, **kwargs)
         # Connections pack commands in C (shadow.wire): the nodes given and
         # the nodes discovered later (made from connection_kwargs).
-        packing = with_hiredis_packing(self.connection_kwargs["connection_class"])
-        self.connection_kwargs["connection_class"] = packing
+        fast = with_fast_wire(self.connection_kwargs["connection_class"])
+        self.connection_kwargs["connection_class"] = fast
         for node in self.nodes_manager.startup_nodes.values():
-            node.connection_class = packing
+            node.connection_class = fast
         self._bridge_scripts: dict[str, Any] = {}
         self._bridge_multi = self.register_script(_MULTI)
 

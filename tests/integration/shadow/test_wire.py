@@ -1,7 +1,11 @@
-"""Commands packed by hiredis (shadow.wire): the bytes redis-py's own asyncio
-packer sends, the same refusals, and the store's clients use it."""
+"""shadow.wire against a real Redis: commands packed by hiredis are the bytes
+redis-py's own asyncio packer sends, with the same refusals; an idle pooled
+connection holding anything unread is replaced, never lent; the store's
+clients use both."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
@@ -9,10 +13,10 @@ from redis.exceptions import DataError
 
 from shadow import ResourceStore
 from shadow.connect import connect
-from shadow.wire import HiredisPacking, with_hiredis_packing
+from shadow.wire import HiredisPacking, IdleCheckFromBuffers, with_fast_wire
 from tests.support.redis_server import RedisServer
 
-FastConnection = with_hiredis_packing(Connection)
+FastConnection = with_fast_wire(Connection)
 
 COMMANDS: list[tuple[object, ...]] = [
     ("SET", "k", "v"),
@@ -43,9 +47,9 @@ def test_values_redis_py_refuses_are_refused(bad: object) -> None:
 
 
 def test_one_class_per_base_and_never_mixed_twice() -> None:
-    assert with_hiredis_packing(Connection) is FastConnection
-    assert with_hiredis_packing(FastConnection) is FastConnection
-    unix = with_hiredis_packing(UnixDomainSocketConnection)
+    assert with_fast_wire(Connection) is FastConnection
+    assert with_fast_wire(FastConnection) is FastConnection
+    unix = with_fast_wire(UnixDomainSocketConnection)
     assert issubclass(unix, UnixDomainSocketConnection)
     assert unix is not FastConnection
 
@@ -57,6 +61,7 @@ async def test_the_stores_client_packs_with_hiredis_against_a_real_redis(
     try:
         await client.flushall()
         assert issubclass(client.connection_pool.connection_class, HiredisPacking)
+        assert issubclass(client.connection_pool.connection_class, IdleCheckFromBuffers)
         value = "Zoë 名前 🙂".encode() + bytes(range(256)) + b"y" * 50_000
         await client.set("wire:big", value)
         assert await client.get("wire:big") == value
@@ -66,5 +71,55 @@ async def test_the_stores_client_packs_with_hiredis_against_a_real_redis(
         assert stored is not None
         assert stored.version == written.version == 1
         assert stored.doc == {"userName": "zoë@example.com"}
+    finally:
+        await client.aclose()
+
+
+async def test_a_reply_nobody_read_is_never_handed_to_the_next_command(
+    redis_server: RedisServer,
+) -> None:
+    client = connect(redis_server.url)
+    try:
+        await client.set("wire:k", "value")
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        await conn.send_command("ECHO", "stale")  # its reply is never read
+        await asyncio.sleep(0.1)  # by now the event loop has read it
+        await pool.release(conn)
+        assert await conn.can_read_destructive()
+        for _ in range(3):  # whichever pooled connection each command gets
+            assert await client.get("wire:k") == b"value"
+        assert await client.echo("fresh") == b"fresh"
+    finally:
+        await client.aclose()
+
+
+async def test_a_connection_the_server_closed_is_reconnected_not_used(
+    redis_server: RedisServer,
+) -> None:
+    client = connect(redis_server.url)
+    killer = connect(redis_server.url)
+    try:
+        victim = await client.client_id()
+        assert await killer.client_kill_filter(_id=victim) == 1
+        await asyncio.sleep(0.1)  # the event loop sees the close
+        assert await client.ping()
+        assert await client.client_id() != victim
+    finally:
+        await client.aclose()
+        await killer.aclose()
+
+
+async def test_a_clean_idle_connection_is_lent_as_it_is(redis_server: RedisServer) -> None:
+    client = connect(redis_server.url)
+    try:
+        first = await client.client_id()
+        for _ in range(5):
+            assert await client.client_id() == first
+        conn = await client.connection_pool.get_connection()
+        try:
+            assert not await conn.can_read_destructive()
+        finally:
+            await client.connection_pool.release(conn)
     finally:
         await client.aclose()
