@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -25,6 +26,29 @@ DEMO_TENANT = "demo"
 SANDBOX_PORT = 8100
 
 
+#: Young objects allocated (net) before the collector runs, instead of 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc_for_serving() -> None:
+    """Keep Python's cycle collector off the request path.
+
+    With 32 requests in flight, the default threshold (700 net allocations)
+    ran a young collection every ~20 requests, promoting the objects of
+    requests still in flight, and every ~2,000 a full one over the ~70,000
+    objects of the loaded modules: ~7% of the API's CPU under load and the
+    tail of its latency (filter GET p99 51-76 ms; 26-28 ms tuned).
+    Freezing what start-up made takes it out of every collection (it lives
+    as long as the process anyway); the higher threshold lets requests free
+    their objects before a collection sees them. Cyclic garbage still gets
+    collected, ten thousand objects later.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def run_api(settings: Settings) -> None:
     import uvicorn
 
@@ -33,8 +57,10 @@ def run_api(settings: Settings) -> None:
     configure_logging(settings.log_level)
     refuse_bad_layout(settings)
     warn_if_not_persistent(settings.redis_url)
+    app = create_app(settings)
+    tune_gc_for_serving()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
