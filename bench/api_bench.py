@@ -13,6 +13,12 @@ measured seconds either side of it: on a shared machine the rate of both
 drifts by 10% and more within a minute. A workload's ratio in a round is
 its rate over the mean of those two baselines; the figures printed are the
 medians over the rounds, so a noisy moment moves one round, not the result.
+
+Beside the rates it prints each server's CPU time per request (user +
+system, read from /proc before and after each run): time stolen by other
+guests on a shared host slows a run but is not charged to the process, so
+this figure moves much less than the rates do. The "CPU ratio" is the
+baseline's CPU per request over the workload's, round by round.
 """
 
 from __future__ import annotations
@@ -55,11 +61,20 @@ def wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
-    script: str, url: str, seconds: int, connections: int, env: dict[str, str]
+    script: str, url: str, seconds: int, connections: int, env: dict[str, str], pid: int
 ) -> dict[str, float]:
+    """One wrk run against `url`; rates, latencies and the CPU per request
+    of the server process `pid`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    cpu_before = cpu_seconds(pid)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
         stdout=subprocess.PIPE,
@@ -67,6 +82,7 @@ def run_wrk(
         env={**os.environ, **env},
         check=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu_before
     os.unlink(f.name)
 
     def ms(label: str) -> float:
@@ -79,7 +95,9 @@ def run_wrk(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0
-    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": errors}
+    served = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu_us = cpu / served * 1e6 if served else float("nan")
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": errors, "cpu_us": cpu_us}
 
 
 POST_USERS = r"""
@@ -229,28 +247,41 @@ def main() -> None:
             "GET /Users?filter=userName eq": GET_FILTER,
             "PATCH /Users/{id}": PATCH_USERS,
         }
-        run_wrk(BASELINE_POST, baseline, 2, c, wrk_env)  # warm-up
+        api_pid, base_pid = procs[0].pid, procs[1].pid
+
+        def bare() -> dict[str, float]:
+            return run_wrk(BASELINE_POST, baseline, s, c, wrk_env, base_pid)
+
+        run_wrk(BASELINE_POST, baseline, 2, c, wrk_env, base_pid)  # warm-up
         for lua in workloads.values():
-            run_wrk(lua, api, 2, c, wrk_env)
-        baselines = [run_wrk(BASELINE_POST, baseline, s, c, wrk_env)]
+            run_wrk(lua, api, 2, c, wrk_env, api_pid)
+        baselines = [bare()]
         rounds: list[dict[str, dict[str, float]]] = []
         for _ in range(args.rounds):
             results: dict[str, dict[str, float]] = {}
             for name, lua in workloads.items():
-                result = run_wrk(lua, api, s, c, wrk_env)
+                result = run_wrk(lua, api, s, c, wrk_env, api_pid)
                 before = baselines[-1]
-                baselines.append(run_wrk(BASELINE_POST, baseline, s, c, wrk_env))
-                result["ratio"] = result["rps"] / ((before["rps"] + baselines[-1]["rps"]) / 2)
+                baselines.append(bare())
+                around = (before, baselines[-1])
+                result["ratio"] = result["rps"] / statistics.mean(b["rps"] for b in around)
+                base_cpu = statistics.mean(b["cpu_us"] for b in around)
+                result["cpu_ratio"] = base_cpu / result["cpu_us"]
                 results[name] = result
             rounds.append(results)
         header = ("workload (median of rounds)", "req/s", "p50 ms", "p99 ms", "non-2xx", "ratio")
-        print("\n{:42} {:>9} {:>8} {:>8} {:>8} {:>6}   ratio per round".format(*header))
+        print(
+            "\n{:42} {:>9} {:>8} {:>8} {:>8} {:>6}   ratio per round".format(*header)
+            + "   | CPU µs/req, CPU ratio"
+        )
         summary: dict[str, dict[str, float]] = {}
         for name in [BASELINE, *workloads]:
             runs = baselines if name == BASELINE else [r[name] for r in rounds]
-            med = {k: statistics.median(x[k] for x in runs) for k in ("rps", "p50", "p99")}
+            keys = ("rps", "p50", "p99", "cpu_us")
+            med = {k: statistics.median(x[k] for x in runs) for k in keys}
             med["non2xx"] = sum(x["non2xx"] for x in runs)
             med["ratio"] = statistics.median(x.get("ratio", 1.0) for x in runs)
+            med["cpu_ratio"] = statistics.median(x.get("cpu_ratio", 1.0) for x in runs)
             summary[name] = med
             per_round = " ".join(f"{x.get('ratio', x['rps']):.2f}" for x in runs)
             if name == BASELINE:
@@ -258,6 +289,7 @@ def main() -> None:
             print(
                 f"{name:42} {med['rps']:9.0f} {med['p50']:8.2f} {med['p99']:8.2f} "
                 f"{int(med['non2xx']):8d} {med['ratio']:6.2f}   {per_round}"
+                f"   | {med['cpu_us']:.0f}, {med['cpu_ratio']:.2f}"
             )
         print(json.dumps({"summary": summary, "baselines": baselines, "rounds": rounds}))
     finally:
