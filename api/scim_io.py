@@ -26,6 +26,9 @@ def encode(body: object) -> bytes:
     return _encoder.encode(body)
 
 
+_CONTENT_TYPE = (b"content-type", SCIM_MEDIA_TYPE.encode("ascii"))
+
+
 class ScimResponse:
     """A finished SCIM answer, as a bare ASGI app.
 
@@ -67,9 +70,6 @@ class ScimResponse:
         async for chunk in self.body:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-_CONTENT_TYPE = (b"content-type", SCIM_MEDIA_TYPE.encode("ascii"))
 
 
 def scim_response(

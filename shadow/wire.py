@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -52,6 +53,7 @@ class IdleCheckFromBuffers:
     _reader: Any
     _writer: Any
     _parser: Any
+    _socket_is_empty: Callable[[], bool]
 
     async def can_read_destructive(self) -> bool:
         parser, stream, writer = self._parser, self._reader, self._writer
@@ -61,7 +63,7 @@ class IdleCheckFromBuffers:
         if stream is None or writer is None or replies is None:
             raise ConnectionError("Connection closed by server.")
         return bool(
-            stream._buffer  # bytes the event loop read and no command asked for
+            not self._socket_is_empty()  # the event loop read bytes no command asked for
             or replies.has_data()
             or stream.at_eof()
             or stream.exception() is not None

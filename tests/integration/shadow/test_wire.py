@@ -5,15 +5,17 @@ clients use both."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
 from shadow import ResourceStore
 from shadow.connect import connect
 from shadow.wire import HiredisPacking, IdleCheckFromBuffers, with_fast_wire
+from tests.support.cluster import wait_until
 from tests.support.redis_server import RedisServer
 
 FastConnection = with_fast_wire(Connection)
@@ -54,72 +56,64 @@ def test_one_class_per_base_and_never_mixed_twice() -> None:
     assert unix is not FastConnection
 
 
-async def test_the_stores_client_packs_with_hiredis_against_a_real_redis(
-    redis_server: RedisServer,
-) -> None:
-    client = connect(redis_server.url)
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """The store's client (`shadow.connect`) of the test Redis."""
+    made = connect(redis_server.url)
+    await made.flushall()
     try:
-        await client.flushall()
-        assert issubclass(client.connection_pool.connection_class, HiredisPacking)
-        assert issubclass(client.connection_pool.connection_class, IdleCheckFromBuffers)
-        value = "Zoë 名前 🙂".encode() + bytes(range(256)) + b"y" * 50_000
-        await client.set("wire:big", value)
-        assert await client.get("wire:big") == value
-        store = ResourceStore(client)  # a Lua write of some thirty arguments
-        written = await store.write("acme", "u", "u1", "create", {"userName": "zoë@example.com"})
-        stored = await store.get("acme", "u", "u1")
-        assert stored is not None
-        assert stored.version == written.version == 1
-        assert stored.doc == {"userName": "zoë@example.com"}
+        yield made
     finally:
-        await client.aclose()
+        await made.aclose()
 
 
-async def test_a_reply_nobody_read_is_never_handed_to_the_next_command(
-    redis_server: RedisServer,
-) -> None:
-    client = connect(redis_server.url)
-    try:
-        await client.set("wire:k", "value")
-        pool = client.connection_pool
-        conn = await pool.get_connection()
-        await conn.send_command("ECHO", "stale")  # its reply is never read
-        await asyncio.sleep(0.1)  # by now the event loop has read it
-        await pool.release(conn)
-        assert await conn.can_read_destructive()
-        for _ in range(3):  # whichever pooled connection each command gets
-            assert await client.get("wire:k") == b"value"
-        assert await client.echo("fresh") == b"fresh"
-    finally:
-        await client.aclose()
+async def test_the_stores_client_packs_with_hiredis_against_a_real_redis(client: Redis) -> None:
+    assert issubclass(client.connection_pool.connection_class, HiredisPacking)
+    assert issubclass(client.connection_pool.connection_class, IdleCheckFromBuffers)
+    value = "Zoë 名前 🙂".encode() + bytes(range(256)) + b"y" * 50_000
+    await client.set("wire:big", value)
+    assert await client.get("wire:big") == value
+    store = ResourceStore(client)  # a Lua write of some thirty arguments
+    written = await store.write("acme", "u", "u1", "create", {"userName": "zoë@example.com"})
+    stored = await store.get("acme", "u", "u1")
+    assert stored is not None
+    assert stored.version == written.version == 1
+    assert stored.doc == {"userName": "zoë@example.com"}
+
+
+async def test_a_reply_nobody_read_is_never_handed_to_the_next_command(client: Redis) -> None:
+    await client.set("wire:k", "value")
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    await conn.send_command("ECHO", "stale")  # its reply is never read
+    await wait_until(lambda: not conn._socket_is_empty(), 5, interval=0.005)  # the loop read it
+    await pool.release(conn)
+    assert await conn.can_read_destructive()
+    for _ in range(3):  # whichever pooled connection each command gets
+        assert await client.get("wire:k") == b"value"
+    assert await client.echo("fresh") == b"fresh"
 
 
 async def test_a_connection_the_server_closed_is_reconnected_not_used(
-    redis_server: RedisServer,
+    client: Redis, redis: Redis
 ) -> None:
-    client = connect(redis_server.url)
-    killer = connect(redis_server.url)
-    try:
-        victim = await client.client_id()
-        assert await killer.client_kill_filter(_id=victim) == 1
-        await asyncio.sleep(0.1)  # the event loop sees the close
-        assert await client.ping()
-        assert await client.client_id() != victim
-    finally:
-        await client.aclose()
-        await killer.aclose()
+    pool = client.connection_pool
+    conn = await pool.get_connection()
+    await conn.send_command("CLIENT", "ID")
+    victim = await conn.read_response()
+    await pool.release(conn)
+    assert await redis.client_kill_filter(_id=victim) == 1
+    await wait_until(lambda: conn._reader is not None and conn._reader.at_eof(), 5, interval=0.005)
+    assert await client.ping()
+    assert await client.client_id() != victim
 
 
-async def test_a_clean_idle_connection_is_lent_as_it_is(redis_server: RedisServer) -> None:
-    client = connect(redis_server.url)
+async def test_a_clean_idle_connection_is_lent_as_it_is(client: Redis) -> None:
+    first = await client.client_id()
+    for _ in range(5):
+        assert await client.client_id() == first
+    conn = await client.connection_pool.get_connection()
     try:
-        first = await client.client_id()
-        for _ in range(5):
-            assert await client.client_id() == first
-        conn = await client.connection_pool.get_connection()
-        try:
-            assert not await conn.can_read_destructive()
-        finally:
-            await client.connection_pool.release(conn)
+        assert not await conn.can_read_destructive()
     finally:
-        await client.aclose()
+        await client.connection_pool.release(conn)
