@@ -33,12 +33,9 @@ from scim.errors import InvalidSyntax, InvalidValue, Mutability
 from scim.names import Target, all_attributes, resolve_name
 from scim.quirks import normalise_manager_value, normalise_member_values, short
 from scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Attribute, ResourceType
-from scim.values import check_simple, check_value, is_unassigned
+from scim.values import JSON_CONTAINERS, check_simple, check_value, is_unassigned
 
 Document = dict[str, Any]
-
-
-_CONTAINERS = (dict, list)  # the only mutable JSON values
 
 
 def copy_json(value: Any) -> Any:
@@ -50,9 +47,9 @@ def copy_json(value: Any) -> Any:
     """
     # Scalars are taken as they are, without a call each: most values are scalars.
     if isinstance(value, dict):
-        return {k: copy_json(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items()}
+        return {k: copy_json(v) if isinstance(v, JSON_CONTAINERS) else v for k, v in value.items()}
     if isinstance(value, list):
-        return [copy_json(v) if isinstance(v, _CONTAINERS) else v for v in value]
+        return [copy_json(v) if isinstance(v, JSON_CONTAINERS) else v for v in value]
     return value
 
 

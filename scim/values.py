@@ -33,7 +33,7 @@ MAX_MULTI_VALUES = 100
 
 
 _NOT_STRINGS = frozenset({"boolean", "integer", "decimal", "complex"})  # other types are strings
-_CONTAINERS = (dict, list)
+JSON_CONTAINERS = (dict, list)  # the only mutable JSON values
 _SIZED = (str, list, dict)  # a tuple: `str | list | dict` would build a union on every call
 
 
@@ -100,8 +100,10 @@ def freeze(element: object) -> object:
         # scalars, so those are frozen inline: this runs for every element of every list.
         items = []
         for key, item in element.items():
-            frozen = freeze(item) if isinstance(item, _CONTAINERS) else (type(item).__name__, item)
-            items.append((key, frozen))
+            if isinstance(item, JSON_CONTAINERS):
+                items.append((key, freeze(item)))
+            else:
+                items.append((key, (type(item).__name__, item)))
         items.sort()
         return tuple(items)
     if isinstance(element, list):
