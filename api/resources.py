@@ -169,14 +169,7 @@ class ResourceEndpoint:
         if self.kind == "g" and with_members:
             members = await self.s.resources.member_ids(tenant, stored.id)
             if members:
-                body["members"] = [
-                    {
-                        "value": m,
-                        "$ref": f"{self.s.settings.scim_url(tenant)}/Users/{m}",
-                        "type": "User",
-                    }
-                    for m in members
-                ]
+                body["members"] = await self._member_entries(tenant, members)
         body["meta"] = {
             "resourceType": self.rtype.id,
             "created": stored.created,
@@ -185,6 +178,22 @@ class ResourceEndpoint:
             "version": etag_of(stored.version),
         }
         return body
+
+    async def _member_entries(self, tenant: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Members as RFC 7643 §4.2 renders them: `value`, `$ref`, `type` and
+        `display`, the user's displayName, else its userName (read-only: the
+        bridge writes them, whatever a client sent)."""
+        base = f"{self.s.settings.scim_url(tenant)}/Users/"
+        users = {u.id: u.doc for u in await self.s.resources.get_many(tenant, "u", ids)}
+        entries: list[dict[str, Any]] = []
+        for m in ids:
+            entry: dict[str, Any] = {"value": m, "$ref": base + m, "type": "User"}
+            doc = users.get(m)
+            display = doc and (doc.get("displayName") or doc.get("userName"))
+            if isinstance(display, str) and display:
+                entry["display"] = display
+            entries.append(entry)
+        return entries
 
     def _wants_members(self, attributes: list[str] | None, excluded: list[str] | None) -> bool:
         if self.kind != "g":
@@ -374,7 +383,6 @@ class ResourceEndpoint:
                 view.excluded,
             )
         )
-        base = f"{self.s.settings.scim_url(tenant)}/Users/"
 
         async def body() -> AsyncIterator[bytes]:
             yield b'{"members":['
@@ -386,7 +394,7 @@ class ResourceEndpoint:
                 )
                 if not ids:
                     break
-                members = [{"value": m, "$ref": base + m, "type": "User"} for m in ids]
+                members = await self._member_entries(tenant, ids)
                 page = project(
                     {"schemas": [GROUP_SCHEMA], "id": stored.id, "members": members},
                     self.rtype,

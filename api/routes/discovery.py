@@ -13,7 +13,7 @@ from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from api.scim_io import MAX_JSON_DEPTH, ScimResponse, scim_response
+from api.scim_io import ScimResponse, scim_response
 from api.settings import Settings
 from scim.errors import NotFound
 from scim.schema import (
@@ -34,6 +34,8 @@ Req = Request[Any, Any, Any]
 
 
 def service_provider_config(settings: Settings, base: str) -> dict[str, Any]:
+    """RFC 7643 §5, with only the RFCs' own fields: a strict client (RFC 7643
+    §3's schemas rule) refuses a top-level key its schemas do not declare."""
     return {
         "schemas": [SPC_SCHEMA],
         "patch": {"supported": True},
@@ -50,14 +52,15 @@ def service_provider_config(settings: Settings, base: str) -> dict[str, Any]:
                 "primary": True,
             }
         ],
-        # Limits beyond the RFC's fields, declared so clients can plan.
-        "urn:scim-bridge:limits": {
-            "maxPayloadBytes": settings.max_body_bytes,
-            "maxJsonDepth": MAX_JSON_DEPTH,
-            "maxPatchOperations": settings.max_patch_operations,
-            "maxFilterLength": settings.filter_length_limit,
+        # RFC 9865 §4: how a list is paged. Limits with no field in the RFCs
+        # (body size, JSON depth, PATCH operations, filter length and scan)
+        # are in the README: strict clients refuse an undeclared key here.
+        "pagination": {
+            "cursor": False,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": min(settings.default_page_size, settings.max_page_size),
             "maxPageSize": settings.max_page_size,
-            "maxFilterScan": settings.max_scan,
         },
         "meta": {
             "resourceType": "ServiceProviderConfig",

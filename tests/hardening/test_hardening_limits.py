@@ -50,12 +50,22 @@ def assert_error(response: Any, status: int, scim_type: str | None = None) -> No
 
 
 async def spc_limits(scim: ScimClient) -> dict[str, Any]:
+    """The limits in force: page sizes from the SPC's RFC fields (RFC 7643 §5,
+    RFC 9865 §4), the rest (which have no RFC field) from the settings."""
     response = await scim.get("/ServiceProviderConfig")
     assert response.status_code == 200
     spc: dict[str, Any] = response.json()
-    assert spc["filter"]["maxResults"] == spc["urn:scim-bridge:limits"]["maxPageSize"]
-    limits: dict[str, Any] = spc["urn:scim-bridge:limits"]
-    return limits
+    assert spc["filter"]["maxResults"] == spc["pagination"]["maxPageSize"]
+    settings: Settings = scim.http.app.state.services.settings
+    return {
+        "maxPayloadBytes": settings.max_body_bytes,
+        "maxJsonDepth": MAX_JSON_DEPTH,
+        "maxPatchOperations": settings.max_patch_operations,
+        "maxFilterLength": settings.filter_length_limit,
+        "maxPageSize": spc["pagination"]["maxPageSize"],
+        "defaultPageSize": spc["pagination"]["defaultPageSize"],
+        "maxFilterScan": settings.max_scan,
+    }
 
 
 async def test_the_readme_the_spc_and_the_enforcing_code_agree(
@@ -71,10 +81,11 @@ async def test_the_readme_the_spc_and_the_enforcing_code_agree(
         "maxPatchOperations": number(written["PATCH operations per request"]),
         "maxFilterLength": number(written["filter length"]),
         "maxPageSize": number(written["page size (`count`)"]),
+        "defaultPageSize": defaults.default_page_size,
         "maxFilterScan": number(written["resources scanned by a non-indexed filter"]),
     }
     assert f"(default {defaults.default_page_size})" in written["page size (`count`)"]
-    # What the pure logic enforces is what is declared.
+    # What the pure logic enforces is what is in force.
     assert declared["maxJsonDepth"] == MAX_JSON_DEPTH
     assert declared["maxPatchOperations"] == MAX_PATCH_OPERATIONS
     assert declared["maxFilterLength"] == MAX_FILTER_LENGTH
