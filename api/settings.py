@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -21,6 +23,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     admin_token: str = ""
+    # Opens /metrics (besides the operator token), for a Prometheus that
+    # should not hold the operator token.
+    metrics_token: str = ""
+    # On SIGTERM the API answers /readyz 503 and keeps serving this long
+    # before it closes its listener, so a load balancer stops sending first.
+    drain_s: float = 0.0
     # Declared in /ServiceProviderConfig and enforced.
     max_body_bytes: int = 1_048_576
     max_page_size: int = 200
@@ -67,29 +75,139 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.scim_base}/{tenant}/v2"
 
 
+class ConfigError(ValueError):
+    """An environment value the bridge refuses; the message names the
+    variable and what it expects, in one line (secrets are never echoed)."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: Long enough that guessing is hopeless; `secrets.token_urlsafe(32)` gives 43.
+MIN_TOKEN_LENGTH = 32
+TOKEN_HINT = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def _number(env: Mapping[str, str], var: str, cast: type[int] | type[float], low: float) -> Any:
+    text = env[var].strip()
+    kind = "a whole number" if cast is int else "a number"
+    try:
+        value = cast(text)
+    except ValueError:
+        raise ConfigError(f"{var}={_shown(text)}: expected {kind} >= {low:g}") from None
+    if not value >= low or value in (float("inf"),):
+        raise ConfigError(f"{var}={_shown(text)}: expected {kind} >= {low:g}")
+    return value
+
+
+def _port(env: Mapping[str, str], var: str, default: int) -> int:
+    text = env.get(var, str(default)).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigError(f"{var}={_shown(text)}: expected a TCP port, 1 to 65535")
+    return int(text)
+
+
+def check_redis_url(var: str, url: str) -> None:
+    """A URL redis-py (or shadow.connect) can use: a known scheme, a valid port."""
+    from shadow.connect import CLUSTER_SCHEMES, SENTINEL_SCHEMES, RedisUrlError, describe, parse
+
+    expects = (
+        "expected redis://[:password@]host[:port][/db] "
+        "(or rediss://, unix://, redis+sentinel://, redis+cluster://)"
+    )
+    shown = _shown(describe(url))
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in CLUSTER_SCHEMES + SENTINEL_SCHEMES:
+        try:
+            parse(url)
+        except (RedisUrlError, ValueError) as exc:
+            raise ConfigError(f"{var}={shown}: {exc}") from None
+        return
+    if scheme not in _REDIS_SCHEMES:
+        raise ConfigError(f"{var}={shown}: {expects}")
+    if scheme == "unix":
+        return
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{var}={shown}: the port must be 1 to 65535")
+    if not parts.hostname:
+        raise ConfigError(f"{var}={shown}: {expects}")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ConfigError(f"{var}={shown}: the database must be a number (/0)")
+
+
+def _public_url(env: Mapping[str, str], port: int) -> str:
+    url = env.get("BRIDGE_PUBLIC_URL", "").strip() or f"http://127.0.0.1:{port}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(
+            f"BRIDGE_PUBLIC_URL={_shown(url)}: expected an absolute http(s) URL "
+            "such as https://bridge.example.com"
+        )
+    return url
+
+
+def _secret(env: Mapping[str, str], var: str, least: int) -> str:
+    value = env.get(var, "")
+    if value and len(value) < least:
+        # Never the value itself: it is a secret, even a bad one.
+        raise ConfigError(
+            f"{var}: expected at least {least} characters (got {len(value)}); {TOKEN_HINT}"
+        )
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `REDIS_URL`, `PORT`, `BRIDGE_PUBLIC_URL`, `BRIDGE_ADMIN_TOKEN`, ..."""
+    """Settings from `REDIS_URL`, `PORT`, `BRIDGE_PUBLIC_URL`, `BRIDGE_ADMIN_TOKEN`, ...
+
+    Every value is checked here, so that a process refuses a bad one at start
+    with `ConfigError` (one line naming the variable) instead of running
+    wrongly or failing later with a traceback.
+    """
     env = os.environ if env is None else env
-    port = int(env.get("PORT", "8000"))
-    host = env.get("HOST", "127.0.0.1")
+    port = _port(env, "PORT", 8000)
+    host = env.get("HOST", "127.0.0.1").strip()
+    if not host:
+        raise ConfigError("HOST='': expected an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    redis_url = env.get("REDIS_URL", DEFAULT_REDIS_URL).strip()
+    check_redis_url("REDIS_URL", redis_url)
+    queue_url = env.get("QUEUE_REDIS_URL", "").strip()
+    if queue_url:
+        check_redis_url("QUEUE_REDIS_URL", queue_url)
+    level = env.get("LOG_LEVEL", "INFO").strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ConfigError(
+            f"LOG_LEVEL={_shown(env['LOG_LEVEL'])}: expected one of {', '.join(_LOG_LEVELS)}"
+        )
+    _secret(env, "BRIDGE_SESSION_SECRET", 16)
     values: dict[str, object] = {
-        "redis_url": env.get("REDIS_URL", DEFAULT_REDIS_URL),
-        "queue_redis_url": env.get("QUEUE_REDIS_URL", ""),
+        "redis_url": redis_url,
+        "queue_redis_url": queue_url,
         "host": host,
         "port": port,
-        "public_url": env.get("BRIDGE_PUBLIC_URL", f"http://127.0.0.1:{port}"),
-        "admin_token": env.get("BRIDGE_ADMIN_TOKEN", ""),
-        "log_level": env.get("LOG_LEVEL", "INFO"),
+        "public_url": _public_url(env, port),
+        "admin_token": _secret(env, "BRIDGE_ADMIN_TOKEN", MIN_TOKEN_LENGTH),
+        "metrics_token": _secret(env, "BRIDGE_METRICS_TOKEN", MIN_TOKEN_LENGTH),
+        "log_level": level,
     }
-    for field, var, cast in (
-        ("max_jobs", "WORKER_MAX_JOBS", int),
-        ("job_timeout_s", "WORKER_JOB_TIMEOUT", float),
-        ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int),
-        ("sweep_grace_s", "WORKER_SWEEP_GRACE", float),
-        ("poll_delay_s", "WORKER_POLL_DELAY", float),
-        ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float),
-        ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int),
+    for field, var, cast, low in (
+        ("max_jobs", "WORKER_MAX_JOBS", int, 1),
+        ("job_timeout_s", "WORKER_JOB_TIMEOUT", float, 1),
+        ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int, 1),
+        ("sweep_grace_s", "WORKER_SWEEP_GRACE", float, 0),
+        ("poll_delay_s", "WORKER_POLL_DELAY", float, 0.001),
+        ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float, 0),
+        ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
+        ("drain_s", "API_DRAIN_SECONDS", float, 0),
     ):
         if var in env:
-            values[field] = cast(env[var])
+            values[field] = _number(env, var, cast, low)
     return msgspec.convert(values, Settings)
