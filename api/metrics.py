@@ -5,8 +5,9 @@ Three sources, one scrape:
 - `RequestMetrics`: SCIM requests by route template, method and status, and
   their latency, counted in this process by `api.middleware`.
 - Gauges per tenant read from Redis at scrape time: queue depth, users per
-  sync state, age of the oldest pending change. One pipeline reads every
-  tenant's figures (five O(1)/O(log n) commands each), so a scrape costs
+  sync state, age of the oldest pending change, the breaker (tripped, users
+  held). One pipeline reads every tenant's figures (seven O(1)/O(log n)
+  commands each), so a scrape costs
   two round trips whatever the number of tenants (three when the queue has
   a Redis of its own).
 - The workers' counters and histograms (sync lag, LMS calls), flushed by
@@ -41,6 +42,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shadow import keys
+from worker.health import HEALTH_KEY as WORKER_HEALTH_KEY
 from worker.metrics import METRICS_KEY, SERIES, decode_field
 from worker.queue import QUEUE_NAME
 
@@ -124,12 +126,16 @@ class TenantFigures(NamedTuple):
     failed: int
     queued: int
     oldest_pending_ms: int | None
+    breaker_tripped: bool = False
+    held: int = 0
 
 
 class StoreFigures(NamedTuple):
     tenants: list[TenantFigures]
     worker: dict[bytes, bytes]
     arq_queue_depth: int | None
+    # Whether arq's health key exists: some worker's main loop ran lately.
+    worker_alive: bool | None = None
 
 
 async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
@@ -140,6 +146,7 @@ async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
         pipe.hgetall(METRICS_KEY)
         if queue is None:
             pipe.zcard(QUEUE_NAME)
+            pipe.exists(WORKER_HEALTH_KEY)
         first = await pipe.execute()
     slugs = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in first[0])
     async with redis.pipeline(transaction=False) as pipe:
@@ -149,10 +156,12 @@ async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
             pipe.zcard(keys.state_set(slug, "failed"))
             pipe.zcard(keys.queued(slug))
             pipe.zrange(keys.state_set(slug, "pending"), 0, 0, withscores=True)
+            pipe.hget(keys.breaker_state(slug), "tripped")
+            pipe.zcard(keys.breaker_held(slug))
         rows = await pipe.execute() if slugs else []
     tenants = []
     for i, slug in enumerate(slugs):
-        pending, synced, failed, queued, oldest = rows[i * 5 : i * 5 + 5]
+        pending, synced, failed, queued, oldest, tripped, held = rows[i * 7 : i * 7 + 7]
         tenants.append(
             TenantFigures(
                 slug,
@@ -161,10 +170,19 @@ async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
                 int(failed),
                 int(queued),
                 int(oldest[0][1]) if oldest else None,
+                tripped in (b"1", "1"),
+                int(held),
             )
         )
-    depth = int(first[2]) if queue is None else int(await queue.zcard(QUEUE_NAME))
-    return StoreFigures(tenants, first[1], depth)
+    if queue is None:
+        depth, alive = int(first[2]), bool(first[3])
+    else:
+        async with queue.pipeline(transaction=False) as pipe:
+            pipe.zcard(QUEUE_NAME)
+            pipe.exists(WORKER_HEALTH_KEY)
+            depth_raw, alive_raw = await pipe.execute()
+        depth, alive = int(depth_raw), bool(alive_raw)
+    return StoreFigures(tenants, first[1], depth, alive)
 
 
 def store_families(figures: StoreFigures, now: float | None = None) -> list[Metric]:
@@ -184,15 +202,35 @@ def store_families(figures: StoreFigures, now: float | None = None) -> list[Metr
         "Age of the tenant's oldest pending change (0 when none is pending).",
         labels=("tenant",),
     )
+    tripped = GaugeMetricFamily(
+        PREFIX + "breaker_tripped",
+        "1 while the tenant's mass-deactivation breaker is tripped.",
+        labels=("tenant",),
+    )
+    held = GaugeMetricFamily(
+        PREFIX + "users_held",
+        "Deactivations held by the tenant's breaker, waiting for approve or cancel.",
+        labels=("tenant",),
+    )
     for t in figures.tenants:
         depth.add_metric([t.tenant], t.queued)
+        tripped.add_metric([t.tenant], int(t.breaker_tripped))
+        held.add_metric([t.tenant], t.held)
         for state, count in zip(_STATES, (t.pending, t.synced, t.failed), strict=True):
             users.add_metric([t.tenant, state], count)
         age = (
             0.0 if t.oldest_pending_ms is None else max(0.0, (now_ms - t.oldest_pending_ms) / 1000)
         )
         oldest.add_metric([t.tenant], age)
-    families: list[Metric] = [tenants, depth, users, oldest]
+    families: list[Metric] = [tenants, depth, users, oldest, tripped, held]
+    if figures.worker_alive is not None:
+        families.append(
+            GaugeMetricFamily(
+                PREFIX + "worker_up",
+                "1 while some worker of the queue refreshes arq's health key.",
+                value=int(figures.worker_alive),
+            )
+        )
     if figures.arq_queue_depth is not None:
         families.append(
             GaugeMetricFamily(

@@ -6,11 +6,17 @@ import asyncio
 from typing import Any
 
 from litestar import Request, Response, get
-from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from api.admin.auth import same_secret
 from api.metrics import RequestMetrics, render_metrics
 from api.services import Services
+from api.settings import Settings
 
 __all__ = ["READY_TIMEOUT_S", "healthz", "metrics", "readyz"]
 
@@ -27,7 +33,13 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", name="readyz", media_type="application/json")
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """Ready only while Redis answers (and the queue's, when it has its own):
-    without it no change can be acknowledged. A hung Redis is down too."""
+    without it no change can be acknowledged. A hung Redis is down too. A
+    process draining after SIGTERM is not ready either, so that a load
+    balancer moves away before it closes (`api.processes.DrainingServer`)."""
+    if getattr(request.app.state, "draining", False):
+        return Response(
+            {"status": "draining", "redis": "unknown"}, status_code=HTTP_503_SERVICE_UNAVAILABLE
+        )
     services: Services = request.app.state.services
     clients = [services.redis]
     if services.settings.queue_redis_url:
@@ -43,11 +55,33 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     return Response({"status": "ok", "redis": "up"}, status_code=HTTP_200_OK)
 
 
+def _may_scrape(settings: Settings, authorization: str) -> bool:
+    """The operator token or the metrics token opens /metrics. With neither
+    set (a development setup), the endpoint is open, as nothing could open it."""
+    expected = [t for t in (settings.admin_token, settings.metrics_token) if t]
+    if not expected:
+        return True
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    found = False
+    for token in expected:  # constant time, whichever matches
+        found |= same_secret(presented.strip(), token)
+    return found
+
+
 @get("/metrics", name="metrics", media_type=CONTENT_TYPE_LATEST)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text: this process's SCIM request series, the per-tenant
     gauges and the workers' series (`api.metrics`)."""
     services: Services = request.app.state.services
+    if not _may_scrape(services.settings, request.headers.get("authorization", "")):
+        return Response(
+            b"401 Unauthorized: send Authorization: Bearer <operator or metrics token>\n",
+            status_code=HTTP_401_UNAUTHORIZED,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     requests: RequestMetrics = request.app.state.request_metrics
     queue = services.queue if services.settings.queue_redis_url else None
     body = await render_metrics(requests, services.redis, queue)

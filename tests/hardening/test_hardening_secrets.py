@@ -251,7 +251,7 @@ async def test_a_realistic_flow_leaks_no_secret_and_no_personal_record(
         (403, http.get("/admin/v1/tenants", headers=tenant_admin)),
     ):
         assert (await sent).status_code == status
-    metrics = (await http.get("/metrics")).text
+    metrics = (await http.get("/metrics", headers=operator)).text
     assert "scim_bridge_users" in metrics
 
     secrets = {
@@ -321,7 +321,7 @@ def test_a_real_api_process_logs_no_secret(redis_server: RedisServer, tmp_path: 
             f"/admin/v1/tenants/acme/users/{uid}",
             headers={"Authorization": f"Bearer {world.admin_keys['acme']}"},
         )
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).text
         output = api.log_text()
     assert "scim_bridge.access" in output  # DEBUG output was written
     for what, secret in {
