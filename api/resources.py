@@ -35,7 +35,6 @@ from mappings import MappingConfigError, decode_overrides
 from scim.ast import Filter
 from scim.errors import (
     InvalidFilter,
-    InvalidValue,
     NotFound,
     PreconditionFailed,
     ScimError,
@@ -338,20 +337,9 @@ class ResourceEndpoint:
         if self.kind == "g":
             members = [m["value"] for m in doc.pop("members", [])]
         rid = str(uuid.uuid4())
-        if members:
-            valid = [m for m in members if is_resource_id(m)]
-            known = await self.s.resources.get_many(tenant.slug, "u", valid)
-            missing = sorted(set(members) - {k.id for k in known})
-            if missing:
-                raise InvalidValue(f"members are not users of this tenant: {short(missing[:5])}")
         outcome = await self._write(tenant, rid, "create", doc, None)
         if members:
-            try:
-                await self.s.resources.change_members(tenant.slug, rid, add=members)
-            except StoreConflict:
-                await self._write(tenant, rid, "delete", None, None)
-                raise InvalidValue("a member was deleted while the group was created") from None
-            await self._resync_members(tenant, members)
+            await self._change_members(tenant, rid, MemberChanges(add=members))
         stored = Stored(
             id=rid,
             doc=doc,
@@ -432,27 +420,35 @@ class ResourceEndpoint:
     async def _change_members(self, tenant: Tenant, rid: str, changes: MemberChanges) -> bool:
         """Apply a net membership change; True when some membership changed.
 
-        The store checks every new member is a live user of this tenant and
-        changes nothing otherwise (one Lua step)."""
+        A member to add that is not a live user of this tenant (an unknown
+        id, another tenant's user, a group) is left out, not stored, and
+        counted in the log; the rest of the request applies. One bad entry in
+        an IdP's batch must not block the real ones, and leaving it out
+        grants nothing (the store checks liveness in the same Lua step)."""
         if changes.empty:
             return False
-        strangers = [m for m in (changes.replace_all or changes.add) if not is_resource_id(m)]
-        if strangers:
-            raise InvalidValue(f"member {short(strangers[0])} is not a user of this tenant")
+        wanted = changes.replace_all if changes.replace_all is not None else changes.add
+        add = [m for m in dict.fromkeys(wanted) if is_resource_id(m)]
         try:
-            changed = await self.s.resources.change_members(
+            outcome = await self.s.resources.change_members(
                 tenant.slug,
                 rid,
-                add=changes.replace_all if changes.replace_all is not None else changes.add,
-                remove=changes.remove,
+                add=add,
+                remove=[m for m in changes.remove if is_resource_id(m)],
                 remove_all=changes.remove_all or changes.replace_all is not None,
             )
         except StoreConflict as exc:
             if exc.reason == "not_found":
                 raise NotFound(f"{self.rtype.id} {rid} not found") from None
-            raise InvalidValue(_member_detail(exc)) from None
-        await self._resync_members(tenant, changed)
-        return bool(changed)
+            raise
+        skipped = len(set(wanted)) - len(add) + len(outcome.skipped)
+        if skipped:
+            log.info(
+                "group members left out: not live users of this tenant",
+                extra={"tenant": tenant.slug, "group_id": rid, "skipped": skipped},
+            )
+        await self._resync_members(tenant, outcome.changed)
+        return bool(outcome.changed)
 
     async def replace(
         self, request: Request[Any, Any, Any], tenant: Tenant, rid: str, view: View | None = None
@@ -657,14 +653,6 @@ def _after(stored: Stored, doc: dict[str, Any], outcome: WriteOutcome) -> Stored
         created=stored.created,
         modified=outcome.modified,
     )
-
-
-def _member_detail(exc: StoreConflict) -> str:
-    if exc.reason.startswith("unknown_member:"):
-        return f"member {short(exc.reason.split(':', 1)[1])} is not a user of this tenant"
-    if exc.reason == "not_found":
-        return "group not found"
-    return exc.reason
 
 
 async def search_all(

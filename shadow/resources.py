@@ -44,6 +44,14 @@ class WriteOutcome(msgspec.Struct, frozen=True):
     enqueued: bool = False
 
 
+class MemberOutcome(msgspec.Struct, frozen=True):
+    """What a membership change did: the users whose membership changed (to
+    re-sync) and the ids to add that were left out, not being live users."""
+
+    changed: list[str]
+    skipped: list[str]
+
+
 class InlineJob(msgspec.Struct, frozen=True):
     """A sync job to write in the same Lua step as the change, when the queue
     lives on the shadow's Redis (not on Cluster): the job id is
@@ -274,9 +282,10 @@ class ResourceStore:
         add: Sequence[str] = (),
         remove: Sequence[str] = (),
         remove_all: bool = False,
-    ) -> list[str]:
-        """Apply membership changes as set operations; returns the users whose
-        membership changed. Raises StoreConflict not_found or unknown_member."""
+    ) -> MemberOutcome:
+        """Apply membership changes as set operations in one step. A member to
+        add that is not a live user of the tenant is left out (`skipped`),
+        the rest applies. Raises StoreConflict not_found."""
         result = await self._members(
             keys=[keys.resource(tenant, "g", group_id), keys.members(tenant, group_id)],
             args=[
@@ -290,10 +299,11 @@ class ResourceStore:
         )
         status = _text(result[0])
         if status != "ok":
-            raise StoreConflict(
-                status if status != "unknown_member" else f"unknown_member:{_text(result[1])}"
-            )
-        return [u for u in _text(result[1]).split(" ") if u]
+            raise StoreConflict(status)
+        return MemberOutcome(
+            changed=[u for u in _text(result[1]).split(" ") if u],
+            skipped=[u for u in _text(result[2]).split(" ") if u],
+        )
 
     async def member_ids(self, tenant: str, group_id: str) -> list[str]:
         members = await self._redis.zrange(keys.members(tenant, group_id), 0, -1)

@@ -179,21 +179,27 @@ end
 return {'done', since, tonumber(cur[3] or '-1')}
 """
 
-# Change a group's membership as set operations, checking every new member
-# is a live user of the same tenant.
+# Change a group's membership as set operations. A member to add that is not
+# a live user of the same tenant is left out, never stored.
 # KEYS: 1 group doc, 2 members (a sorted set, all scores 0: id order)
 # ARGV: 1 group id, 2 tenant prefix, 3 remove_all "1"/"0", 4 n_add, then n_add
 #       ids to add, then ids to remove
-# Returns {status, detail}: ok | not_found | unknown_member <id>. On ok the
-# second item lists the users whose membership changed (for re-sync).
+# Returns {status, changed, skipped}: status ok | not_found; on ok the users
+# whose membership changed (for re-sync) and the ids left out, each
+# space-separated.
 CHANGE_MEMBERS = """
 local gdoc, mset, gid, prefix = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local state = redis.call('HMGET', gdoc, 'v', 'del')
-if not state[1] or state[2] == '1' then return {'not_found', ''} end
+if not state[1] or state[2] == '1' then return {'not_found', '', ''} end
 local n_add = tonumber(ARGV[4])
+local adds, skipped = {}, {}
 for i = 5, 4 + n_add do
   local u = redis.call('HMGET', prefix .. 'u:' .. ARGV[i], 'v', 'del')
-  if not u[1] or u[2] == '1' then return {'unknown_member', ARGV[i]} end
+  if not u[1] or u[2] == '1' then
+    table.insert(skipped, ARGV[i])
+  else
+    table.insert(adds, ARGV[i])
+  end
 end
 local changed = {}
 if ARGV[3] == '1' then
@@ -209,13 +215,13 @@ for i = 5 + n_add, #ARGV do
     table.insert(changed, ARGV[i])
   end
 end
-for i = 5, 4 + n_add do
-  if redis.call('ZADD', mset, 0, ARGV[i]) == 1 then
-    redis.call('SADD', prefix .. 'u:' .. ARGV[i] .. ':groups', gid)
-    table.insert(changed, ARGV[i])
+for _, uid in ipairs(adds) do
+  if redis.call('ZADD', mset, 0, uid) == 1 then
+    redis.call('SADD', prefix .. 'u:' .. uid .. ':groups', gid)
+    table.insert(changed, uid)
   end
 end
-return {'ok', table.concat(changed, ' ')}
+return {'ok', table.concat(changed, ' '), table.concat(skipped, ' ')}
 """
 
 # Take or release a per-user lock (token-checked release).
