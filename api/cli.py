@@ -2,6 +2,11 @@
 
 Admin commands talk to Redis directly (REDIS_URL), so they work before any
 API process runs. `--json` output is for scripts; the default is for people.
+
+Exit status, for every command: 0 done; 1 not found or refused (no such
+tenant, token or user; Redis unreachable; a check failed); 2 usage (a bad
+flag or argument, a bad environment value). An operator's mistake is one
+line on stderr (or `{"error": ...}` on stdout with --json), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,11 +19,19 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.cli_ops import credential_listing, emit
-from api.settings import Settings, load_settings
+from api.admin.views import check_tenant_settings
+from api.cli_ops import UsageError, credential_listing, emit
+from api.settings import ConfigError, Settings, load_settings
 from shadow import Tenant, TenantError, TenantStore
-from shadow.connect import connect
+from shadow.connect import RedisUrlError, connect, describe
+
+#: Exit statuses (see the module docstring).
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -31,7 +44,21 @@ async def _with_redis(settings: Settings, fn: Callable[[Redis], Awaitable[int]])
         await redis.aclose()
 
 
+def _check_tenant_flags(args: argparse.Namespace) -> None:
+    """The admin API's rules for tenant settings, applied to the flags given."""
+    given = {
+        field: getattr(args, field)
+        for field in ("name", "lms_url", "lms_api_key", "lms_rate", "lms_burst")
+        if getattr(args, field) is not None
+    }
+    problems = check_tenant_settings(given)
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    _check_tenant_flags(args)
+
     async def run(redis: Redis) -> int:
         tenant = Tenant(
             slug=args.slug,
@@ -50,6 +77,8 @@ async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
+    _check_tenant_flags(args)
+
     async def run(redis: Redis) -> int:
         store = TenantStore(redis)
         tenant = await store.get(args.slug)
@@ -143,7 +172,10 @@ async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
-        tokens = await TenantStore(redis).list_tokens(args.slug)
+        store = TenantStore(redis)
+        if await store.get(args.slug) is None:
+            raise TenantError(f"no tenant {args.slug!r}")
+        tokens = await store.list_tokens(args.slug)
         data, human = credential_listing(args.slug, tokens, "tokens", "token_id")
         emit(args, data, human or "no tokens")
         return 0
@@ -254,20 +286,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """One line saying what is wrong: JSON on stdout with --json, else stderr."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message}))
+    else:
+        print(f"scim-bridge: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        return _serve(args, settings)
     try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(args, str(exc), EXIT_USAGE)
+    handler: Handler | None = getattr(args, "handler", None)
+    try:
+        if handler is None:
+            return _serve(args, settings)
         return asyncio.run(handler(args, settings))
-    except TenantError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc)}))
-        else:
-            print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UsageError as exc:
+        return _fail(args, str(exc), EXIT_USAGE)
+    except (TenantError, RedisUrlError) as exc:
+        return _fail(args, str(exc), EXIT_REFUSED)
+    except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        where = describe(settings.redis_url)
+        return _fail(args, f"cannot reach Redis at REDIS_URL={where}: {first}", EXIT_REFUSED)
+    except OSError as exc:  # a file named on the command line
+        return _fail(args, f"{exc.filename or ''}: {exc.strerror or exc}", EXIT_USAGE)
 
 
 if __name__ == "__main__":

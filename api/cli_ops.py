@@ -26,6 +26,10 @@ from worker.queue import enqueue_sync, queue_depth
 from worker.reconcile import ReconcileBusy, reconcile_tenant
 
 
+class UsageError(ValueError):
+    """A flag or argument the command cannot take (exit status 2)."""
+
+
 def emit(args: argparse.Namespace, data: dict[str, Any], human: str) -> None:
     """One command's answer: JSON with --json (for scripts), else for people."""
     print(json.dumps(data) if getattr(args, "json", False) else human)
@@ -61,6 +65,28 @@ async def _tenant_or_fail(redis: Redis, slug: str) -> None:
         raise TenantError(f"no tenant {slug!r}")
 
 
+async def _user_or_fail(redis: Redis, slug: str, user_id: str) -> None:
+    """A user the bridge knows: in the shadow, or with a sync record left."""
+    known = await SyncStore(redis).record(slug, user_id) is not None
+    if not known and await ResourceStore(redis).get(slug, "u", user_id) is None:
+        raise TenantError(f"no user {user_id!r} in tenant {slug!r}")
+
+
+def count_arg(low: int) -> Any:
+    """An argparse type: a whole number of at least `low`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
 async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, Any]:
     """The figures ops look at first; shared by the CLI and the admin API."""
     sync = SyncStore(redis)
@@ -79,7 +105,9 @@ async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, A
     breaker = await breaker_state(redis, slug)
     return {
         "tenant": slug,
-        "queue_depth": await queue_depth(queue),
+        # This tenant's users with a job waiting; the whole queue is apart.
+        "queue_depth": counts.queued,
+        "arq_queue_depth": await queue_depth(queue),
         "queued": counts.queued,
         "pending": counts.pending,
         "synced": counts.synced,
@@ -140,6 +168,9 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings.redis_url)
     queue = connect_queue(settings.queue_url)
     try:
+        if args.user:
+            await _tenant_or_fail(redis, args.slug)
+            await _user_or_fail(redis, args.slug, args.user)
         count = await replay(redis, queue, args.slug, args.user)
     finally:
         await queue.aclose()
@@ -201,6 +232,8 @@ async def cmd_users_show(args: argparse.Namespace, settings: Settings) -> int:
         stored = await ResourceStore(redis).get(args.slug, "u", args.user_id)
     finally:
         await redis.aclose()
+    if stored is None and record is None and not events:
+        raise TenantError(f"no user {args.user_id!r} in tenant {args.slug!r}")
     data = {
         "tenant": args.slug,
         "user_id": args.user_id,
@@ -325,7 +358,7 @@ async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 await set_config(redis, args.slug, config)
             except ValueError as exc:
-                raise TenantError(str(exc)) from None
+                raise UsageError(str(exc)) from None
         data = {**extra, **await breaker_view(redis, args.slug)}
     finally:
         await queue.aclose()
@@ -448,8 +481,8 @@ def add_ops_commands(sub: Any) -> None:
     show.set_defaults(handler=cmd_users_show)
     failed = users.add_parser("failed", help="failed users with their reasons (paged)")
     failed.add_argument("slug")
-    failed.add_argument("--offset", type=int, default=0)
-    failed.add_argument("--limit", type=int, default=100)
+    failed.add_argument("--offset", type=count_arg(0), default=0)
+    failed.add_argument("--limit", type=count_arg(1), default=100)
     failed.add_argument("--json", action="store_true")
     failed.set_defaults(handler=cmd_users_failed)
 

@@ -5,22 +5,33 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlparse
 
 import redis
+import uvicorn
 from redis.exceptions import RedisClusterException
 
 from api.logs import configure_logging
 from api.settings import Settings
-from shadow.connect import RedisUrlError, check_queue_placement, connect, persistence
+from shadow.connect import (
+    RedisUrlError,
+    check_queue_placement,
+    connect,
+    describe,
+    persistence,
+)
 
 DEMO_TENANT = "demo"
 SANDBOX_PORT = 8100
@@ -50,16 +61,16 @@ def tune_gc_for_serving() -> None:
 
 
 def run_api(settings: Settings) -> None:
-    import uvicorn
-
     from api.app import create_app
 
     configure_logging(settings.log_level)
     refuse_bad_layout(settings)
+    require_redis(settings)
     warn_if_not_persistent(settings.redis_url)
     app = create_app(settings)
+    app.state.draining = False
     tune_gc_for_serving()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -68,14 +79,91 @@ def run_api(settings: Settings) -> None:
         lifespan="on",
     )
 
+    def drain() -> None:
+        app.state.draining = True  # /readyz answers 503 from now on
+
+    DrainingServer(config, settings.drain_s, drain).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that, on the first SIGTERM (or SIGINT), turns /readyz
+    to 503 and keeps serving `drain_s` seconds before it closes its listener:
+    a load balancer sees the process leave and stops sending before any
+    connection is refused or reset. A second signal stops it at once."""
+
+    def __init__(
+        self, config: uvicorn.Config, drain_s: float, on_drain: Callable[[], None]
+    ) -> None:
+        super().__init__(config)
+        self.drain_s = drain_s
+        self.on_drain = on_drain
+        self.drain_until: float | None = None
+        self.drain_signal = int(signal.SIGTERM)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain_s <= 0 or self.drain_until is not None:
+            super().handle_exit(sig, frame)
+            return
+        self.drain_signal = sig
+        self.drain_until = time.monotonic() + self.drain_s
+        self.on_drain()
+        logging.getLogger("scim_bridge").info(
+            "draining: /readyz answers 503; closing in %.1f s", self.drain_s
+        )
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            self.drain_until, self.drain_s = None, 0
+            super().handle_exit(self.drain_signal, None)
+        return await super().on_tick(counter)
+
 
 def run_worker_process(settings: Settings, *, burst: bool = False) -> None:
     from worker.settings import run_worker
 
     configure_logging(settings.log_level)
     refuse_bad_layout(settings)
+    require_redis(settings)
     warn_if_not_persistent(settings.redis_url)
     run_worker(settings, burst=burst)
+
+
+#: How long a starting process waits for Redis before it gives up.
+REDIS_START_WAIT_S = 5.0
+
+
+def require_redis(settings: Settings, wait_s: float = REDIS_START_WAIT_S) -> None:
+    """Exit with one line when Redis (or the queue's) does not answer at start.
+
+    A process that starts without its store can only fail later and less
+    clearly; a short wait covers Redis starting alongside it.
+    """
+
+    async def ping(url: str) -> None:
+        client = connect(url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    for var, url in (
+        ("REDIS_URL", settings.redis_url),
+        ("QUEUE_REDIS_URL", settings.queue_redis_url),
+    ):
+        if not url:
+            continue
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                asyncio.run(ping(url))
+                break
+            except (redis.RedisError, RedisClusterException, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                    raise SystemExit(
+                        f"scim-bridge: cannot reach Redis at {var}={describe(url)}: {reason}"
+                    ) from None
+                time.sleep(0.25)
 
 
 def run_sandbox() -> None:
@@ -97,8 +185,6 @@ def warn_if_not_persistent(url: str) -> None:
     """Acknowledged changes survive a Redis restart only with AOF on: warn for
     every primary behind `url` (the one Redis, the primary Sentinel names, or
     each primary of a cluster) that runs without it."""
-    import logging
-
     log = logging.getLogger("scim_bridge")
     try:
         nodes = persistence(url)
@@ -210,6 +296,10 @@ def run_up(settings: Settings) -> None:
         "SANDBOX_PORT": str(SANDBOX_PORT),
         "REDIS_URL": settings.redis_url,
     }
+    # The admin page needs an operator secret to log in with: the demo makes
+    # one when none is set (it lives as long as this run).
+    admin_secret = settings.admin_token or secrets.token_urlsafe(32)
+    env["BRIDGE_ADMIN_TOKEN"] = admin_secret
     exe = [sys.executable, "-m", "api.cli"]
     sandbox = subprocess.Popen([*exe, "sandbox"], env=env)
     children.append(sandbox)
@@ -218,11 +308,21 @@ def run_up(settings: Settings) -> None:
     children.append(subprocess.Popen([*exe, "worker"], env=env))
     _wait_http(f"http://127.0.0.1:{settings.port}/healthz")
     demo = _demo_tenant(settings)
+    demo["admin_url"] = settings.public_url.rstrip("/") + "/admin/"
+    secret_line = (
+        "your BRIDGE_ADMIN_TOKEN"
+        if settings.admin_token
+        else f"{admin_secret}  (made for this run; set BRIDGE_ADMIN_TOKEN to keep one)"
+    )
+    if not settings.admin_token:
+        demo["admin_secret"] = admin_secret
     print(json.dumps(demo))
     print(
         "\nscim-bridge is up.\n"
         f"  SCIM URL : {demo['scim_url']}\n"
         f"  Token    : {demo['token']}\n"
+        f"  Admin    : {demo['admin_url']}\n"
+        f"  Log in   : {secret_line}\n"
         f"  Sandbox  : http://127.0.0.1:{SANDBOX_PORT}/_sandbox/orgs/{DEMO_TENANT}/learners\n"
         "Try:\n"
         f"  curl -s -H 'Authorization: Bearer {demo['token']}' "

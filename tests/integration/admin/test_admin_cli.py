@@ -64,8 +64,8 @@ def test_admin_keys_breaker_failed_users_and_status(cli: Any) -> None:
     assert status["breaker"]["tripped"] is False
     assert status["lms"]["calls"] == 0
 
-    assert "error" in cli("reconcile", "ghost", code=2)
-    assert "error" in cli("breaker", "status", "ghost", code=2)
+    assert "error" in cli("reconcile", "ghost", code=1)
+    assert "error" in cli("breaker", "status", "ghost", code=1)
 
 
 def test_token_issue_with_an_expiry(cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
