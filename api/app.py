@@ -16,7 +16,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.middleware import observe_requests
 from api.resources import endpoints
 from api.routes.health import healthz, metrics, readyz
-from api.routes.scim import scim_router
+from api.routes.scim import ScimPathCase, scim_router
 from api.services import Services
 from api.settings import Settings, load_settings
 from api.web import AdminPage
@@ -63,5 +63,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # default config would replace the root handler with a text one.
         logging_config=None,
     )
+    app.asgi_handler = ScimPathCase(app.asgi_handler)  # `/users` is `/Users`
     observe_requests(app)  # request id, access log, SCIM request metrics
     return app

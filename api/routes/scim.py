@@ -7,6 +7,8 @@ from typing import Any
 
 from litestar import Request, Router, delete, get, patch, post, put
 from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import scim_tenant
 from api.resources import ListQuery, ResourceEndpoint, View, search_all
@@ -171,6 +173,53 @@ async def not_implemented_get(tenant: TenantDep) -> ScimResponse:
 @post(["/Me", "/Bulk"], name="not-implemented-post")
 async def not_implemented_post(tenant: TenantDep) -> ScimResponse:
     raise ScimError("not implemented by this service provider", status=501)
+
+
+# The endpoints under a tenant's base URL, by lower-cased name.
+_SEGMENTS = {
+    name.lower(): name
+    for name in (
+        "Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", "Me", "Bulk",
+        ".search",
+    )
+}  # fmt: skip
+
+
+def canonical_scim_path(path: str) -> str:
+    """`/scim/<t>/V2/users/.SEARCH` as `/scim/<t>/v2/Users/.search`: endpoint
+    names in any letter case. RFC 7644 §3.2 spells them in one case, but
+    clients written against other servers send `/users`, and no two
+    endpoints differ in case only, so this changes no meaning. Ids and
+    other segments are left as they are; the same object comes back when
+    nothing changes."""
+    parts = path.split("/", 6)
+    if len(parts) < 5 or parts[1] != "scim":
+        return path
+    fixed = list(parts)
+    if parts[3].lower() == "v2":
+        fixed[3] = "v2"
+    fixed[4] = _SEGMENTS.get(parts[4].lower(), parts[4])
+    if len(parts) > 5 and parts[5].lower() == ".search":
+        fixed[5] = ".search"
+    return path if fixed == parts else "/".join(fixed)
+
+
+class ScimPathCase:
+    """ASGI wrapper that gives SCIM endpoint names their canonical case
+    before Litestar routes the request (`canonical_scim_path`)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            path = scope["path"]
+            fixed = canonical_scim_path(path)
+            if fixed is not path:
+                scope["path"] = fixed
+        await self.app(scope, receive, send)
 
 
 def scim_router() -> Router:
