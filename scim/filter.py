@@ -10,6 +10,12 @@ any whitespace run separates tokens (Okta sends a trailing space), `not`
 may or may not be followed by a space (RFC 7644 erratum 7319), operators,
 `and`/`or`/`not` and `true`/`false`/`null` are case-insensitive, and
 attribute names may be `$ref` (RFC 7643 uses it though ATTRNAME forbids `$`).
+A comparison value may be written without quotes, as Microsoft's reference
+SCIM service and the clients written against it send it (`userName sw O`,
+`meta.created gt 2015-10-10T14:38:21`): a bare word starting with a letter,
+or an RFC 3339 date or date-time, is read as that string. A bare `and`,
+`or` or `not`, a quote inside a bare word, or a malformed number stays an
+error: there the meaning is not clear.
 """
 
 from __future__ import annotations
@@ -67,6 +73,15 @@ _COMPARE_OPS: dict[str, CompareOp] = {
 }  # fmt: skip
 _LITERALS: dict[str, Literal_] = {"true": True, "false": False, "null": None}
 _OPERATOR_HINT = "an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)"
+# Unquoted comparison values: up to whitespace, a bracket or a parenthesis.
+_BARE_RE = re.compile(r"[A-Za-z][^\s()\[\]]*")
+_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?",
+    re.IGNORECASE,
+)
+_VALUE_ENDS = frozenset(" \t\r\n()[]")
+_KEYWORDS = frozenset({"and", "or", "not"})
 
 
 class _Token(NamedTuple):
@@ -235,12 +250,36 @@ class _Parser:
         op = _COMPARE_OPS.get(op_tok.text.lower()) if op_tok.kind == "word" else None
         if op is None:
             self.fail(_OPERATOR_HINT + " or '['", op_tok)
-        value_tok = self.next()
+        value_tok = self.value()
         if value_tok.kind in ("string", "number"):
             return Compare(path, op, value_tok.value)
         if value_tok.kind == "word" and value_tok.text.lower() in _LITERALS:
             return Compare(path, op, _LITERALS[value_tok.text.lower()])
         self.fail("a value (a JSON string, number, true, false or null)", value_tok)
+
+    def value(self) -> _Token:
+        """The comparison value: a JSON string, number, `true`/`false`/`null`,
+        or (read generously) an unquoted word or RFC 3339 date-time, as a string."""
+        text, i = self.text, self.pos
+        while i < len(text) and text[i] in _SPACE:
+            i += 1
+        bare = _DATETIME_RE.match(text, i) or _BARE_RE.match(text, i)
+        if bare is None or (bare.end() < len(text) and text[bare.end()] not in _VALUE_ENDS):
+            return self.next()
+        word = bare.group()
+        if word.lower() in _LITERALS:
+            return self.next()
+        if word.lower() in _KEYWORDS or '"' in word or "'" in word or not word.isprintable():
+            raise InvalidFilter(
+                f"Unquoted value {word[:40]!r} at character {i + 1} of the filter is ambiguous;"
+                " quote it"
+            )
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidFilter(f"Invalid character in the value at character {i + 1}") from None
+        self.pos = bare.end()
+        return _Token("string", word, i, word)
 
     def value_path(self, path: AttrPath, opening: _Token) -> ValuePath:
         if self.in_brackets:

@@ -264,8 +264,9 @@ def test_idp_filters(text: str, expected: Filter) -> None:
         "title pr true",
         'userName zz "x"',  # unknown operator
         'userName equals "x"',
-        "userName eq bjensen",  # bare word value
-        "userName eq 'single'",
+        "userName eq 'single'",  # quotes in a bare value
+        "userName eq and",  # a bare keyword
+        "x eq 2015-10-10T14",  # neither a date-time nor a number
         "(a pr",  # unbalanced parentheses
         "a pr)",
         "((a pr)",
@@ -486,3 +487,32 @@ def test_bad_filter_inside_patch_path_is_invalid_filter(text: str) -> None:
 )
 def test_equality_key(text: str, key: tuple[str, str] | None) -> None:
     assert equality_key(parse_filter(text)) == key
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Microsoft's reference SCIM service and its clients send values unquoted.
+        ("userName sw O", cmp("userName", "sw", "O")),
+        ("userName eq bjensen@example.com", cmp("userName", "eq", "bjensen@example.com")),
+        ("meta.created gt 2015-10-10T14:38:21", cmp("meta.created", "gt", "2015-10-10T14:38:21")),
+        ("meta.lastModified ge 2015-10-10", cmp("meta.lastModified", "ge", "2015-10-10")),
+        (
+            "meta.created lt 2015-10-10T14:38:21.5+02:00",
+            cmp("meta.created", "lt", "2015-10-10T14:38:21.5+02:00"),
+        ),
+        ("active eq True", cmp("active", "eq", True)),
+        ("x eq 42", cmp("x", "eq", 42)),
+        ("title eq pr", cmp("title", "eq", "pr")),
+        ("(title co Guide)", cmp("title", "co", "Guide")),
+        ("emails[type eq work]", vp("emails", cmp("type", "eq", "work"))),
+        (
+            "userName sw O and active eq false",
+            And(cmp("userName", "sw", "O"), cmp("active", "eq", False)),
+        ),
+    ],
+)
+def test_unquoted_values_are_read_when_unambiguous(text: str, expected: Filter) -> None:
+    parsed = parse_filter(text)
+    assert parsed == expected
+    assert parse_filter(format_filter(parsed)) == parsed
