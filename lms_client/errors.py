@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from lms_client.models import LearnerId
+
 __all__ = [
     "ConflictCode",
     "LmsConflict",
@@ -167,7 +169,7 @@ class LmsUnexpectedResponse(LmsRejected):
 
 class _ErrorBody(msgspec.Struct):
     error: str | None = None
-    learner_id: int | None = None
+    learner_id: LearnerId | None = None
     fields: dict[str, list[str]] | None = None
 
 

@@ -8,7 +8,7 @@ costly part of msgspec (its perf tips say so).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -26,10 +26,23 @@ __all__ = [
 LearnerStatus = Literal["active", "deactivated"]
 
 
-class Learner(msgspec.Struct, frozen=True, kw_only=True):
-    """One learner as the LMS answers it; unknown fields are ignored."""
+#: A learner id as the LMS must send it: a positive integer. Anything else is
+#: refused at decoding, so no odd value reaches a link or a log line.
+LearnerId = Annotated[int, msgspec.Meta(ge=1)]
+#: `external_ref` within the LMS's own limit (lms-api.md): a longer one is
+#: not an answer this contract allows.
+ExternalRef = Annotated[str, msgspec.Meta(max_length=255)]
 
-    id: int
+
+class Learner(msgspec.Struct, frozen=True, kw_only=True):
+    """One learner as the LMS answers it; unknown fields are ignored.
+
+    The LMS is outside the bridge's trust (docs/architecture.md, invariant
+    10): its values are typed and bounded here, and `external_ref` is checked
+    again (`shadow.keys.is_resource_id`) before it names anything in Redis.
+    """
+
+    id: LearnerId
     email: str
     first_name: str
     last_name: str
@@ -37,17 +50,28 @@ class Learner(msgspec.Struct, frozen=True, kw_only=True):
     company: str | None
     business_unit: str | None
     team: str | None
-    external_ref: str | None
+    external_ref: ExternalRef | None
     status: LearnerStatus
     created_at: datetime
     updated_at: datetime
 
 
 class LearnerPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of the list endpoint; `next` is the next page number or None."""
+    """One page of the list endpoint; `next` is the next page number or None.
+
+    `invalid` counts the page's entries that are not learners as the
+    contract describes them: they are left out, so one bad row does not
+    stop a scan of the whole organisation.
+    """
 
     results: list[Learner]
     next: int | None
+    invalid: int = 0
+
+
+class _RawPage(msgspec.Struct, frozen=True, kw_only=True):
+    results: list[msgspec.Raw]
+    next: Annotated[int, msgspec.Meta(ge=1)] | None
 
 
 class LearnerWrite(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -70,7 +94,7 @@ class LearnerWrite(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
 
 _learner_decoder = msgspec.json.Decoder(Learner)
-_page_decoder = msgspec.json.Decoder(LearnerPage)
+_page_decoder = msgspec.json.Decoder(_RawPage)
 _encoder = msgspec.json.Encoder()
 
 
@@ -80,8 +104,17 @@ def decode_learner(body: bytes) -> Learner:
 
 
 def decode_page(body: bytes) -> LearnerPage:
-    """Decode one list page; raises msgspec.DecodeError/ValidationError on bad input."""
-    return _page_decoder.decode(body)
+    """Decode one list page, leaving out (and counting) entries that are not
+    learners; raises msgspec.DecodeError/ValidationError when the page itself
+    is malformed."""
+    raw = _page_decoder.decode(body)
+    learners: list[Learner] = []
+    for row in raw.results:
+        try:
+            learners.append(_learner_decoder.decode(row))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return LearnerPage(results=learners, next=raw.next, invalid=len(raw.results) - len(learners))
 
 
 def encode_write(write: LearnerWrite) -> bytes:

@@ -7,9 +7,30 @@ Redis Cluster. The only untagged key is the registry of tenant slugs.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Kind = Literal["u", "g"]
+
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Names under a kind's prefix (`{t:x}:u:...`) that are not resources.
+RESERVED_IDS = frozenset({"ids", "gone"})
+
+
+def is_resource_id(text: object) -> bool:
+    """True for text that can be a resource id: the bridge hands out UUIDs;
+    no id has a `:` or is one of `RESERVED_IDS`.
+
+    Text read from outside (a learner's `external_ref`, a path segment) must
+    pass this before it becomes part of a key name: `ids` or `x:groups` would
+    otherwise name another of the tenant's keys (design invariant 10).
+    """
+    return (
+        isinstance(text, str)
+        and _RESOURCE_ID.fullmatch(text) is not None
+        and text not in RESERVED_IDS
+    )
+
 
 TENANTS = "scim-bridge:tenants"
 
@@ -114,6 +135,27 @@ def user_lock(tenant: str, user_id: str) -> str:
 def mapping(tenant: str) -> str:
     """The tenant's mapping overrides (JSON)."""
     return f"{prefix(tenant)}mapping"
+
+
+def rules_resync(tenant: str) -> str:
+    """Hash: the re-sync of every user after a mapping change (`gen`,
+    `after` (the last creation sequence done), `done`, `total`, `state`,
+    `started_at`, `finished_at`); see shadow/rules.py."""
+    return f"{prefix(tenant)}rules:resync"
+
+
+def gone_users(tenant: str) -> str:
+    """Sorted set user id -> when its delete was applied (ms): deleted users
+    whose learners the bridge deactivated, so reconcile can tell them from
+    learners it never knew."""
+    return f"{prefix(tenant)}u:gone"
+
+
+def conflict_waiters(tenant: str, holder_id: str) -> str:
+    """Set of users failed because user `holder_id` holds what they need (an
+    email): re-queued when the holder's next sync ends or it is deleted.
+    The finish script builds the same name from the tenant prefix."""
+    return f"{prefix(tenant)}conflict:{holder_id}"
 
 
 def limiter(tenant: str) -> str:
