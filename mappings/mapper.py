@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -18,8 +18,15 @@ from mappings.paths import is_address, resolve, scim_bool
 from mappings.problems import Problem
 from mappings.rules import REQUIRED_FIELDS, CompiledRule, RuleSet, TeamFromGroups
 
-#: (group id, displayName) of a group the user belongs to.
-GroupRef = tuple[str, str | None]
+
+class GroupRef(NamedTuple):
+    """A group the user belongs to, as the team rule can name it: the
+    bridge's id, its displayName, and its externalId (the IdP's own id of
+    the group, e.g. Entra's object id, which is what an admin pastes)."""
+
+    id: str
+    display_name: str | None
+    external_id: str | None = None
 
 
 class LearnerDraft(msgspec.Struct, frozen=True):
@@ -160,7 +167,8 @@ def _checked(compiled: CompiledRule, value: str | None, problems: list[Problem])
         return None
     limit = rule.max_length
     if limit is not None and len(value) > limit:
-        if rule.on_too_long == "reject":
+        # An address is never cut: a cut one is another address, or none.
+        if rule.on_too_long == "reject" or field == "email":
             problems.append(
                 Problem(
                     field=field,
@@ -216,21 +224,29 @@ def _active(compiled: CompiledRule, user: Mapping[str, Any], problems: list[Prob
 def _team_from_groups(setting: TeamFromGroups, groups: Iterable[GroupRef]) -> str | None:
     """The displayName of the group the first matching pattern picks.
 
-    Within one pattern, ties go to the smallest displayName (then id), so the
-    team does not depend on the order the store returns groups in.
+    A pattern matches a group's id or externalId exactly (ignoring case:
+    Entra's object ids are GUIDs, written either way), or its displayName
+    as a case-insensitive glob. Within one pattern, ties go to the smallest
+    displayName (then id), so the team does not depend on the order the
+    store returns groups in.
     """
-    named: list[tuple[str, str]] = []
+    named: list[tuple[str, str, str]] = []
     for ref in groups:
-        try:
-            group_id, name = ref
-        except (TypeError, ValueError):
+        if not isinstance(ref, tuple) or len(ref) not in (2, 3):
             continue
+        group_id, name = ref[0], ref[1]
+        external = ref[2] if len(ref) == 3 else None
         if isinstance(group_id, str) and isinstance(name, str) and name.strip():
-            named.append((group_id, name))
+            ext = external.casefold() if isinstance(external, str) and external else ""
+            named.append((group_id, name, ext))
     named.sort(key=lambda g: (g[1].casefold(), g[1], g[0]))
     for pattern in setting.patterns:
         folded = pattern.casefold()
-        for group_id, name in named:
-            if group_id == pattern or fnmatchcase(name.casefold(), folded):
+        for group_id, name, external in named:
+            if (
+                group_id.casefold() == folded
+                or (external and external == folded)
+                or fnmatchcase(name.casefold(), folded)
+            ):
                 return name
     return None

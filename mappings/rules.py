@@ -105,8 +105,9 @@ class TeamFromGroups(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Take `team` from the user's group membership instead of an attribute.
 
     Each pattern is a case-insensitive glob on a group's displayName
-    (`fnmatch`) or an exact group id. The first pattern, in this order, that
-    matches one of the user's groups names the team; no match gives null.
+    (`fnmatch`), or a group's id or externalId (the IdP's object id). The
+    first pattern, in this order, that matches one of the user's groups
+    names the team; no match gives null.
     """
 
     patterns: tuple[str, ...]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from mappings import GroupRef
 from shadow import keys, scripts
 from shadow.keys import Kind
 from shadow.tenants import now_iso
@@ -76,6 +77,10 @@ class StoreConflict(Exception):
 
 _encode = msgspec.json.encode
 _decode_doc = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _text(value: bytes | str | None) -> str:
@@ -326,6 +331,29 @@ class ResourceStore:
     async def group_ids_of(self, tenant: str, user_id: str) -> list[str]:
         members = await self._redis.smembers(keys.user_groups(tenant, user_id))  # type: ignore[misc]
         return sorted(_text(m) for m in members)
+
+    async def group_refs(self, tenant: str, user_id: str) -> list[GroupRef]:
+        """The user's groups as the mapping's team rule reads them: id,
+        displayName and externalId (the IdP's own id of the group)."""
+        return await self.refs_of_groups(tenant, await self.group_ids_of(tenant, user_id))
+
+    async def refs_of_groups(self, tenant: str, group_ids: Sequence[str]) -> list[GroupRef]:
+        found = await self.get_many(tenant, "g", group_ids)
+        return [
+            GroupRef(
+                g.id,
+                _text_or_none(g.doc.get("displayName")),
+                _text_or_none(g.doc.get("externalId")),
+            )
+            for g in found
+        ]
+
+    async def exists(self, tenant: str, kind: Kind, rid: str) -> bool:
+        """True while the resource is stored, live or with its delete still
+        to be applied; False for anything that is not an id of the bridge."""
+        if not keys.is_resource_id(rid):
+            return False
+        return bool(await self._redis.hexists(keys.resource(tenant, kind, rid), "v"))  # type: ignore[misc]
 
     def _requeue_call(
         self, tenant: str, user_id: str, interval_ms: int, force: bool, bump: bool

@@ -97,6 +97,7 @@ if ARGV[11] == '1' then
   redis.call('ZREM', KEYS[6], id)
   redis.call('ZREM', KEYS[7], id)
   redis.call('HSET', KEYS[8], 'state', 'pending')
+  redis.call('HDEL', KEYS[8], 'faults')
   if not redis.call('ZSCORE', KEYS[9], id) then
     local clock = tonumber(redis.call('GET', KEYS[10]) or '0')
     -- Start-time fair queueing: a tenant with no backlog starts at the head
@@ -148,35 +149,83 @@ return due
 # Record the outcome of one sync pass, applied only if no newer version came.
 # KEYS: 1 doc, 2 sync state, 3 pending, 4 synced, 5 failed, 6 reverse membership
 # ARGV: 1 id, 2 version applied, 3 outcome (synced|failed), 4 learner id or "",
-#       5 applied snapshot JSON or "", 6 error or "", 7 now ms, 8 now ISO, 9 prefix
-# Returns {"done"|"newer", pending since ms or -1, modified ms or -1}.
+#       5 applied snapshot JSON or "", 6 error or "", 7 now ms, 8 now ISO, 9 prefix,
+#       10 the user this one now waits for (a conflict) or "", 11 "gone" to
+#       remember an applied delete or "", 12 how long to remember it (ms),
+#       13 when the pass began (ms): a holder that finished since then may
+#       have let go already, so the user tries again instead of waiting
+# Returns {"done"|"newer", pending since ms or -1, modified ms or -1,
+# space-separated users that waited for this one and are pending again}.
 FINISH_SYNC = """
+local id, prefix = ARGV[1], ARGV[9]
 local cur = redis.call('HMGET', KEYS[1], 'v', 'del', 'modified_ms')
 local fields = {'updated_at', ARGV[8]}
 if ARGV[4] ~= '' then table.insert(fields, 'learner_id'); table.insert(fields, ARGV[4]) end
 if ARGV[5] ~= '' then table.insert(fields, 'applied'); table.insert(fields, ARGV[5]) end
 redis.call('HSET', KEYS[2], unpack(fields))
-if cur[1] ~= ARGV[2] then return {'newer', -1, -1} end
-local since = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[1]) or '-1')
-redis.call('ZREM', KEYS[3], ARGV[1])
+if cur[1] ~= ARGV[2] then return {'newer', -1, -1, ''} end
+local since = tonumber(redis.call('ZSCORE', KEYS[3], id) or '-1')
+redis.call('ZREM', KEYS[3], id)
 local now = tonumber(ARGV[7])
+-- This user no longer waits for the one it waited for, unless it still does.
+local waited = redis.call('HGET', KEYS[2], 'waits_on')
+if waited then
+  redis.call('SREM', prefix .. 'conflict:' .. waited, id)
+  redis.call('HDEL', KEYS[2], 'waits_on')
+end
+redis.call('HDEL', KEYS[2], 'faults')
+-- Users that failed on what this one held try again: it may have let go.
+local waiters = redis.call('SMEMBERS', prefix .. 'conflict:' .. id)
+redis.call('DEL', prefix .. 'conflict:' .. id)
+local released = {}
+for _, w in ipairs(waiters) do
+  local wdoc = redis.call('HMGET', prefix .. 'u:' .. w, 'v', 'del')
+  if wdoc[1] and wdoc[2] ~= '1' then
+    redis.call('ZADD', KEYS[3], 'NX', now, w)
+    redis.call('ZREM', KEYS[4], w)
+    redis.call('ZREM', KEYS[5], w)
+    redis.call('HSET', prefix .. 'sync:' .. w, 'state', 'pending', 'applied_v', '0')
+    redis.call('HDEL', prefix .. 'sync:' .. w, 'waits_on')
+    table.insert(released, w)
+  end
+end
+released = table.concat(released, ' ')
 if ARGV[3] == 'synced' then
   if cur[2] == '1' then
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[6])
-    redis.call('EXPIRE', ARGV[9] .. 'events:' .. ARGV[1], 2592000)
-    redis.call('ZREM', KEYS[4], ARGV[1])
-    redis.call('ZREM', KEYS[5], ARGV[1])
-    return {'done', since, tonumber(cur[3] or '-1')}
+    redis.call('EXPIRE', prefix .. 'events:' .. id, 2592000)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+    if ARGV[11] == 'gone' then
+      redis.call('ZADD', prefix .. 'u:gone', now, id)
+      redis.call('ZREMRANGEBYSCORE', prefix .. 'u:gone', '-inf', now - tonumber(ARGV[12]))
+    end
+    return {'done', since, tonumber(cur[3] or '-1'), released}
   end
-  redis.call('ZREM', KEYS[5], ARGV[1])
-  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZADD', KEYS[4], now, id)
   redis.call('HSET', KEYS[2], 'state', 'synced', 'applied_v', ARGV[2], 'error', ARGV[6])
 else
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  redis.call('ZADD', KEYS[5], now, ARGV[1])
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[5], now, id)
   redis.call('HSET', KEYS[2], 'state', 'failed', 'applied_v', ARGV[2], 'error', ARGV[6])
+  if ARGV[10] ~= '' then
+    local holder = ARGV[10]
+    local hv = redis.call('HGET', prefix .. 'u:' .. holder, 'v')
+    local hfin = tonumber(redis.call('HGET', prefix .. 'sync:' .. holder, 'finished_ms') or '0')
+    if hv and hfin < tonumber(ARGV[13]) then
+      redis.call('SADD', prefix .. 'conflict:' .. holder, id)
+      redis.call('HSET', KEYS[2], 'waits_on', holder)
+    else
+      redis.call('ZREM', KEYS[5], id)
+      redis.call('ZADD', KEYS[3], now, id)
+      redis.call('HSET', KEYS[2], 'state', 'pending', 'applied_v', '0')
+      released = (released == '' and id) or (released .. ' ' .. id)
+    end
+  end
 end
-return {'done', since, tonumber(cur[3] or '-1')}
+redis.call('HSET', KEYS[2], 'finished_ms', now)
+return {'done', since, tonumber(cur[3] or '-1'), released}
 """
 
 # Change a group's membership as set operations. A member to add that is not

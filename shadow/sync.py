@@ -21,6 +21,9 @@ from shadow.tenants import now_iso
 
 SyncStateName = Literal["pending", "synced", "failed"]
 _EVENTS_KEPT = 200
+#: How long an applied delete is remembered (`keys.gone_users`): ids only,
+#: for reconcile to re-deactivate a deleted user's learner turned on by hand.
+GONE_KEPT_MS = 90 * 86_400_000
 _decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -58,11 +61,14 @@ class SyncRecord(msgspec.Struct, frozen=True):
 
 class Finish(msgspec.Struct, frozen=True):
     """The result of recording an outcome: `done` False means a newer version
-    is waiting; `pending_since_ms`/`modified_ms` give the sync lag."""
+    is waiting; `pending_since_ms`/`modified_ms` give the sync lag;
+    `released` are users that waited for this one (a conflict) and are
+    pending again, to be enqueued."""
 
     done: bool
     pending_since_ms: int | None
     modified_ms: int | None
+    released: tuple[str, ...] = ()
 
 
 class StateCounts(msgspec.Struct, frozen=True):
@@ -123,7 +129,21 @@ class SyncStore:
         learner_id: int | None = None,
         applied: dict[str, Any] | None = None,
         error: str = "",
+        waits_on: str = "",
+        gone: bool = False,
+        began_ms: int = 0,
     ) -> Finish:
+        """Record a pass's outcome if `version` is still the newest.
+
+        `waits_on`: a failed user that needs what another user of the tenant
+        holds (its email); it is pending again once that user's next sync
+        ends (`began_ms`: when the pass started; a holder that finished since
+        may have let go, so the user is pending again at once). `gone`: a
+        deleted user whose learner was deactivated (or never existed) is
+        remembered for reconcile.
+        """
+        if waits_on and not keys.is_resource_id(waits_on):
+            raise ValueError("waits_on must be a user id of the bridge")
         result = await self._finish(
             keys=[
                 keys.resource(tenant, "u", user_id),
@@ -143,6 +163,10 @@ class SyncStore:
                 int(time.time() * 1000),
                 now_iso(),
                 keys.prefix(tenant),
+                waits_on,
+                "gone" if gone else "",
+                GONE_KEPT_MS,
+                began_ms,
             ],
         )
         since, modified = int(result[1]), int(result[2])
@@ -150,7 +174,27 @@ class SyncStore:
             done=_text(result[0]) == "done",
             pending_since_ms=since if since >= 0 else None,
             modified_ms=modified if modified >= 0 else None,
+            released=tuple(_text(result[3]).split()),
         )
+
+    async def note_fault(self, tenant: str, user_id: str) -> int:
+        """Count a pass that ended in an unexpected error; the count so far.
+        Reset by the user's next finish or SCIM change."""
+        return int(
+            await self._redis.hincrby(keys.sync_state(tenant, user_id), "faults", 1)  # type: ignore[misc]
+        )
+
+    async def waits_for(self, tenant: str, user_id: str, other_id: str) -> bool:
+        """True when `user_id` is failed waiting for `other_id` (a conflict)."""
+        return bool(
+            await self._redis.sismember(keys.conflict_waiters(tenant, other_id), user_id)  # type: ignore[misc]
+        )
+
+    async def was_deleted(self, tenant: str, user_id: str) -> bool:
+        """True when a delete of this user was applied (within `GONE_KEPT_MS`)."""
+        if not keys.is_resource_id(user_id):
+            return False
+        return await self._redis.zscore(keys.gone_users(tenant), user_id) is not None
 
     async def record(self, tenant: str, user_id: str) -> SyncRecord | None:
         raw = await self._redis.hmget(  # type: ignore[misc]

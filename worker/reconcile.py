@@ -15,9 +15,17 @@ stored document with the tenant's rules, plus the expected status) and:
   mapped field in one PATCH and fixes the status;
 - *reports* what it found: `changed` (fields edited by hand),
   `deactivated_by_hand` / `reactivated_by_hand`, `missing` (no learner
-  carries the user's `external_ref`), and `unknown_ref` (an active learner
-  whose `external_ref` names no user of this tenant; deactivated ones are
-  counted as `retired`, the normal end of a deleted user).
+  carries the user's `external_ref`), `unknown_ref` (an active learner
+  whose `external_ref` names no user of this tenant, or is not an id of the
+  bridge at all; deactivated ones are counted as `retired`, the normal end
+  of a deleted user), and `active_after_delete` (an active learner of a user
+  whose delete the bridge applied: a repair deactivates it again, since the
+  IdP withdrew that access).
+
+Everything read from the LMS is untrusted: a row that is not a learner is
+counted (`invalid_learners`) and left out, an `external_ref` is used as a
+user id only when it is one the bridge hands out, and an error about one
+user is counted (`skipped["error"]`) without stopping the rest.
 
 Only users the shadow says are `synced` are compared: pending, failed and
 held users are the worker's business and are counted as skipped, as is a
@@ -32,6 +40,7 @@ keeps one reconcile per tenant at a time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -45,9 +54,10 @@ from arq.worker import Function, func
 from redis.asyncio import Redis
 
 from api.settings import Settings
-from lms_client import Learner, LearnerPage, LmsDeferred, LmsTransientError
-from mappings import MappingConfigError, RuleSet, map_user
+from lms_client import Learner, LearnerPage, LmsDeferred, LmsError, LmsTransientError
+from mappings import GroupRef, MappingConfigError, RuleSet, map_user
 from shadow import TenantError, keys, now_iso
+from shadow.keys import is_resource_id
 from shadow.sync import SyncInput
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import QUEUE_NAME, enqueue_sync
@@ -68,6 +78,8 @@ __all__ = [
     "reconcile_tenant",
 ]
 
+logger = logging.getLogger("worker.reconcile")
+
 RECONCILE_JOB = "reconcile_tenant"
 #: Drift entries kept in a report; the counts always cover everything.
 MAX_DETAILS = 1000
@@ -77,7 +89,12 @@ _LOCK_TTL_MS = 600_000
 _PAGE_ATTEMPTS = 5
 
 DriftKind = Literal[
-    "changed", "deactivated_by_hand", "reactivated_by_hand", "missing", "unknown_ref"
+    "changed",
+    "deactivated_by_hand",
+    "reactivated_by_hand",
+    "missing",
+    "unknown_ref",
+    "active_after_delete",
 ]
 #: `progress(learners_seen, expected_total)` after every page.
 Progress = Callable[[int, int], None]
@@ -101,6 +118,9 @@ class ReconcileReport(msgspec.Struct, kw_only=True):
     duration_s: float = 0.0
     pages: int = 0
     learners_seen: int = 0
+    #: Rows of the LMS's pages that were not learners as lms-api.md has
+    #: them (left out of the comparison).
+    invalid_learners: int = 0
     users_checked: int = 0
     in_sync: int = 0
     drift_counts: dict[str, int] = msgspec.field(default_factory=dict)
@@ -182,6 +202,7 @@ async def _run(
         result = await _page(deps, slug, lms, page, page_size, sleep)
         for learner in result.results:
             learners[learner.id] = learner  # offset paging may repeat one
+        report.invalid_learners += result.invalid
         report.pages += 1
         report.learners_seen = len(learners)
         await _set_progress(deps, slug, seen=len(learners), expected=max(expected, len(learners)))
@@ -190,7 +211,18 @@ async def _run(
         if result.next is not None and result.next <= page:
             raise RuntimeError(f"LMS page {page} points back to page {result.next}")
         page = result.next
-    by_ref = {lr.external_ref: lr for lr in learners.values() if lr.external_ref}
+    # Only refs that are ids of the bridge can name a user (and a key): any
+    # other value is some other system's, or junk (design invariant 10).
+    by_ref: dict[str, Learner] = {}
+    for learner in learners.values():
+        ref = learner.external_ref
+        if is_resource_id(ref):
+            assert ref is not None
+            by_ref[ref] = learner
+        elif ref and learner.status == "active":
+            report.note(Drift(kind="unknown_ref", user_id=None, learner_id=learner.id))
+        elif ref:
+            report.retired += 1
     try:
         rules = await deps.rules_for(slug)
     except MappingConfigError as exc:
@@ -201,14 +233,42 @@ async def _run(
         known.add(stored.id)
         if len(known) % 500 == 0:
             await deps.redis.pexpire(keys.reconcile_lock(slug), _LOCK_TTL_MS)
-        await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
+        try:
+            await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
+        except (LmsDeferred, LmsTransientError):
+            raise
+        except Exception as exc:  # one odd user must not stop the tenant's reconcile
+            logger.warning("reconcile %s/%s: %s: %s", slug, stored.id, type(exc).__name__, exc)
+            report.skip("error")
     for ref, learner in by_ref.items():
         if ref in known or await _is_tombstone(deps, slug, ref):
             continue
-        if learner.status == "active":
-            report.note(Drift(kind="unknown_ref", user_id=ref, learner_id=learner.id))
-        else:
+        if learner.status != "active":
             report.retired += 1
+        elif await deps.sync.was_deleted(slug, ref):
+            await _deactivate_after_delete(deps, report, lms, ref, learner)
+        else:
+            report.note(Drift(kind="unknown_ref", user_id=ref, learner_id=learner.id))
+
+
+async def _deactivate_after_delete(
+    deps: WorkerDeps, report: ReconcileReport, lms: TenantLms, ref: str, learner: Learner
+) -> None:
+    """An active learner of a user deleted in SCIM (turned on again by hand
+    after the bridge deactivated it): access the IdP withdrew, so a repair
+    deactivates it again. Not a mass deactivation: each was applied once."""
+    drift = Drift(kind="active_after_delete", user_id=ref, learner_id=learner.id)
+    if report.repair:
+        try:
+            await lms.client.deactivate(learner.id)
+        except LmsError as exc:
+            logger.warning(
+                "reconcile %s: deactivating learner %s: %s", report.tenant, learner.id, exc
+            )
+        else:
+            drift = msgspec.structs.replace(drift, repaired=True)
+            report.repaired += 1
+    report.note(drift)
 
 
 async def _page(
@@ -336,18 +396,10 @@ def _skip_reason(state: SyncInput) -> str | None:
     return "pending"
 
 
-async def _groups(
-    deps: WorkerDeps, slug: str, user_id: str, rules: RuleSet
-) -> list[tuple[str, str | None]]:
+async def _groups(deps: WorkerDeps, slug: str, user_id: str, rules: RuleSet) -> list[GroupRef]:
     if rules.team_from_groups is None:
         return []
-    ids = await deps.resources.group_ids_of(slug, user_id)
-    found = await deps.resources.get_many(slug, "g", ids)
-    return [(g.id, _text_or_none(g.doc.get("displayName"))) for g in found]
-
-
-def _text_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return await deps.resources.group_refs(slug, user_id)
 
 
 async def _is_tombstone(deps: WorkerDeps, slug: str, user_id: str) -> bool:

@@ -16,6 +16,7 @@ LMS's reason until the next change or a replay.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -24,6 +25,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 from arq.worker import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lms_client import (
     Learner,
@@ -38,11 +41,13 @@ from lms_client import (
     LmsUnauthorized,
     LmsValidationError,
 )
-from mappings import MappingConfigError, MappingResult, map_user
+from mappings import GroupRef, MappingConfigError, MappingResult, map_user
+from mappings.paths import scim_bool
 from shadow import SyncInput, Tenant
+from shadow.keys import is_resource_id
 from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
-from worker.queue import sync_job_id
+from worker.queue import enqueue_many, sync_job_id
 
 __all__ = ["MAX_PASSES", "Outcome", "lms_reason", "sync_user"]
 
@@ -57,6 +62,11 @@ LOCK_MARGIN_S = 5.0
 #: Deferrals are short so a tenant's backlog stays in its fair-share order;
 #: a long outage is waited out by several short ones.
 MAX_DEFER_S = 300.0
+#: Passes in a row that may end in an unexpected error (a bug, odd data)
+#: before the user is `failed` with it, rather than pending for ever.
+MAX_FAULTS = 5
+#: A synced user that is inactive in SCIM and has no learner says so.
+NO_LEARNER_NOTE = "no learner: the user is inactive in SCIM; one is made when it becomes active"
 _T = TypeVar("_T")
 
 Snapshot = dict[str, Any]
@@ -65,12 +75,14 @@ sync state's `applied` (JSON). Updates are computed against it."""
 
 
 class Outcome(msgspec.Struct, frozen=True):
-    """The result of one pass, recorded by `SyncStore.finish`."""
+    """The result of one pass, recorded by `SyncStore.finish`; `waits_on`
+    names the user whose next sync may cure this one's conflict."""
 
     state: Literal["synced", "failed"]
     learner_id: int | None = None
     applied: Snapshot | None = None
     error: str = ""
+    waits_on: str = ""
 
 
 class _Defer(Exception):  # control flow: not an error
@@ -97,16 +109,60 @@ async def sync_user(ctx: dict[str, Any], tenant: str, user_id: str) -> str:
         await _keep_queued(deps, tenant, user_id, job_due)
         await deps.sync.log_event(tenant, user_id, "deferred", reason="locked by another worker")
         raise Retry(defer=1)
+    job_try = int(ctx.get("job_try") or 1)
     try:
-        return await _sync_locked(deps, tenant, user_id, int(ctx.get("job_try") or 1))
+        return await _sync_locked(deps, tenant, user_id, job_try)
     except _Defer as defer:
         await _keep_queued(deps, tenant, user_id, job_due)
         seconds = round(defer.seconds, 3)
         await deps.sync.log_event(tenant, user_id, "deferred", seconds=str(seconds))
         logger.info("sync %s/%s deferred %.1fs: %s", tenant, user_id, seconds, defer.reason)
         raise Retry(defer=seconds) from None
+    except (Retry, asyncio.CancelledError, RedisConnectionError, RedisTimeoutError):
+        raise  # a wait, a shutdown or a Redis outage: the job runs again
+    except Exception as exc:
+        return await _fail_after_faults(deps, tenant, user_id, exc, job_due)
     finally:
         await deps.sync.unlock(tenant, user_id, token)
+
+
+async def _requeue_released(deps: WorkerDeps, tenant: Tenant, user_ids: tuple[str, ...]) -> None:
+    """Enqueue users that waited on a conflict this sync may have cured. They
+    are already pending (the finish step marked them): a crash here leaves
+    them to the sweep."""
+    due_jobs = await deps.resources.requeue_changed_groups(
+        tenant.slug, list(user_ids), interval_ms=tenant.job_interval_ms
+    )
+    await enqueue_many(deps.queue, tenant.slug, due_jobs)
+    for uid in user_ids:
+        await deps.sync.log_event(tenant.slug, uid, "requeued", reason="conflict may be cured")
+
+
+async def _fail_after_faults(
+    deps: WorkerDeps, tenant: str, user_id: str, exc: Exception, job_due: int | None
+) -> str:
+    """An unexpected error (not an LMS answer or fault): try again a few
+    times, then make the user `failed` with the reason, never pending for
+    ever (design invariant 10). Raises `Retry` while tries remain."""
+    faults = await deps.sync.note_fault(tenant, user_id)
+    reason = f"unexpected error: {type(exc).__name__}: {_first_line(exc)}"
+    if faults < MAX_FAULTS:
+        await _keep_queued(deps, tenant, user_id, job_due)
+        logger.warning(
+            "sync %s/%s: %s (fault %d of %d)", tenant, user_id, reason, faults, MAX_FAULTS
+        )
+        raise Retry(defer=_jittered(min(60.0, 2.0**faults))) from None
+    logger.error("sync %s/%s failed after %d faults: %s", tenant, user_id, faults, reason)
+    state = await deps.sync.read(tenant, user_id)
+    if state.exists:
+        await deps.sync.finish(tenant, user_id, state.version, "failed", error=reason)
+        await deps.sync.log_event(tenant, user_id, "failed", version=state.version, error=reason)
+    return "failed: " + reason
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no detail"
 
 
 def _job_due(job_id: object, tenant: str, user_id: str) -> int | None:
@@ -143,6 +199,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         if state.applied_version == state.version and state.state in ("synced", "failed"):
             await deps.sync.log_event(slug, user_id, "up_to_date", version=state.version)
             return "up to date"
+        began_ms = int(time.time() * 1000)
         try:
             outcome = await _Pass(deps, lms, tenant, state, job_try).run()
         except BreakerHeld as held:  # parked by worker/breaker.py: no finish, no retry
@@ -158,7 +215,12 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
             learner_id=outcome.learner_id,
             applied=outcome.applied,
             error=outcome.error,
+            waits_on=outcome.waits_on,
+            gone=state.deleted and outcome.state == "synced",
+            began_ms=began_ms,
         )
+        if finish.released:
+            await _requeue_released(deps, tenant, finish.released)
         if finish.done:
             if finish.pending_since_ms is not None:
                 lag = max(0.0, time.time() - finish.pending_since_ms / 1000)
@@ -179,7 +241,13 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
 
 
 class _Pass:
-    """One reconciliation of one shadow version against the LMS."""
+    """One reconciliation of one shadow version against the LMS.
+
+    Access follows the IdP (design invariant 8, docs/architecture.md
+    "Withdrawal of access"): a withdrawal is applied before any field
+    update and whatever becomes of it, and a user whose SCIM state is
+    inactive never gets a learner created for it.
+    """
 
     def __init__(
         self, deps: WorkerDeps, lms: TenantLms, tenant: Tenant, state: SyncInput, job_try: int
@@ -191,9 +259,15 @@ class _Pass:
         self.user_id = state.user_id
         self.state = state
         self.job_try = job_try
+        self.began_ms = int(time.time() * 1000)
         self.linked_afresh = False
         self.desired: dict[str, str | None] = {}
         self.active = True
+        self.learner_id = state.learner_id
+        self.applied: Snapshot = dict(state.applied or {})
+        #: Said in the user's status when the pass ends: what was applied
+        #: even though something else failed.
+        self.withdrawn = ""
 
     async def run(self) -> Outcome:
         mapped: MappingResult | None = None
@@ -207,11 +281,13 @@ class _Pass:
                 # A delete needs only the newest email, so broken rules do not
                 # stop it: the last applied email stands in.
                 return await self._delete(mapped.draft.email if mapped else None)
+            self.active = mapped.draft.active if mapped else _scim_active(self.state.doc)
+            if not self.active:
+                await self._withdraw()
             if mapped is None:
-                return Outcome("failed", error=bad_rules)
+                return self._failed(bad_rules)
             if not mapped.ok:
-                fatal = "; ".join(p.message for p in mapped.problems if p.fatal)
-                return Outcome("failed", error=fatal)
+                return self._failed("; ".join(p.message for p in mapped.problems if p.fatal))
             outcome = await self._apply(mapped)
         except LmsDeferred as exc:
             if exc.status is not None:  # the LMS's own Retry-After, not our pacing
@@ -223,21 +299,55 @@ class _Pass:
             wait = exc.retry_after or min(60.0, 2.0 ** min(self.job_try, 6))
             raise _Defer(_jittered(wait), str(exc)) from None
         except LmsRejected as exc:
-            return Outcome("failed", error=lms_reason(exc))
+            return self._failed(lms_reason(exc))
+        if outcome.state == "failed":
+            return outcome
         notes = "; ".join(p.message for p in mapped.problems)
         return msgspec.structs.replace(outcome, error=notes) if notes else outcome
+
+    def _failed(self, reason: str, *, waits_on: str = "") -> Outcome:
+        """The user is `failed`; its status also says what was applied anyway."""
+        if self.withdrawn:
+            reason = f"{self.withdrawn}; not synced: {reason}"
+        return Outcome(
+            "failed",
+            learner_id=self.learner_id,
+            applied=self.applied if self.learner_id is not None else None,
+            error=reason,
+            waits_on=waits_on,
+        )
 
     async def _map(self) -> MappingResult:
         """Map the newest doc. The doc is stored without `id`; the bridge's
         id is put back so rules (and `external_ref`) can read it."""
         rules = await self.deps.rules_for(self.tenant)
-        groups: list[tuple[str, str | None]] = []
+        groups: list[GroupRef] = []
         if rules.team_from_groups is not None:
-            ids = await self.deps.resources.group_ids_of(self.tenant, self.user_id)
-            found = await self.deps.resources.get_many(self.tenant, "g", ids)
-            groups = [(g.id, _text_or_none(g.doc.get("displayName"))) for g in found]
+            groups = await self.deps.resources.group_refs(self.tenant, self.user_id)
         doc = {**(self.state.doc or {}), "id": self.user_id}
         return map_user(doc, rules, groups)
+
+    # -- withdrawal ---------------------------------------------------------
+
+    async def _withdraw(self) -> None:
+        """Deactivate the linked learner first, before any field update can
+        fail; the snapshot is saved at once so a later failure keeps it."""
+        if self.learner_id is None or self.applied.get("active") is False:
+            return
+        await self._admit_deactivation()  # the learner had access: the breaker applies
+        try:
+            await self._call(
+                "POST /learners/{id}/deactivate", self.lms.deactivate(self.learner_id), 200
+            )
+        except LmsNotFound:
+            # The learner is gone: linking afresh finds (and deactivates) any
+            # other learner of this user, and creates none for an inactive one.
+            await self.deps.sync.forget_link(self.tenant, self.user_id)
+            self.learner_id, self.applied = None, {}
+            return
+        self.applied["active"] = False
+        await self.deps.sync.record_link(self.tenant, self.user_id, self.learner_id, self.applied)
+        self.withdrawn = f"learner {self.learner_id} deactivated"
 
     # -- live users --------------------------------------------------------
 
@@ -245,11 +355,9 @@ class _Pass:
         # external_ref is the link itself (design.md "Linking"): always the
         # SCIM id, whatever a tenant's rules say about it.
         self.desired = {**mapped.lms_fields(), "external_ref": self.user_id}
-        self.active = mapped.draft.active
-        learner_id = self.state.learner_id
-        if learner_id is None:
-            return await self._create_or_adopt()
-        applied: Snapshot = dict(self.state.applied or {})
+        if self.learner_id is None:
+            return await self._link()
+        learner_id, applied = self.learner_id, self.applied
         changes = {k: v for k, v in self.desired.items() if k not in applied or applied[k] != v}
         if changes:
             try:
@@ -257,38 +365,63 @@ class _Pass:
                     "PATCH /learners/{id}", self.lms.update(learner_id, _write(changes)), 200
                 )
             except LmsNotFound:
-                return await self._create_or_adopt()  # the learner is gone: link afresh
+                self.learner_id = None
+                return await self._link()  # the learner is gone: link afresh
+            except LmsConflict as conflict:
+                return await self._patch_conflict(conflict, changes)
             applied.update(changes)
         return await self._set_status(learner_id, applied, checkpoint=bool(changes))
 
-    async def _create_or_adopt(self) -> Outcome:
-        """One POST carrying external_ref; a 409 means the learner may exist."""
+    async def _link(self) -> Outcome:
+        """Find this user's learner, or create it (one POST carrying
+        external_ref; a 409 means the learner may exist). An inactive user
+        gets no new learner (docs/architecture.md "Withdrawal of access"):
+        an existing one is adopted and deactivated, else nothing is made."""
         self.linked_afresh = True
+        if not self.active:
+            return await self._link_inactive()
         body = {k: v for k, v in self.desired.items() if v is not None}
         try:
             learner = await self._call("POST /learners", self.lms.create(_write(body)), 201)
         except LmsConflict as conflict:
-            return await self._adopt(conflict)
+            # Expected: the learner may exist (adoption), so not an LMS error.
+            return await self._adopt(conflict.learner_id, conflict.error)
         applied: Snapshot = {**self.desired, "active": True}
+        self.learner_id, self.applied = learner.id, applied
         await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
         return await self._set_status(learner.id, applied, checkpoint=False)
 
-    async def _adopt(self, conflict: LmsConflict) -> Outcome:
-        """Take over the learner a 409 names, unless a live user of this
-        tenant holds it (Entra re-creates users under new ids; a lost answer
-        to our own POST names our own learner)."""
-        learner = await self._call("GET /learners/{id}", self.lms.get(conflict.learner_id), 200)
+    async def _link_inactive(self) -> Outcome:
+        found = await self._call(
+            "GET /learners?external_ref", self.lms.find_by_external_ref(self.user_id), 200
+        )
+        email = self.desired.get("email")
+        if found is None and email:
+            found = await self._call("GET /learners?email", self.lms.find_by_email(email), 200)
+        if found is None:
+            await self.deps.sync.log_event(self.tenant, self.user_id, "no_learner")
+            return Outcome("synced", error=NO_LEARNER_NOTE)
+        return await self._adopt(found.id, "inactive user", learner=found)
+
+    async def _adopt(
+        self, learner_id: int, reason: str, *, learner: Learner | None = None
+    ) -> Outcome:
+        """Take over a learner that has this user's email or id, unless a live
+        user of this tenant holds it (Entra re-creates users under new ids; a
+        lost answer to our own POST names our own learner)."""
+        if learner is None:
+            learner = await self._call("GET /learners/{id}", self.lms.get(learner_id), 200)
         ref = learner.external_ref
-        if not ref or ref == self.user_id:
-            return await self._take_over(learner, conflict, None)
-        holder = await self.deps.resources.get(self.tenant, "u", ref)
-        if holder is not None:
-            return Outcome(
-                "failed",
-                error=(
-                    f"LMS 409 {conflict.error}: learner {learner.id} is linked to user "
-                    f"{ref} of this tenant, so user {self.user_id} cannot take it over"
-                ),
+        if not ref or ref == self.user_id or not is_resource_id(ref):
+            # Empty, ours, or not an id the bridge hands out (so no user of
+            # this tenant, and never a key name): the learner is free to take.
+            return await self._take_over(learner, reason, None)
+        if await self.deps.resources.get(self.tenant, "u", ref) is not None:
+            return self._failed(
+                f"LMS 409 {reason}: learner {learner.id} is linked to user {ref} of this "
+                f"tenant, so user {self.user_id} cannot take it over; tried again when "
+                f"user {ref} changes or goes",
+                waits_on=ref,
             )
         # The learner belongs to a deleted user whose delete may still run:
         # hold that user's lock while the learner changes hands, so its job
@@ -298,13 +431,11 @@ class _Pass:
         if token is None:
             raise _Defer(1.0, "the learner's previous user is being synced")
         try:
-            return await self._take_over(learner, conflict, ref)
+            return await self._take_over(learner, reason, ref)
         finally:
             await self.deps.sync.unlock(self.tenant, ref, token)
 
-    async def _take_over(
-        self, learner: Learner, conflict: LmsConflict, previous: str | None
-    ) -> Outcome:
+    async def _take_over(self, learner: Learner, reason: str, previous: str | None) -> Outcome:
         """Link `learner` to this user (its previous user's link forgotten)."""
         changes = {k: v for k, v in self.desired.items() if getattr(learner, k) != v}
         if changes:
@@ -312,15 +443,69 @@ class _Pass:
                 "PATCH /learners/{id}", self.lms.update(learner.id, _write(changes)), 200
             )
         applied: Snapshot = {**self.desired, "active": learner.status == "active"}
+        self.learner_id, self.applied = learner.id, applied
         await self.deps.sync.record_link(self.tenant, self.user_id, learner.id, applied)
         if previous:
             # The deleted user it came from must not deactivate it later: its
             # delete, if still to run, then looks the learner up and finds none.
             await self.deps.sync.forget_link(self.tenant, previous)
         await self.deps.sync.log_event(
-            self.tenant, self.user_id, "adopted", learner_id=learner.id, reason=conflict.error
+            self.tenant, self.user_id, "adopted", learner_id=learner.id, reason=reason
         )
         return await self._set_status(learner.id, applied, checkpoint=False)
+
+    async def _patch_conflict(self, conflict: LmsConflict, changes: Snapshot) -> Outcome:
+        """Our learner's update needs an email (or id) another learner holds.
+
+        Held by a live user of this tenant: wait for it (re-queued when its
+        next sync ends); when that user waits for us too, the two emails are
+        being swapped, and we let go of ours first so both converge. Held by
+        the deactivated learner of a deleted user: take the address from it.
+        Otherwise ops must act in the LMS, and the reason says so.
+        """
+        holder = await self._call("GET /learners/{id}", self.lms.get(conflict.learner_id), 200)
+        ref = holder.external_ref
+        learner_id = self.learner_id
+        assert learner_id is not None
+        if conflict.error == "email_taken" and is_resource_id(ref) and ref != self.user_id:
+            assert ref is not None
+            if await self.deps.resources.exists(self.tenant, "u", ref):
+                if await self.deps.sync.waits_for(self.tenant, ref, self.user_id):
+                    await self._release_email(learner_id)
+                return self._failed(
+                    f"LMS 409 email_taken: the address is held by learner {holder.id} of user "
+                    f"{ref}; tried again when user {ref} changes or goes",
+                    waits_on=ref,
+                )
+            if holder.status == "deactivated" and await self.deps.sync.was_deleted(
+                self.tenant, ref
+            ):
+                await self._release_email(holder.id)
+                await self._call(
+                    "PATCH /learners/{id}", self.lms.update(learner_id, _write(changes)), 200
+                )
+                self.applied.update(changes)
+                return await self._set_status(learner_id, self.applied, checkpoint=True)
+        return self._failed(
+            f"LMS 409 {conflict.error}: held by learner {holder.id}, which no live user of "
+            "this tenant is linked to; change that learner in the LMS, then replay"
+        )
+
+    async def _release_email(self, learner_id: int) -> None:
+        """Give a learner an address that can never be anyone's (RFC 2606's
+        `.invalid`), so that another learner can take its old one."""
+        placeholder = f"released-{learner_id}@scim-bridge.invalid"
+        await self._call(
+            "PATCH /learners/{id}",
+            self.lms.update(learner_id, _write({"email": placeholder})),
+            200,
+        )
+        if learner_id == self.learner_id:
+            self.applied["email"] = placeholder
+            await self.deps.sync.record_link(self.tenant, self.user_id, learner_id, self.applied)
+        await self.deps.sync.log_event(
+            self.tenant, self.user_id, "email_released", learner_id=learner_id
+        )
 
     async def _set_status(self, learner_id: int, applied: Snapshot, *, checkpoint: bool) -> Outcome:
         """Deactivate or reactivate, only when the snapshot differs."""
@@ -337,20 +522,26 @@ class _Pass:
         except LmsNotFound:
             if self.linked_afresh:
                 raise
-            return await self._create_or_adopt()
+            self.learner_id = None
+            return await self._link()
         return Outcome("synced", learner_id=learner_id, applied={**applied, "active": self.active})
 
     # -- deleted users -----------------------------------------------------
 
     async def _delete(self, newest_email: str | None) -> Outcome:
         """End with no active learner: the linked one, or an unlinked one
-        with the newest email, is deactivated; nothing is ever created."""
+        with the newest email, is deactivated; nothing is ever created.
+
+        The snapshot is not trusted for this (an LMS admin may have turned
+        the learner on by hand since): the linked learner is deactivated
+        again, which the LMS takes as a no-op when it already is. Only a
+        learner the bridge believes active counts towards the breaker.
+        """
         applied: Snapshot = dict(self.state.applied or {})
         learner_id = self.state.learner_id
         if learner_id is not None:
-            if applied.get("active") is False:
-                return Outcome("synced", learner_id=learner_id)
-            await self._admit_deactivation()
+            if applied.get("active") is not False:
+                await self._admit_deactivation()
             try:
                 await self._call(
                     "POST /learners/{id}/deactivate", self.lms.deactivate(learner_id), 200
@@ -384,15 +575,21 @@ class _Pass:
             raise BreakerHeld(decision)
 
     async def _call(self, label: str, call: Awaitable[_T], ok_status: int) -> _T:
-        """Await one LMS call and note it in the user's provisioning log."""
+        """Await one LMS call and note it in the user's provisioning log.
+
+        A 409 is logged as `expected`: it is how the LMS says a learner
+        exists (adoption) or an address is held (a conflict the user's
+        status explains), not a fault of the LMS.
+        """
         try:
             result = await call
         except LmsError as exc:
             status = str(exc.status) if exc.status is not None else "no answer"
             if isinstance(exc, LmsDeferred):
                 status = "deferred"
+            extra: dict[str, str | int] = {"expected": 1} if isinstance(exc, LmsConflict) else {}
             await self.deps.sync.log_event(
-                self.tenant, self.user_id, "lms", call=label, status=status
+                self.tenant, self.user_id, "lms", call=label, status=status, **extra
             )
             raise
         fields: dict[str, str | int] = {"call": label, "status": ok_status}
@@ -400,6 +597,13 @@ class _Pass:
             fields["learner_id"] = result.id
         await self.deps.sync.log_event(self.tenant, self.user_id, "lms", **fields)
         return result
+
+
+def _scim_active(doc: dict[str, Any] | None) -> bool:
+    """`active` straight from the SCIM document, for when the tenant's rules
+    do not build: a withdrawal must not wait for a rules fix."""
+    value = scim_bool((doc or {}).get("active"))
+    return True if value is None else value
 
 
 def _write(fields: dict[str, Any]) -> LearnerWrite:

@@ -100,7 +100,9 @@ async def lms_error_rate(
 
     Every LMS call the worker makes is logged there with its status; a
     `deferred` call (our own pacing, or an LMS Retry-After) is counted apart,
-    not as an error. It is a sample, and says so: `sampled_users`.
+    not as an error, and so is an `expected` 409 (the LMS saying a learner
+    exists, which adoption relies on, or an address is held). It is a
+    sample, and says so: `sampled_users`.
     """
     now_ms = int(time.time() * 1000)
     since = now_ms - window_s * 1000
@@ -120,9 +122,14 @@ async def lms_error_rate(
             streams = await pipe.execute()
         for rows in streams:
             for _, fields in rows:
-                if _text(fields.get(b"event")) == "lms":
+                if _text(fields.get(b"event")) != "lms":
+                    continue
+                if fields.get(b"expected"):  # a 409 of adoption or a conflict: an answer
+                    by_status["expected"] += 1
+                else:
                     by_status[_text(fields.get(b"status"))] += 1
     deferred = by_status.pop("deferred", 0)
+    expected = by_status.pop("expected", 0)
     calls = sum(by_status.values())
     errors = sum(n for status, n in by_status.items() if not status.startswith("2"))
     return {
@@ -131,6 +138,7 @@ async def lms_error_rate(
         "calls": calls,
         "errors": errors,
         "deferred": deferred,
+        "expected": expected,
         "error_rate": round(errors / calls, 4) if calls else 0.0,
         "by_status": dict(sorted(by_status.items())),
     }

@@ -47,6 +47,7 @@ class Call(NamedTuple):
     method: str
     path: str
     body: dict[str, Any] | None
+    query: dict[str, str] | None = None
 
     @property
     def route(self) -> str:
@@ -60,7 +61,8 @@ class _SandboxTransport(httpx.ASGITransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
-        self._lms.calls.append(Call(request.method, request.url.path, body))
+        query = dict(request.url.params) or None
+        self._lms.calls.append(Call(request.method, request.url.path, body, query))
         for hook in list(self._lms.on_request):
             await hook(request)
         try:
@@ -107,6 +109,12 @@ class SandboxLms:
         org = self.sandbox.store.get(ORG)
         assert org is not None
         return org.create(fields, status=status)  # type: ignore[arg-type]
+
+    def set_status_by_hand(self, learner_id: int, status: str) -> None:
+        """An LMS admin (de)activates a learner behind the bridge's back."""
+        org = self.sandbox.store.get(ORG)
+        assert org is not None
+        assert org.update(learner_id, {}, status=status) is not None  # type: ignore[arg-type]
 
     def routes(self) -> list[str]:
         """Calls as "METHOD /api/v1/..." without the organisation prefix."""

@@ -116,18 +116,28 @@ async def test_deactivate_then_reactivate_one_action_each(
     assert lms.learner(learner.id).status == "active"
 
 
-async def test_created_inactive_is_created_then_deactivated(
+async def test_a_user_created_inactive_gets_no_learner_until_it_is_active(
     deps: WorkerDeps, lms: SandboxLms, tenant: object
 ) -> None:
     await put_user(deps, "u-1", scim_user(active=False))
-    await run_sync(deps, "u-1")
+    assert await run_sync(deps, "u-1") == "synced"
 
-    [learner] = lms.learners()
-    assert lms.routes() == [
-        "POST /api/v1/learners",
-        f"POST /api/v1/learners/{learner.id}/deactivate",
+    assert lms.learners() == []  # never an active learner, not even for a moment
+    # It looks for a learner to adopt (and deactivate), and makes none.
+    assert lms.routes() == ["GET /api/v1/learners", "GET /api/v1/learners"]
+    assert [c.query for c in lms.calls] == [
+        {"external_ref": "u-1"},
+        {"email": "ada@example.com"},
     ]
-    assert learner.status == "deactivated"
+    record = await record_of(deps, "u-1")
+    assert (record.state, record.learner_id) == ("synced", None)
+    assert record.error.startswith("no learner: the user is inactive")
+
+    await put_user(deps, "u-1", scim_user(active=True), "update")
+    assert await run_sync(deps, "u-1") == "synced"
+    [learner] = lms.learners()
+    assert (learner.status, learner.external_ref) == ("active", "u-1")
+    assert lms.routes()[2:] == ["POST /api/v1/learners"]
 
 
 async def test_missing_required_field_fails_without_a_call_until_fixed(

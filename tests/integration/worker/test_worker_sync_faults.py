@@ -132,6 +132,10 @@ async def test_conflict_on_update_fails_with_the_reason(
     router.patch("/api/v1/learners/7").mock(
         return_value=httpx.Response(409, json={"error": "email_taken", "learner_id": 9})
     )
+    # The learner holding the address was made by hand: no user of ours.
+    router.get("/api/v1/learners/9").mock(
+        return_value=httpx.Response(200, json=learner_json(9, external_ref=None))
+    )
     await put_user(deps, "u-1", scim_user())
     await run_sync(deps, "u-1")
 
@@ -139,7 +143,10 @@ async def test_conflict_on_update_fails_with_the_reason(
     assert await run_sync(deps, "u-1") == "failed"
 
     record = await record_of(deps, "u-1")
-    assert record.error == "LMS 409 email_taken: held by learner 9"
+    assert record.error == (
+        "LMS 409 email_taken: held by learner 9, which no live user of this tenant is "
+        "linked to; change that learner in the LMS, then replay"
+    )
     assert record.learner_id == 7  # the link survives a failed update
 
 

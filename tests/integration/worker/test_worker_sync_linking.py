@@ -121,7 +121,7 @@ async def test_conflict_with_a_live_user_fails_naming_both(
     assert record.state == "failed"
     assert record.error == (
         f"LMS 409 email_taken: learner {learner.id} is linked to user u-1 of this tenant, "
-        "so user u-2 cannot take it over"
+        "so user u-2 cannot take it over; tried again when user u-1 changes or goes"
     )
     assert [x.external_ref for x in lms.learners()] == ["u-1"]
 

@@ -30,6 +30,7 @@ GROUPS: list[GroupRef] = [
     ("g-3", "team red"),
     ("g-4", None),
     ("g-5", "LMS-Engineering"),
+    GroupRef("g-6", "Sales EMEA", "6F1C2C9E-0000-4444-8888-123456789ABC"),
 ]
 
 
@@ -44,7 +45,13 @@ def _rules(*patterns: str) -> Any:
         pytest.param(("Team *", "lms-*"), GROUPS, "Team Blue", id="pattern-order-then-name"),
         pytest.param(("lms-*", "Team *"), GROUPS, "LMS-Engineering", id="pattern-order-wins"),
         pytest.param(("g-2", "lms-*"), GROUPS, "Team Blue", id="exact-id"),
-        pytest.param(("G-2",), GROUPS, None, id="id-is-case-exact"),
+        pytest.param(("G-2",), GROUPS, "Team Blue", id="id-ignores-case"),
+        pytest.param(
+            ("6f1c2c9e-0000-4444-8888-123456789abc",),
+            GROUPS,
+            "Sales EMEA",
+            id="external-id-as-entra-shows-it",
+        ),
         pytest.param(("g-4", "All*"), GROUPS, "All Staff", id="group-without-name-skipped"),
         pytest.param(("nope*",), GROUPS, None, id="no-match-is-null"),
         pytest.param(("*",), [], None, id="no-groups-is-null"),
