@@ -16,14 +16,22 @@ from redis.asyncio import Redis
 from api.admin.views import breaker_view, failed_page, lms_error_rate
 from api.settings import Settings
 from lms_client import LmsError
-from mappings import build_rules, decode_overrides, encode_overrides, preview
+from mappings import decode_overrides, encode_overrides
 from mappings.problems import MappingConfigError
-from shadow import ResourceStore, SyncStore, TenantError, TenantStore, TokenInfo, keys
+from shadow import (
+    MappingStore,
+    ResourceStore,
+    SyncStore,
+    TenantError,
+    TenantStore,
+    TokenInfo,
+)
 from shadow.admin_keys import AdminKeyStore
 from shadow.connect import connect, connect_queue
 from worker.breaker import approve, breaker_state, cancel, get_config, set_config
 from worker.queue import enqueue_sync, queue_depth
 from worker.reconcile import ReconcileBusy, reconcile_tenant
+from worker.rules import enqueue_rules_resync
 
 
 class UsageError(ValueError):
@@ -117,6 +125,8 @@ async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, A
         "last_errors": last_errors,
         "lms": await lms_error_rate(redis, slug),
         "breaker": msgspec.to_builtins(breaker),
+        # The re-sync of every user after the newest mapping change.
+        "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
     }
 
 
@@ -140,6 +150,12 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"\n  BREAKER TRIPPED since {data['breaker']['tripped_at']}: "
             f"{data['breaker']['held']} deactivation(s) held; "
             f"run `scim-bridge breaker approve|cancel {data['tenant']}`"
+        )
+    resync = data["rules_resync"]
+    if resync["state"] == "running":
+        human += (
+            f"\n  mapping changed {resync['started_at']}: re-syncing every user, "
+            f"{resync['done']} of {resync['total']} queued so far"
         )
     for err in data["last_errors"]:
         human += f"\n  failed {err['user_id']}: {err['error']}"
@@ -188,12 +204,21 @@ async def cmd_mapping_set(args: argparse.Namespace, settings: Settings) -> int:
         emit(args, {"error": str(exc)}, f"error: {exc}")
         return 2
     redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
     try:
         await _tenant_or_fail(redis, args.slug)
-        await redis.set(keys.mapping(args.slug), encode_overrides(overrides))
+        store = MappingStore(redis)
+        await store.replace(args.slug, encode_overrides(overrides))
+        await enqueue_rules_resync(queue, args.slug)
+        progress = await store.progress(args.slug)
     finally:
+        await queue.aclose()
         await redis.aclose()
-    emit(args, {"tenant": args.slug, "mapping": "set"}, f"mapping of {args.slug} set")
+    emit(
+        args,
+        {"tenant": args.slug, "mapping": "set", "resync": msgspec.to_builtins(progress)},
+        f"mapping of {args.slug} set; re-syncing its {progress.total} user(s)",
+    )
     return 0
 
 
@@ -204,20 +229,23 @@ async def cmd_mapping_preview(args: argparse.Namespace, settings: Settings) -> i
     except json.JSONDecodeError as exc:
         emit(args, {"error": f"not JSON: {exc}"}, f"error: not JSON: {exc}")
         return 2
-    redis = connect(settings.redis_url)
-    try:
-        await _tenant_or_fail(redis, args.slug)
-        stored = await redis.get(keys.mapping(args.slug))
-    finally:
-        await redis.aclose()
-    rules = build_rules(decode_overrides(stored) if stored else None)
     from scim.resource import canonicalize
     from scim.schema import USER_RESOURCE
 
-    doc = canonicalize(USER_RESOURCE, user) if isinstance(user, dict) else user
-    if isinstance(user, dict) and "id" in user:
-        doc["id"] = user["id"]
-    data = preview(doc, rules)
+    doc = canonicalize(USER_RESOURCE, user) if isinstance(user, dict) else {}
+    if isinstance(user, dict):
+        for name in ("id", "groups"):
+            if name in user:
+                doc[name] = user[name]
+    redis = connect(settings.redis_url)
+    try:
+        await _tenant_or_fail(redis, args.slug)
+        data = await MappingStore(redis).preview(args.slug, doc)
+    except MappingConfigError as exc:
+        emit(args, {"error": str(exc)}, f"error: the stored mapping is invalid: {exc}")
+        return 1
+    finally:
+        await redis.aclose()
     print(json.dumps(data, indent=None if args.json else 2))
     return 0 if data.get("ok") else 1
 

@@ -1,6 +1,7 @@
 """The Redis shadow store: tenants, tokens, SCIM resources and sync state."""
 
 from shadow.resources import InlineJob, ResourceStore, StoreConflict, Stored, WriteOutcome
+from shadow.rules import MappingStore, ResyncPage, ResyncProgress
 from shadow.sync import Finish, StateCounts, SyncInput, SyncRecord, SyncStore
 from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo, now_iso
 
@@ -8,7 +9,10 @@ __all__ = [
     "Finish",
     "InlineJob",
     "IssuedToken",
+    "MappingStore",
     "ResourceStore",
+    "ResyncPage",
+    "ResyncProgress",
     "StateCounts",
     "StoreConflict",
     "Stored",

@@ -30,6 +30,7 @@ from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
 from worker.reconcile import reconcile_function, reconcile_schedule_cron
+from worker.rules import resync_function
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
 
@@ -92,6 +93,7 @@ def worker_options(
             keep_result=0,
         ),
         reconcile_function(),
+        resync_function(settings.job_timeout_s),
     ]
     schedule = reconcile_schedule_cron(settings)
     cron_jobs: Sequence[CronJob] = [sweep_cron(settings), *([schedule] if schedule else [])]

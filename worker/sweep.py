@@ -20,6 +20,7 @@ from arq.cron import CronJob, cron
 from api.settings import Settings
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_sync, job_exists, sync_job_id
+from worker.rules import resume_lost_resync
 
 __all__ = ["SWEEP_BATCH", "sweep", "sweep_cron", "sweep_tenant"]
 
@@ -49,6 +50,8 @@ async def sweep_tenant(
     tenant = await deps.tenants.get(slug)
     if tenant is None or not tenant.enabled:
         return 0
+    if await resume_lost_resync(deps, slug):
+        logger.info("sweep restarted the rules re-sync of tenant %s", slug)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     older_than = now_ms - int(deps.settings.sweep_grace_s * 1000)
     interval_ms = tenant.job_interval_ms

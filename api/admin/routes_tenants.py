@@ -7,11 +7,13 @@ once, when issued.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
 from litestar.params import FromPath
+from redis.exceptions import RedisError
 
 from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
@@ -25,11 +27,12 @@ from api.admin.schemas import (
 )
 from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
-from mappings import MappingConfigError, build_rules, decode_overrides, encode_overrides, preview
+from mappings import MappingConfigError, build_rules, decode_overrides, encode_overrides
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
-from shadow import Tenant, TenantError, keys
+from shadow import MappingStore, Tenant, TenantError, keys
 from shadow.admin_keys import AdminKeyStore
+from worker.rules import enqueue_rules_resync
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -227,43 +230,59 @@ async def read_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -
 
 @put("/tenants/{slug:str}/mapping", name="admin-mapping-set")
 async def set_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Replace the overrides (JSON as `mappings.decode_overrides` reads it)."""
+    """Replace the overrides (JSON as `mappings.decode_overrides` reads it);
+    every user is then re-synced under them (`resync` in the answer)."""
     await reach_tenant(request, principal, slug)
     try:
         overrides = decode_overrides(await request.body(), "json")
     except MappingConfigError as exc:
         raise _invalid_mapping(exc) from None
-    await _services(request).redis.set(keys.mapping(slug), encode_overrides(overrides))
+    resync = await _replace_rules(request, slug, encode_overrides(overrides))
     audit(request, principal, "mapping set")
-    return {"tenant": slug, "overrides": msgspec.to_builtins(overrides)}
+    return {"tenant": slug, "overrides": msgspec.to_builtins(overrides), "resync": resync}
 
 
 @delete("/tenants/{slug:str}/mapping", name="admin-mapping-reset", status_code=200)
 async def reset_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Back to the default mapping."""
+    """Back to the default mapping (every user re-synced under it)."""
     await reach_tenant(request, principal, slug)
-    await _services(request).redis.delete(keys.mapping(slug))
+    resync = await _replace_rules(request, slug, None)
     audit(request, principal, "mapping reset")
-    return {"tenant": slug, "overrides": None}
+    return {"tenant": slug, "overrides": None, "resync": resync}
+
+
+async def _replace_rules(request: Req, slug: str, overrides: bytes | None) -> Json:
+    """Store the rules and start the re-sync in one step, then wake a worker
+    (should that fail, the sweep starts the re-sync job: it is only late)."""
+    s = _services(request)
+    store = MappingStore(s.redis)
+    await store.replace(slug, overrides)
+    with contextlib.suppress(RedisError):
+        await enqueue_rules_resync(s.queue, slug)
+    progress: Json = msgspec.to_builtins(await store.progress(slug))
+    return progress
 
 
 @post("/tenants/{slug:str}/mapping/preview", name="admin-mapping-preview", status_code=200)
 async def preview_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
-    """What a SCIM user (the body) would become under the tenant's rules."""
+    """What a SCIM user (the body) would become under the tenant's rules,
+    with the groups of the stored user of the same `id` (or the groups the
+    body lists), as the worker would map it."""
     await reach_tenant(request, principal, slug)
     try:
         user = msgspec.json.decode(await request.body())
     except msgspec.DecodeError as exc:
         raise AdminError(400, f"the body is not valid JSON: {exc}") from None
     doc = canonicalize(USER_RESOURCE, user)  # a ScimError is a 400 here
-    if isinstance(user, dict) and isinstance(user.get("id"), str):
-        doc["id"] = user["id"]
-    stored = await _services(request).redis.get(keys.mapping(slug))
+    if isinstance(user, dict):
+        for name in ("id", "groups"):
+            if name in user:
+                doc[name] = user[name]
     try:
-        rules = build_rules(decode_overrides(stored) if stored else None)
+        result = await MappingStore(_services(request).redis).preview(slug, doc)
     except MappingConfigError as exc:
         raise _invalid_mapping(exc) from None
-    return Response(preview(doc, rules), status_code=200)
+    return Response(result, status_code=200)
 
 
 TENANT_HANDLERS = [

@@ -22,11 +22,11 @@ from api.cli_ops import tenant_status
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.pages import Req, SessionDep, health_of, page, posted_form, see_other
 from api.web.pages import services_of as _services
-from mappings import MappingConfigError, build_rules, decode_overrides, preview
+from mappings import MappingConfigError
 from scim.errors import ScimError
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
-from shadow import keys
+from shadow import MappingStore
 
 __all__ = ["TENANT_HANDLERS"]
 
@@ -141,15 +141,14 @@ async def _preview(request: Req, slug: str, text: str) -> tuple[Json | None, str
         return None, f"Not valid JSON: {exc}"
     except ScimError as exc:
         return None, f"Not a valid SCIM user: {exc.detail}"
-    if isinstance(user.get("id"), str):
-        doc["id"] = user["id"]
-    stored = await _services(request).redis.get(keys.mapping(slug))
+    for name in ("id", "groups"):  # the groups the team rule would see
+        if name in user:
+            doc[name] = user[name]
     try:
-        rules = build_rules(decode_overrides(stored) if stored else None)
+        return await MappingStore(_services(request).redis).preview(slug, doc), None
     except MappingConfigError as exc:
         problems = "; ".join(p.message for p in exc.problems)
         return None, f"The tenant's stored mapping is invalid: {problems}"
-    return preview(doc, rules), None
 
 
 @get("/tenants/{slug:str}/preview", name="web-preview")

@@ -1,0 +1,105 @@
+"""Carry a change of a tenant's mapping rules to every learner (design
+invariant 9; the cursor and its atomic start are in shadow/rules.py).
+
+`resync_rules` is the arq job the API and the CLI enqueue after a rule
+change: it re-queues the tenant's users a page at a time, each with a new
+version, through the same fair-share clock as SCIM changes, so a large
+tenant's re-sync never jumps ahead of another tenant's work. A re-sync whose
+job was lost is started again by the sweep (`resume_lost_resync`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
+from arq.worker import Function, Retry, func
+
+from shadow import MappingStore
+from worker.deps import WorkerDeps
+from worker.queue import QUEUE_NAME, enqueue_many
+
+__all__ = [
+    "RESYNC_JOB",
+    "enqueue_rules_resync",
+    "resume_lost_resync",
+    "resync_function",
+    "resync_rules",
+]
+
+logger = logging.getLogger("worker.rules")
+
+RESYNC_JOB = "resync_rules"
+#: Users re-queued per page: one round trip of scripts and one of jobs.
+PAGE_SIZE = 500
+#: Work per job run before it hands the worker slot back (it comes again).
+_BUDGET_S = 20.0
+
+
+def resync_job_id(slug: str) -> str:
+    """One job per tenant: arq refuses a second while one is queued or
+    running, and the running one sees a newer generation by itself."""
+    return f"rules-resync:{slug}"
+
+
+async def enqueue_rules_resync(queue: ArqRedis, slug: str, *, defer_s: float = 0) -> None:
+    """Ask a worker to carry the tenant's newest rules to every user."""
+    await queue.enqueue_job(
+        RESYNC_JOB,
+        slug,
+        _job_id=resync_job_id(slug),
+        _queue_name=QUEUE_NAME,
+        _defer_by=defer_s or None,
+    )
+
+
+async def resync_rules(ctx: dict[str, Any], slug: str) -> str:
+    """The job: re-queue pages of users until the re-sync is done, or the
+    budget is spent (then it runs again shortly)."""
+    deps = WorkerDeps.of(ctx)
+    store = MappingStore(deps.redis)
+    tenant = await deps.tenants.get(slug)
+    if tenant is None:
+        return "tenant missing"
+    deadline = time.monotonic() + min(_BUDGET_S, deps.settings.job_timeout_s / 2)
+    requeued = 0
+    while True:  # at least one page a run, however small the budget
+        page = await store.next_page(slug, PAGE_SIZE)
+        if page is None:
+            return f"rules re-sync of {slug}: done, {requeued} users re-queued by this run"
+        if page.user_ids:
+            due_jobs = await deps.resources.requeue_changed_groups(
+                slug, page.user_ids, interval_ms=tenant.job_interval_ms
+            )
+            await enqueue_many(deps.queue, slug, due_jobs)
+            requeued += len(page.user_ids)
+        if not await store.advance(slug, page):
+            logger.info("rules of %s changed again during the re-sync: starting over", slug)
+        if time.monotonic() >= deadline:
+            raise Retry(defer=1)
+
+
+async def resume_lost_resync(deps: WorkerDeps, slug: str) -> bool:
+    """Enqueue the tenant's re-sync job when a re-sync runs and no job
+    drives it (the API died before enqueueing it, or it was lost)."""
+    progress = await MappingStore(deps.redis).progress(slug)
+    if progress.state != "running":
+        return False
+    if await deps.queue.exists(job_key_prefix + resync_job_id(slug)):
+        return False
+    await enqueue_rules_resync(deps.queue, slug)
+    return True
+
+
+def resync_function(timeout_s: float) -> Function:
+    """The arq function to list in the worker's `functions` (worker/settings.py)."""
+    return func(
+        resync_rules,
+        name=RESYNC_JOB,
+        max_tries=1000,  # each budget's end is a `Retry`; the cursor keeps the progress
+        timeout=timeout_s,
+        keep_result=0,
+    )
