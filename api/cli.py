@@ -18,6 +18,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
@@ -196,6 +197,16 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_redis(settings, run)
 
 
+async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from api.doctor import render, run_checks
+
+    checks = await run_checks(settings)
+    ok = all(c.ok for c in checks)
+    data = {"ok": ok, "checks": [msgspec.to_builtins(c) for c in checks]}
+    emit(args, data, render(checks))
+    return EXIT_OK if ok else EXIT_REFUSED
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.processes import run_api, run_sandbox, run_up, run_worker_process
 
@@ -281,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id")
     revoke.add_argument("--json", action="store_true")
     revoke.set_defaults(handler=cmd_token_revoke)
+
+    doctor = sub.add_parser(
+        "doctor", help="check Redis, versions, a live worker and every tenant's LMS key"
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
 
     add_ops_commands(sub)
     return parser
