@@ -259,7 +259,7 @@ def _wait_http(url: str, timeout: float = 30) -> None:
             time.sleep(0.1)
 
 
-def _demo_tenant(settings: Settings) -> dict[str, str]:
+def _demo_tenant(settings: Settings, sandbox_port: int) -> dict[str, str]:
     """Create the demo tenant pointing at the sandbox on first start; issue a token."""
     from shadow import Tenant, TenantStore
 
@@ -272,7 +272,7 @@ def _demo_tenant(settings: Settings) -> dict[str, str]:
                     Tenant(
                         slug=DEMO_TENANT,
                         name="Demo (sandbox LMS)",
-                        lms_url=f"http://127.0.0.1:{SANDBOX_PORT}/org/{DEMO_TENANT}",
+                        lms_url=f"http://127.0.0.1:{sandbox_port}/org/{DEMO_TENANT}",
                         lms_api_key=f"sandbox-key-{DEMO_TENANT}",
                     )
                 )
@@ -290,10 +290,16 @@ def run_up(settings: Settings) -> None:
     if not redis_answers(settings.redis_url):
         print(f"no Redis at {settings.redis_url}; starting an embedded one (AOF on)")
         children.append(start_embedded_redis(settings.redis_url, Path(".run/redis")))
+    port_text = os.environ.get("SANDBOX_PORT", str(SANDBOX_PORT)).strip()
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise SystemExit(
+            f"scim-bridge: SANDBOX_PORT={port_text!r}: expected a TCP port, 1 to 65535"
+        )
+    sandbox_port = int(port_text)
     env = {
         **os.environ,
         "SANDBOX_AUTO_ORGS": "1",
-        "SANDBOX_PORT": str(SANDBOX_PORT),
+        "SANDBOX_PORT": str(sandbox_port),
         "REDIS_URL": settings.redis_url,
     }
     # The admin page needs an operator secret to log in with: the demo makes
@@ -303,11 +309,11 @@ def run_up(settings: Settings) -> None:
     exe = [sys.executable, "-m", "api.cli"]
     sandbox = subprocess.Popen([*exe, "sandbox"], env=env)
     children.append(sandbox)
-    _wait_http(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/stats")
+    _wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
     children.append(subprocess.Popen([*exe, "api"], env=env))
     children.append(subprocess.Popen([*exe, "worker"], env=env))
     _wait_http(f"http://127.0.0.1:{settings.port}/healthz")
-    demo = _demo_tenant(settings)
+    demo = _demo_tenant(settings, sandbox_port)
     demo["admin_url"] = settings.public_url.rstrip("/") + "/admin/"
     secret_line = (
         "your BRIDGE_ADMIN_TOKEN"
@@ -323,7 +329,7 @@ def run_up(settings: Settings) -> None:
         f"  Token    : {demo['token']}\n"
         f"  Admin    : {demo['admin_url']}\n"
         f"  Log in   : {secret_line}\n"
-        f"  Sandbox  : http://127.0.0.1:{SANDBOX_PORT}/_sandbox/orgs/{DEMO_TENANT}/learners\n"
+        f"  Sandbox  : http://127.0.0.1:{sandbox_port}/_sandbox/orgs/{DEMO_TENANT}/learners\n"
         "Try:\n"
         f"  curl -s -H 'Authorization: Bearer {demo['token']}' "
         f"-H 'Content-Type: application/scim+json' {demo['scim_url']}/Users -d "
