@@ -68,10 +68,48 @@ def normalise_manager_value(value: object) -> object:
     if isinstance(value, str):
         return {"value": value}
     if isinstance(value, dict):
+        value = _manager_id_as_value(value)
         inner = [v for k, v in value.items() if isinstance(k, str) and k.lower() == "value"]
         if inner and (inner[0] is None or inner[0] == ""):
             return None
     return value
+
+
+def _manager_id_as_value(manager: dict[str, object]) -> dict[str, object]:
+    """OneLogin's SCIM JSON template for its "SCIM Provisioner with SAML (SCIM v2
+    Enterprise)" app, as integrators publish it, writes the manager's id as
+    `"manager": {"managerId": "{$parameters.external_manager_id}"}`: a SCIM
+    1.1-era name for RFC 7643 §4.3's `manager.value`. It becomes `value`,
+    unless the object also has a `value` (then `managerId` is left for the
+    unknown-attribute rules, never guessed between)."""
+    keys = {k.lower(): k for k in manager if isinstance(k, str)}
+    if "managerid" not in keys or "value" in keys:
+        return manager
+    renamed = {k: v for k, v in manager.items() if k != keys["managerid"]}
+    renamed["value"] = manager[keys["managerid"]]
+    return renamed
+
+
+#: The SCIM 1.1 core schema URN (draft-scim-core-schema-01 §10), for Users and Groups alike.
+SCIM_1_CORE_SCHEMA = "urn:scim:schemas:core:1.0"
+
+
+def normalise_schemas(core_schema: str, schemas: object) -> object:
+    """`schemas` of a POST or PUT body, with SCIM 1.1's core URN read as the
+    resource type's SCIM 2.0 core schema.
+
+    OneLogin's "SCIM Provisioner with SAML (Core Schema)" app sends the JSON
+    template its admins paste, and the published one writes
+    `"schemas": ["urn:scim:schemas:core:1.0"]` to a SCIM 2.0 base URL. The
+    endpoint (RFC 7644 §3.3) already says which resource type the body is,
+    and the attributes such a template carries (userName, name, emails,
+    displayName, members) mean the same in both versions; so the 1.1 URN
+    stands for the core schema. Any other schema list is returned untouched.
+    """
+    if not isinstance(schemas, list) or SCIM_1_CORE_SCHEMA not in schemas:
+        return schemas
+    fixed = [core_schema if s == SCIM_1_CORE_SCHEMA else s for s in schemas]
+    return list(dict.fromkeys(fixed))
 
 
 def normalise_member_values(value: object) -> object:
@@ -143,3 +181,22 @@ def expand_value_keys(
             continue
         pairs.append((split_attr_name(rtype, key), item))
     return pairs
+
+
+_OVERRIDABLE = frozenset({"PUT", "PATCH", "DELETE"})
+
+
+def method_override(method: str, header: str | None) -> str | None:
+    """The method a `POST .../<id>` with `X-HTTP-Method-Override` stands for.
+
+    PingFederate's SCIM documentation has clients that cannot send PUT or
+    DELETE update, disable or delete a user with a POST to the user's URL and
+    `X-HTTP-Method-Override: PUT` (or `DELETE`), after SCIM 1.1 §3.2's method
+    overloading; PATCH is taken the same way. A POST to a resource's own URL
+    has no other meaning in RFC 7644 (it would be a 405), so reading it as
+    the named method changes none. Returns None for anything else.
+    """
+    if method != "POST" or header is None:
+        return None
+    wanted = header.strip().upper()
+    return wanted if wanted in _OVERRIDABLE else None

@@ -12,6 +12,8 @@ Decisions:
   `invalidSyntax` (RFC 7643 §3 makes it REQUIRED; §3.12 "did not conform to
   the request schema"). Other URNs in it are ignored: Entra adds
   "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group".
+  SCIM 1.1's core URN stands for the core schema (OneLogin's Core Schema
+  app; `quirks.normalise_schemas`).
 - unknown attributes are dropped (Entra sends extras); readOnly ones (id, meta,
   groups) are dropped silently (RFC 7643 §2.2). A known attribute of the wrong
   JSON type is `invalidValue` naming it.
@@ -31,7 +33,12 @@ from typing import Any, NamedTuple
 
 from scim.errors import InvalidSyntax, InvalidValue, Mutability
 from scim.names import Target, all_attributes, resolve_name
-from scim.quirks import normalise_manager_value, normalise_member_values, short
+from scim.quirks import (
+    normalise_manager_value,
+    normalise_member_values,
+    normalise_schemas,
+    short,
+)
 from scim.schema import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Attribute, ResourceType
 from scim.values import JSON_CONTAINERS, check_simple, check_value, is_unassigned
 
@@ -121,7 +128,7 @@ def canonicalize(rtype: ResourceType, body: object, *, for_replace: bool = False
     del for_replace  # same rules; see module docstring
     if not isinstance(body, dict):
         raise InvalidSyntax("the request body must be a JSON object")
-    schemas = _field(body, "schemas")
+    schemas = normalise_schemas(rtype.schema.id, _field(body, "schemas"))
     if not isinstance(schemas, list) or not all(isinstance(s, str) for s in schemas):
         raise InvalidSyntax('"schemas" must be a list of schema URNs')
     if rtype.schema.id.lower() not in {s.lower() for s in schemas}:

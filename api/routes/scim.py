@@ -13,8 +13,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from api.auth import scim_tenant
 from api.resources import ListQuery, ResourceEndpoint, View, search_all
 from api.routes.discovery import TenantDep, discovery_handlers
-from api.scim_io import ScimResponse, read_json_object, scim_response
-from scim.errors import InvalidSyntax, InvalidValue, ScimError
+from api.scim_io import ScimResponse, header, read_json_object, scim_response
+from scim.errors import InvalidSyntax, InvalidValue, MethodNotAllowed, ScimError
+from scim.quirks import method_override
 from scim.schema import SEARCH_REQUEST_SCHEMA
 from shadow import Tenant
 
@@ -115,6 +116,26 @@ async def _tenant(request: Req) -> Tenant:
     return await scim_tenant(request, request.path_params["tenant_slug"])
 
 
+async def _replace(request: Req, name: str) -> ScimResponse:
+    tenant, rid = await _tenant(request), request.path_params["rid"]
+    view = view_from_params(request)
+    return await _endpoint(request, name).replace(request, tenant, rid, view)
+
+
+async def _modify(request: Req, name: str) -> ScimResponse:
+    tenant, rid = await _tenant(request), request.path_params["rid"]
+    view = view_from_params(request)
+    return await _endpoint(request, name).patch(request, tenant, rid, view)
+
+
+async def _remove(request: Req, name: str) -> ScimResponse:
+    tenant, rid = await _tenant(request), request.path_params["rid"]
+    return await _endpoint(request, name).delete(request, tenant, rid)
+
+
+_OVERRIDES = {"PUT": _replace, "PATCH": _modify, "DELETE": _remove}
+
+
 def _resource_handlers(name: str) -> list[Any]:
     base = f"/{name}"
 
@@ -140,22 +161,28 @@ def _resource_handlers(name: str) -> list[Any]:
 
     @put(f"{base}/{{rid:str}}", name=f"{name}-replace")
     async def replace(request: Req) -> ScimResponse:
-        tenant, rid = await _tenant(request), request.path_params["rid"]
-        view = view_from_params(request)
-        return await _endpoint(request, name).replace(request, tenant, rid, view)
+        return await _replace(request, name)
 
     @patch(f"{base}/{{rid:str}}", name=f"{name}-patch")
     async def modify(request: Req) -> ScimResponse:
-        tenant, rid = await _tenant(request), request.path_params["rid"]
-        view = view_from_params(request)
-        return await _endpoint(request, name).patch(request, tenant, rid, view)
+        return await _modify(request, name)
 
     @delete(f"{base}/{{rid:str}}", name=f"{name}-delete", status_code=200)
     async def remove(request: Req) -> ScimResponse:
-        tenant, rid = await _tenant(request), request.path_params["rid"]
-        return await _endpoint(request, name).delete(request, tenant, rid)
+        return await _remove(request, name)
 
-    return [list_resources, search, create, read, replace, modify, remove]
+    @post(f"{base}/{{rid:str}}", name=f"{name}-override", status_code=200)
+    async def overridden(request: Req) -> ScimResponse:
+        """POST with X-HTTP-Method-Override (PingFederate; `quirks.method_override`)."""
+        wanted = method_override("POST", header(request, b"x-http-method-override"))
+        if wanted is None:
+            raise MethodNotAllowed(
+                "POST is not allowed on a resource; use PUT, PATCH or DELETE",
+                headers={"Allow": "GET, PUT, PATCH, DELETE"},
+            )
+        return await _OVERRIDES[wanted](request, name)
+
+    return [list_resources, search, create, read, replace, modify, remove, overridden]
 
 
 @post("/.search", name="root-search", status_code=200)
