@@ -356,7 +356,7 @@ GROUP = Schema(
             sub_attributes=(
                 Attribute(name="value", mutability="immutable", case_exact=True),
                 Attribute(
-                    name="$ref", type="reference", mutability="readOnly", reference_types=("User",)
+                    name="$ref", type="reference", mutability="immutable", reference_types=("User",)
                 ),
                 Attribute(name="display", mutability="readOnly"),
                 Attribute(name="type", mutability="immutable", canonical_values=("User",)),
