@@ -12,15 +12,15 @@ import sys
 from api.processes import GC_YOUNG_THRESHOLD
 from tests.support.redis_server import RedisServer
 
-# Replaces uvicorn.run, so run_api stops where it would start serving and
-# reports the collector's state at that moment.
+# Replaces uvicorn.Server.run, so run_api stops where it would start serving
+# and reports the collector's state at that moment.
 PROBE = """
 import gc, json, sys
 import uvicorn
-def serve(app, **options):
+def serve(server, sockets=None):
     print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(),
-                      "app": type(app).__name__}))
-uvicorn.run = serve
+                      "app": type(server.config.app).__name__}))
+uvicorn.Server.run = serve
 from api.processes import run_api
 from api.settings import load_settings
 before = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}
