@@ -99,6 +99,7 @@ class DrainingServer(uvicorn.Server):
         self.on_drain = on_drain
         self.drain_until: float | None = None
         self.drain_signal = int(signal.SIGTERM)
+        self.drain_logged = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain_s <= 0 or self.drain_until is not None:
@@ -107,11 +108,15 @@ class DrainingServer(uvicorn.Server):
         self.drain_signal = sig
         self.drain_until = time.monotonic() + self.drain_s
         self.on_drain()
-        logging.getLogger("scim_bridge").info(
-            "draining: /readyz answers 503; closing in %.1f s", self.drain_s
-        )
 
     async def on_tick(self, counter: int) -> bool:
+        # Logged here rather than in the signal handler, which may have
+        # interrupted a logging call.
+        if self.drain_until is not None and not self.drain_logged:
+            self.drain_logged = True
+            logging.getLogger("scim_bridge").info(
+                "draining: /readyz answers 503; closing in %.1f s", self.drain_s
+            )
         if self.drain_until is not None and time.monotonic() >= self.drain_until:
             self.drain_until, self.drain_s = None, 0
             super().handle_exit(self.drain_signal, None)
