@@ -231,10 +231,11 @@ def test_bodies_of_megabytes_without_a_length_are_cut_off(junk: Junk, unchanged:
 
 def wrong_values(attr: Attribute) -> list[object]:
     """Values of the wrong JSON type for `attr`, none of them "unassigned" (null,
-    "", [], {}) and none a shape an IdP quirk repairs (a bare manager id)."""
+    "", [], {}) and none a shape an IdP quirk repairs (a bare manager or member
+    id; a member that is no user of the tenant is left out, not refused)."""
     if attr.type == "complex":
         values: list[object] = [7, True, 2.5, [7]]
-        return values if attr.name == "manager" else [*values, "text"]
+        return values if attr.name in ("manager", "members") else [*values, "text"]
     if attr.type == "boolean":
         return ["perhaps", 2, {"v": True}, [True]]
     return [7, False, {"v": "x"}, ["x"]]
