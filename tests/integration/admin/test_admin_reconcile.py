@@ -66,11 +66,16 @@ async def drifted(deps: WorkerDeps, lms: SandboxLms, tenant: object) -> dict[str
         "u-edit": scim_user("edit@example.com", "Eda", "Edit", title="Engineer"),
         "u-off": scim_user("off@example.com", "Ofelia", "Off"),
         "u-lost": scim_user("lost@example.com", "Lou", "Lost"),
-        "u-gone": scim_user("gone@example.com", "Gus", "Gone", active=False),
+        "u-gone": scim_user("gone@example.com", "Gus", "Gone"),
     }
     for uid, doc in users.items():
         await put_user(deps, uid, doc)
         assert await run_sync(deps, uid) == "synced"
+    # A leaver: its learner was made while it was active, then deactivated.
+    await put_user(
+        deps, "u-gone", scim_user("gone@example.com", "Gus", "Gone", active=False), "update"
+    )
+    assert await run_sync(deps, "u-gone") == "synced"
     learners = {uid: await learner_of(lms, uid) for uid in users}
     await hand_edit(lms, learners["u-edit"], last_name="Edited", job_role="Boss")
     await hand_edit(lms, learners["u-off"], status="deactivated")

@@ -51,11 +51,12 @@ def test_sweep_runs_every_interval(every: int, seconds: object, minutes: object)
     assert (job.name, job.unique, job.max_tries, job.keep_result_s) == ("sweep", True, 1, 0)
 
 
-def test_worker_options_declare_the_sync_and_reconcile_jobs() -> None:
+def test_worker_options_declare_the_sync_reconcile_and_resync_jobs() -> None:
     settings = Settings(redis_url="redis://h:1/2", job_timeout_s=90, max_jobs=12)
     options = worker_options(settings)
     functions = {f.name: f for f in options["functions"]}
-    assert set(functions) == {SYNC_USER, "reconcile_tenant"}
+    assert set(functions) == {SYNC_USER, "reconcile_tenant", "resync_rules"}
+    assert functions["resync_rules"].timeout_s == 90
     function = functions[SYNC_USER]
     assert (function.max_tries, function.timeout_s, function.keep_result_s) == (
         SYNC_MAX_TRIES,
