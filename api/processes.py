@@ -67,6 +67,7 @@ def run_api(settings: Settings) -> None:
     refuse_bad_layout(settings)
     require_redis(settings)
     warn_if_not_persistent(settings.redis_url)
+    warn_if_public_url_guessed(settings)
     app = create_app(settings)
     app.state.draining = False
     tune_gc_for_serving()
@@ -121,6 +122,19 @@ class DrainingServer(uvicorn.Server):
             self.drain_until, self.drain_s = None, 0
             super().handle_exit(self.drain_signal, None)
         return await super().on_tick(counter)
+
+
+def warn_if_public_url_guessed(settings: Settings) -> None:
+    """Behind a proxy or on another machine, SCIM URLs and `meta.location`
+    built from the guessed 127.0.0.1 name nothing a client can reach."""
+    if settings.public_url_set or settings.host in ("127.0.0.1", "localhost", "::1"):
+        return
+    logging.getLogger("scim_bridge").warning(
+        "BRIDGE_PUBLIC_URL is not set and the API listens on %s: SCIM URLs and "
+        "meta.location will name %s; set BRIDGE_PUBLIC_URL to the address clients use",
+        settings.host,
+        settings.public_url,
+    )
 
 
 def run_worker_process(settings: Settings, *, burst: bool = False) -> None:

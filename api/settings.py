@@ -22,6 +22,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
+    # False when BRIDGE_PUBLIC_URL was not given and public_url is a guess.
+    public_url_set: bool = True
     admin_token: str = ""
     # Opens /metrics (besides the operator token), for a Prometheus that
     # should not hold the operator token.
@@ -194,6 +196,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "host": host,
         "port": port,
         "public_url": _public_url(env, port),
+        "public_url_set": bool(env.get("BRIDGE_PUBLIC_URL", "").strip()),
         "admin_token": _secret(env, "BRIDGE_ADMIN_TOKEN", MIN_TOKEN_LENGTH),
         "metrics_token": _secret(env, "BRIDGE_METRICS_TOKEN", MIN_TOKEN_LENGTH),
         "log_level": level,

@@ -3,9 +3,15 @@ and what it expects, exit status 2, no traceback; never a secret echoed."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+import time
+
+import httpx
 import pytest
 
-from tests.integration.ops.conftest import Run
+from tests.integration.ops.conftest import ROOT, Run, bridge_env
 from tests.support.redis_server import free_port
 
 SHORT_TOKEN = "too-short-a-token"
@@ -95,3 +101,37 @@ def test_a_mapping_file_that_does_not_exist_is_one_line(run_cli: Run) -> None:
     assert done.returncode == 2, done
     (line,) = done.stderr.splitlines()
     assert line == "scim-bridge: /nonexistent/mapping.toml: No such file or directory"
+
+
+@pytest.mark.parametrize("public_url", ["", "https://bridge.example.com"])
+def test_an_api_on_a_public_address_warns_when_its_public_url_is_a_guess(
+    redis_url: str, public_url: str
+) -> None:
+    port = free_port()
+    env = bridge_env(REDIS_URL=redis_url, HOST="0.0.0.0", PORT=str(port))
+    if public_url:
+        env["BRIDGE_PUBLIC_URL"] = public_url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "api"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            assert proc.poll() is None, "the API exited"
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=20)
+    warned = [line for line in stderr.splitlines() if "BRIDGE_PUBLIC_URL is not set" in line]
+    assert len(warned) == (0 if public_url else 1), stderr
+    if warned:
+        assert f"meta.location will name http://127.0.0.1:{port}" in warned[0]
