@@ -191,6 +191,7 @@ LIST_QUERY = [
 ]
 VIEW_QUERY = LIST_QUERY[3:]
 IF_MATCH = param("If-Match", "header", choice("*", 'W/"1"', 'W/"999", W/"2"'))
+OVERRIDE = param("X-HTTP-Method-Override", "header", choice("PATCH", "patch", "POST"))
 
 
 def op(
@@ -225,6 +226,8 @@ def scim_paths() -> dict[str, Schema]:
             "get": op([*one, *VIEW_QUERY, param("If-None-Match", "header", TEXT)]),
             "put": op([*one, *VIEW_QUERY, IF_MATCH], body),
             "patch": op([*one, *VIEW_QUERY, IF_MATCH], PATCH_OP),
+            # POST with X-HTTP-Method-Override (PingFederate); never DELETE here.
+            "post": op([*one, *VIEW_QUERY, IF_MATCH, OVERRIDE], PATCH_OP),
             # Last, and of a spare resource where there is one.
             "delete": op([*tenant, param("rid", "path", choice(spare)), IF_MATCH]),
         }
