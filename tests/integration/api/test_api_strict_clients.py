@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from api import resources as api_resources
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient, running_api
 from tests.support.strict import LMS_SCHEMA, StrictClient
 
@@ -132,6 +133,21 @@ async def test_groups_answers_are_read_by_a_strict_client(
     strict.check(await scim.get(f"/Users/{member['id']}", params={"attributes": "groups"}))
     strict.check(await scim.post("/.search", {"schemas": [SEARCH]}), search=True)
     strict.check(await scim.delete(f"/Groups/{gid}"))
+
+
+async def test_a_streamed_large_group_is_read_by_a_strict_client(
+    scim: ScimClient, strict: StrictClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = [await scim.create_user(f"s{i}@example.com") for i in range(5)]
+    members = [{"value": u["id"]} for u in users]
+    created = await scim.post(
+        "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Big", "members": members}
+    )
+    monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 2)
+    monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 2)
+    streamed = strict.check(await scim.get(f"/Groups/{created.json()['id']}"))
+    assert sorted(m.value for m in streamed.members) == sorted(u["id"] for u in users)
+    assert all(m.display for m in streamed.members)
 
 
 async def test_error_answers_are_read_by_a_strict_client(
