@@ -14,8 +14,9 @@ A comparison value may be written without quotes, as Microsoft's reference
 SCIM service and the clients written against it send it (`userName sw O`,
 `meta.created gt 2015-10-10T14:38:21`): a bare word starting with a letter,
 or an RFC 3339 date or date-time, is read as that string. A bare `and`,
-`or` or `not`, a quote inside a bare word, or a malformed number stays an
-error: there the meaning is not clear.
+`or` or `not`, a double quote inside a bare word, a value that starts with a
+quote that is not JSON's, or a malformed number stays an error: there the
+meaning is not clear.
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ class _Parser:
         word = bare.group()
         if word.lower() in _LITERALS:
             return self.next()
-        if word.lower() in _KEYWORDS or '"' in word or "'" in word or not word.isprintable():
+        if word.lower() in _KEYWORDS or '"' in word or not word.isprintable():
             raise InvalidFilter(
                 f"Unquoted value {word[:40]!r} at character {i + 1} of the filter is ambiguous;"
                 " quote it"

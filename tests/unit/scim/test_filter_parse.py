@@ -266,6 +266,7 @@ def test_idp_filters(text: str, expected: Filter) -> None:
         'userName equals "x"',
         "userName eq 'single'",  # quotes in a bare value
         "userName eq and",  # a bare keyword
+        'userName eq ab"c',  # a double quote in a bare value
         "x eq 2015-10-10T14",  # neither a date-time nor a number
         "(a pr",  # unbalanced parentheses
         "a pr)",
@@ -504,6 +505,7 @@ def test_equality_key(text: str, key: tuple[str, str] | None) -> None:
         ("active eq True", cmp("active", "eq", True)),
         ("x eq 42", cmp("x", "eq", 42)),
         ("title eq pr", cmp("title", "eq", "pr")),
+        ("name.familyName eq O'Malley", cmp("name.familyName", "eq", "O'Malley")),
         ("(title co Guide)", cmp("title", "co", "Guide")),
         ("emails[type eq work]", vp("emails", cmp("type", "eq", "work"))),
         (
