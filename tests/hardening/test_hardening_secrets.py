@@ -189,7 +189,7 @@ async def test_a_realistic_flow_leaks_no_secret_and_no_personal_record(
     for status, sent in (
         (412, scim.put(f"/Users/{uid}", person(), headers={"If-Match": stale})),
         (400, scim.get("/Users", params={"filter": f'userName eq "{EMAIL}" and'})),
-        (400, scim.get("/Users", params={"filter": f"userName eq {EMAIL}"})),
+        (400, scim.get("/Users", params={"filter": f'userName eq "{EMAIL}'})),
         (400, scim.patch(f"/Users/{uid}", ops({"op": "add", "path": "nope", "value": EMAIL}))),
         (400, scim.patch(f"/Users/{uid}", ops({"op": "add", "path": "active", "value": "no"}))),
         (404, scim.get(f"/Users/{NO_SUCH_ID}")),
