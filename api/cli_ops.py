@@ -19,6 +19,7 @@ from lms_client import LmsError
 from mappings import decode_overrides, encode_overrides
 from mappings.problems import MappingConfigError
 from shadow import (
+    LmsPause,
     MappingStore,
     ResourceStore,
     SyncStore,
@@ -127,7 +128,13 @@ async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, A
         "breaker": msgspec.to_builtins(breaker),
         # The re-sync of every user after the newest mapping change.
         "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
+        # Deliveries wait while the LMS refuses the tenant's key (null: they run).
+        "lms_paused": _pause_view(await sync.lms_pause(slug)),
     }
+
+
+def _pause_view(pause: LmsPause | None) -> dict[str, str] | None:
+    return None if pause is None else {"reason": pause.reason, "since": pause.since}
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,6 +158,8 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{data['breaker']['held']} deactivation(s) held; "
             f"run `scim-bridge breaker approve|cancel {data['tenant']}`"
         )
+    if data["lms_paused"]:
+        human += f"\n  PAUSED since {data['lms_paused']['since']}: {data['lms_paused']['reason']}"
     resync = data["rules_resync"]
     if resync["state"] == "running":
         human += (

@@ -2,13 +2,22 @@
 
 from shadow.resources import InlineJob, ResourceStore, StoreConflict, Stored, WriteOutcome
 from shadow.rules import MappingStore, ResyncPage, ResyncProgress
-from shadow.sync import Finish, StateCounts, SyncInput, SyncRecord, SyncStore
+from shadow.sync import (
+    Finish,
+    LmsPause,
+    StateCounts,
+    SyncInput,
+    SyncRecord,
+    SyncStore,
+    key_fingerprint,
+)
 from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo, now_iso
 
 __all__ = [
     "Finish",
     "InlineJob",
     "IssuedToken",
+    "LmsPause",
     "MappingStore",
     "ResourceStore",
     "ResyncPage",
@@ -24,5 +33,6 @@ __all__ = [
     "TenantStore",
     "TokenInfo",
     "WriteOutcome",
+    "key_fingerprint",
     "now_iso",
 ]

@@ -158,6 +158,17 @@ def conflict_waiters(tenant: str, holder_id: str) -> str:
     return f"{prefix(tenant)}conflict:{holder_id}"
 
 
+def lms_pause(tenant: str) -> str:
+    """Hash: why the tenant's deliveries are paused (`reason`, `since`, and
+    `key`, a fingerprint of the LMS key that was refused, never the key)."""
+    return f"{prefix(tenant)}lms:paused"
+
+
+def lms_probe(tenant: str) -> str:
+    """Set while one job of a paused tenant may try the LMS (expires)."""
+    return f"{prefix(tenant)}lms:probe"
+
+
 def limiter(tenant: str) -> str:
     """GCRA state of the tenant's LMS organisation (theoretical arrival time)."""
     return f"{prefix(tenant)}lms:tat"
@@ -214,3 +225,9 @@ def admin_keys(tenant: str) -> str:
 def admin_keys_used(tenant: str) -> str:
     """Hash key_id -> last-used time (ISO)."""
     return f"{prefix(tenant)}admin_keys:used"
+
+
+def charts(tenant: str) -> str:
+    """Hash used as a ring of 1,440 one-minute buckets (field `minute % 1440`):
+    syncs applied, failures, queue depth and a lag histogram; shadow/charts.py."""
+    return f"{prefix(tenant)}charts"

@@ -9,6 +9,7 @@ the worker goes round again (design invariant 3).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from typing import Any, Literal
@@ -69,6 +70,19 @@ class Finish(msgspec.Struct, frozen=True):
     pending_since_ms: int | None
     modified_ms: int | None
     released: tuple[str, ...] = ()
+
+
+class LmsPause(msgspec.Struct, frozen=True):
+    """A tenant whose LMS refuses its key: deliveries wait, users stay pending."""
+
+    reason: str
+    since: str
+    key: str  # fingerprint of the refused key (`key_fingerprint`)
+
+
+def key_fingerprint(api_key: str) -> str:
+    """Tells whether the key changed since it was refused, without storing it."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 class StateCounts(msgspec.Struct, frozen=True):
@@ -176,6 +190,32 @@ class SyncStore:
             modified_ms=modified if modified >= 0 else None,
             released=tuple(_text(result[3]).split()),
         )
+
+    async def lms_pause(self, tenant: str) -> LmsPause | None:
+        raw = await self._redis.hmget(keys.lms_pause(tenant), ["reason", "since", "key"])  # type: ignore[misc]
+        reason, since, key = raw
+        if reason is None:
+            return None
+        return LmsPause(reason=_text(reason), since=_text(since), key=_text(key))
+
+    async def pause_lms(self, tenant: str, reason: str, key: str, probe_ms: int = 0) -> bool:
+        """Pause the tenant's deliveries, the next try of the LMS `probe_ms`
+        from now; True when this started the pause."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(keys.lms_pause(tenant), "since", now_iso())
+            pipe.hset(keys.lms_pause(tenant), mapping={"reason": reason, "key": key})
+            if probe_ms:
+                pipe.set(keys.lms_probe(tenant), "1", px=probe_ms)
+            started, *_ = await pipe.execute()
+        return bool(started)
+
+    async def take_probe(self, tenant: str, every_ms: int) -> bool:
+        """True for the one job of a paused tenant that may try the LMS now."""
+        return bool(await self._redis.set(keys.lms_probe(tenant), "1", nx=True, px=every_ms))
+
+    async def resume_lms(self, tenant: str) -> bool:
+        """End the pause; True when there was one."""
+        return bool(await self._redis.delete(keys.lms_pause(tenant), keys.lms_probe(tenant)))
 
     async def note_fault(self, tenant: str, user_id: str) -> int:
         """Count a pass that ended in an unexpected error; the count so far.

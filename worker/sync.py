@@ -43,7 +43,7 @@ from lms_client import (
 )
 from mappings import GroupRef, MappingConfigError, MappingResult, map_user
 from mappings.paths import scim_bool
-from shadow import SyncInput, Tenant
+from shadow import SyncInput, Tenant, key_fingerprint
 from shadow.keys import is_resource_id
 from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
@@ -65,6 +65,10 @@ MAX_DEFER_S = 300.0
 #: Passes in a row that may end in an unexpected error (a bug, odd data)
 #: before the user is `failed` with it, rather than pending for ever.
 MAX_FAULTS = 5
+#: While the LMS refuses a tenant's key, one job a this often tries it again;
+#: the others wait this long (jittered) without calling the LMS.
+PROBE_EVERY_MS = 10_000
+PAUSED_DEFER_S = 15.0
 #: A synced user that is inactive in SCIM and has no learner says so.
 NO_LEARNER_NOTE = "no learner: the user is inactive in SCIM; one is made when it becomes active"
 _T = TypeVar("_T")
@@ -83,6 +87,10 @@ class Outcome(msgspec.Struct, frozen=True):
     applied: Snapshot | None = None
     error: str = ""
     waits_on: str = ""
+
+
+class _KeyRejected(Exception):  # control flow: not an error
+    """The LMS refused the tenant's key: a fault of the tenant, not the user."""
 
 
 class _Defer(Exception):  # control flow: not an error
@@ -124,6 +132,45 @@ async def sync_user(ctx: dict[str, Any], tenant: str, user_id: str) -> str:
         return await _fail_after_faults(deps, tenant, user_id, exc, job_due)
     finally:
         await deps.sync.unlock(tenant, user_id, token)
+
+
+KEY_REJECTED = "LMS 401: the LMS refuses the tenant's API key; deliveries wait until it is changed"
+
+
+async def _check_pause(deps: WorkerDeps, tenant: Tenant) -> bool:
+    """While the LMS refuses the tenant's key, its users wait (pending) and
+    only one job every `PROBE_EVERY_MS` tries the LMS; a changed key ends
+    the pause at once (docs/operations.md, "LMS key rejected"). True when
+    this job is that probe."""
+    pause = await deps.sync.lms_pause(tenant.slug)
+    if pause is None:
+        return False
+    if pause.key != key_fingerprint(tenant.lms_api_key):
+        await _resume(deps, tenant, "the tenant's LMS key was changed")
+        return False
+    if await deps.sync.take_probe(tenant.slug, PROBE_EVERY_MS):
+        return True
+    raise _Defer(PAUSED_DEFER_S, pause.reason)
+
+
+async def _resume(deps: WorkerDeps, tenant: Tenant, why: str) -> None:
+    """End a tenant's pause, and replay users an older bridge failed for it."""
+    if not await deps.sync.resume_lms(tenant.slug):
+        return
+    logger.info("tenant %s resumed: %s", tenant.slug, why)
+    failed = await deps.sync.users_in(tenant.slug, "failed", limit=100_000)
+    stale = []
+    for uid in failed:
+        record = await deps.sync.record(tenant.slug, uid)
+        if record is not None and record.error.startswith("LMS 401"):
+            stale.append(uid)
+    for uid in stale:
+        due = await deps.resources.requeue(
+            tenant.slug, uid, interval_ms=tenant.job_interval_ms, force=True
+        )
+        if due is not None:
+            await enqueue_many(deps.queue, tenant.slug, [(uid, due)])
+            await deps.sync.log_event(tenant.slug, uid, "replayed", reason=why)
 
 
 async def _requeue_released(deps: WorkerDeps, tenant: Tenant, user_ids: tuple[str, ...]) -> None:
@@ -190,6 +237,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         logger.info("sync %s/%s skipped: tenant missing or disabled", slug, user_id)
         return "tenant missing or disabled"
     lms = deps.lms_for(tenant)
+    probing = await _check_pause(deps, tenant)
     await deps.sync.log_event(slug, user_id, "job_started", job_try=job_try)
     deadline = time.monotonic() + deps.settings.job_timeout_s / 2
     for _ in range(MAX_PASSES):
@@ -207,6 +255,14 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
                 continue
             await deps.sync.log_event(slug, user_id, "held", version=state.version)
             return "held by breaker"
+        except _KeyRejected:
+            fingerprint = key_fingerprint(tenant.lms_api_key)
+            if await deps.sync.pause_lms(slug, KEY_REJECTED, fingerprint, PROBE_EVERY_MS):
+                logger.warning("tenant %s paused: %s", slug, KEY_REJECTED)
+            raise _Defer(PAUSED_DEFER_S, KEY_REJECTED) from None
+        if probing:  # the LMS took the key again: every user may go on
+            await _resume(deps, tenant, "the LMS accepts the key again")
+            probing = False
         finish = await deps.sync.finish(
             slug,
             user_id,
@@ -299,6 +355,8 @@ class _Pass:
             wait = exc.retry_after or min(60.0, 2.0 ** min(self.job_try, 6))
             raise _Defer(_jittered(wait), str(exc)) from None
         except LmsRejected as exc:
+            if exc.status in (401, 403):  # about the tenant's key, not this user
+                raise _KeyRejected() from None
             return self._failed(lms_reason(exc))
         if outcome.state == "failed":
             return outcome

@@ -114,24 +114,27 @@ async def test_replay_retries_failed_users_once_the_cause_is_fixed(
     strict_ids = [
         await create(strict, entra_user(f"s{i}@contoso.example", team="Platform")) for i in range(3)
     ]
-    status = await status_is(cluster, keyless.slug, pending=0, synced=0, failed=3)
-    assert {e["user_id"] for e in status["last_errors"]} == set(keyless_ids)
-    assert all("LMS 401" in e["error"] for e in status["last_errors"]), status
+
+    # A refused key is the tenant's fault, not the users': they wait, pending.
+    async def paused() -> dict[str, Any]:
+        status = await cluster.status(keyless.slug)
+        assert status["lms_paused"] is not None, status
+        return status
+
+    status = await cluster.wait_until(paused, 30, message="the tenant to pause")
+    assert status["lms_paused"]["reason"].startswith("LMS 401")
+    assert (status["pending"], status["failed"]) == (3, 0)
     status = await status_is(cluster, strict.slug, pending=0, synced=0, failed=3)
     assert all("team" in e["error"] for e in status["last_errors"]), status
     assert await cluster.sandbox_learners(keyless.org) == []
     assert await cluster.sandbox_learners(strict.org) == []
 
-    # Nothing changes by itself: a failed user waits for a change or a replay.
-    assert (await cluster.replay(keyless.slug))["replayed"] == 3
-    await status_is(cluster, keyless.slug, pending=0, synced=0, failed=3)
-
-    # Fix the LMS credentials, then replay the tenant.
+    # Fix the LMS credentials: the tenant resumes by itself, no replay.
     await cluster.cli(
         "tenant", "update", keyless.slug, "--lms-api-key", f"sandbox-key-{keyless.org}", "--json"
     )
-    assert (await cluster.replay(keyless.slug))["replayed"] == 3
-    await status_is(cluster, keyless.slug, pending=0, synced=3, failed=0)
+    status = await status_is(cluster, keyless.slug, pending=0, synced=3, failed=0)
+    assert status["lms_paused"] is None
     refs = {x["external_ref"] for x in await cluster.sandbox_learners(keyless.org)}
     assert refs == set(keyless_ids)
 

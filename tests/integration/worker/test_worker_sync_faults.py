@@ -14,7 +14,7 @@ from arq.worker import Retry
 
 from api.settings import Settings
 from lms_sandbox import KnobsUpdate
-from shadow import Tenant
+from shadow import Tenant, key_fingerprint
 from tests.support.worker_fixtures import (
     FAST,
     KEY,
@@ -173,18 +173,56 @@ async def test_lms_outage_defers_and_pauses_the_tenant(
     assert lms.learners() == []
 
 
-async def test_wrong_api_key_fails_with_401(
+async def test_a_rejected_lms_key_pauses_the_tenant_and_a_new_key_resumes_it(
     deps: WorkerDeps, lms: SandboxLms, tenant: Tenant
 ) -> None:
+    right_key = tenant.lms_api_key
     tenant.lms_api_key = "wrong"
     await deps.tenants.save(tenant)
     await put_user(deps, "u-1", scim_user())
+    await put_user(deps, "u-2", scim_user("bob@example.com"))
 
-    assert await run_sync(deps, "u-1") == "failed"
+    # A fault of the tenant, not of the user: it stays pending, and waits.
+    with pytest.raises(Retry):
+        await run_sync(deps, "u-1")
+    assert await pending(deps, "u-1")
+    pause = await deps.sync.lms_pause(ORG)
+    assert pause is not None
+    assert pause.reason.startswith("LMS 401")
+    assert "wrong" not in str(await deps.sync.events(ORG, "u-1")) + str(pause)
+    # Other users of the tenant wait without knocking on the LMS each time:
+    # one job every PROBE_EVERY_MS tries it.
+    calls = len(lms.calls)
+    with pytest.raises(Retry):
+        await run_sync(deps, "u-2")
+    assert len(lms.calls) == calls
+    assert await pending(deps, "u-2")
 
-    record = await record_of(deps, "u-1")
-    assert record.error == "LMS 401: unauthorized (check the tenant's LMS API key)"
-    assert "wrong" not in str(await deps.sync.events(ORG, "u-1"))
+    # The admin pastes the right key: the next job resumes every user.
+    tenant.lms_api_key = right_key
+    await deps.tenants.save(tenant)
+    assert await run_sync(deps, "u-2") == "synced"
+    assert await deps.sync.lms_pause(ORG) is None
+    assert await run_sync(deps, "u-1") == "synced"
+    assert len(lms.learners()) == 2
+
+
+async def test_a_paused_tenant_resumes_when_the_lms_takes_the_same_key_again(
+    deps: WorkerDeps, lms: SandboxLms, tenant: Tenant
+) -> None:
+    """The LMS side fixed the key (it was revoked by mistake and restored)."""
+    await put_user(deps, "u-1", scim_user())
+    await deps.sync.pause_lms(ORG, "LMS 401: refused", key_fingerprint(tenant.lms_api_key))
+    # A user an older bridge failed for the same reason is replayed on resume.
+    await put_user(deps, "u-2", scim_user("bob@example.com"))
+    await deps.sync.finish(ORG, "u-2", 1, "failed", error="LMS 401: unauthorized")
+
+    assert await run_sync(deps, "u-1") == "synced"  # the probe, and it worked
+
+    assert await deps.sync.lms_pause(ORG) is None
+    assert await pending(deps, "u-2")
+    assert await deps.sync.queued_due(ORG, "u-2") is not None
+    assert await run_sync(deps, "u-2") == "synced"
 
 
 async def test_patch_meeting_404_links_afresh(
