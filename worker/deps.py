@@ -24,6 +24,7 @@ from api.settings import Settings
 from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
 from mappings import RuleSet, build_rules, decode_overrides
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
+from shadow.charts import ChartStore
 from shadow.connect import check_queue_placement, connect
 from worker.pacing import Pacer, TenantLimiter
 
@@ -92,6 +93,7 @@ class WorkerDeps:
     tenants: TenantStore = field(init=False)
     resources: ResourceStore = field(init=False)
     sync: SyncStore = field(init=False)
+    charts: ChartStore = field(init=False)
     _lms: dict[str, tuple[tuple[str, str, float, int], TenantLms]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -105,6 +107,7 @@ class WorkerDeps:
         self.tenants = TenantStore(self.redis)
         self.resources = ResourceStore(self.redis)
         self.sync = SyncStore(self.redis)
+        self.charts = ChartStore(self.redis)
 
     @classmethod
     def open(

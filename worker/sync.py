@@ -45,6 +45,7 @@ from mappings import GroupRef, MappingConfigError, MappingResult, map_user
 from mappings.paths import scim_bool
 from shadow import SyncInput, Tenant, key_fingerprint
 from shadow.keys import is_resource_id
+from worker.activity import note_finished
 from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import enqueue_many, sync_job_id
@@ -278,9 +279,11 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         if finish.released:
             await _requeue_released(deps, tenant, finish.released)
         if finish.done:
+            lag: float | None = None
             if finish.pending_since_ms is not None:
                 lag = max(0.0, time.time() - finish.pending_since_ms / 1000)
                 deps.metrics.sync_lag(slug, lag)
+            await note_finished(deps, slug, outcome.state, lag)  # the admin page's charts
             fields: dict[str, str | int] = {"version": state.version}
             if outcome.learner_id is not None:
                 fields["learner_id"] = outcome.learner_id

@@ -20,6 +20,7 @@ from api.admin.errors import AdminError
 from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
 from api.cli_ops import tenant_status
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
+from api.web.activity import fleet_row, tenant_charts
 from api.web.pages import Req, SessionDep, health_of, page, posted_form, see_other
 from api.web.pages import services_of as _services
 from mappings import MappingConfigError
@@ -27,6 +28,7 @@ from scim.errors import ScimError
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
 from shadow import MappingStore
+from shadow.charts import ChartStore, Series
 
 __all__ = ["TENANT_HANDLERS"]
 
@@ -64,7 +66,12 @@ async def tenants(request: Req, session: SessionDep) -> Template:
         if tenant is not None:
             view = {**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)}
             rows.append({**view, "health": health_of(view)})
-    return page(request, "tenants.html", session, tenants=rows)
+    # The last 24 hours of every listed tenant, read in one round trip.
+    series = await ChartStore(s.redis).read([row["tenant"] for row in rows])
+    for row, one in zip(rows, series, strict=True):
+        row["activity"] = fleet_row(one, row["tenant"])
+    fleet = tenant_charts(Series.total(series), "fleet")[:2] if rows else []
+    return page(request, "tenants.html", session, tenants=rows, fleet=fleet)
 
 
 async def _tenant_page(
@@ -92,6 +99,7 @@ async def _tenant_page(
         breaker=await breaker_view(s.redis, slug, held_limit=20),
         tokens=await s.tenants.list_tokens(slug),
         issued=issued,
+        charts=tenant_charts((await ChartStore(s.redis).read([slug]))[0]),
     )
 
 

@@ -31,6 +31,7 @@ from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import BASE, KEY, ORG, SandboxLms, run_sync
+from worker.activity import sample_queues
 from worker.breaker import BreakerConfig, breaker_state, set_config
 from worker.deps import WorkerDeps
 
@@ -162,6 +163,7 @@ async def world(deps: WorkerDeps, scim: httpx.AsyncClient, redis: Redis) -> dict
     assert (await scim.patch(f"/Users/{grace}", json=off)).status_code == 200
     assert await run_sync(deps, grace) == "held by breaker"
     assert (await breaker_state(redis, ORG)).tripped
+    await sample_queues({"deps": deps})  # the worker's minutely job, for the chart
     return {"ada": ada, "grace": grace, "bad": bad}
 
 
@@ -227,6 +229,14 @@ async def walk_through(
     await page.click("button[type=submit]")
     await expect(page.locator("h1")).to_have_text("Tenants")
     await expect(page.locator("tbody tr")).to_have_count(2)
+    # The fleet's last 24 hours, and each tenant's as a row sparkline.
+    acme_row = page.locator("tbody tr", has_text="Acme Ltd")
+    await expect(acme_row.locator(".activity")).to_contain_text("2 synced, 1 failed")
+    await expect(acme_row.locator("svg.spark title")).to_contain_text("hatched where syncs failed")
+    await expect(page.locator("#fleet figure")).to_have_count(2)
+    await expect(page.locator("#fleet-syncs .chart-summary")).to_contain_text(
+        "2 synced and 1 failed"
+    )
     await shot(page, "tenants")
 
     # The tenant page: counts, the failed user with its reason, the breaker.
@@ -236,6 +246,17 @@ async def walk_through(
     await expect(failed_row).to_contain_text("email: not an address")
     await expect(page.locator("#breaker .badge")).to_have_text("tripped")
     await shot(page, "tenant")
+
+    # The last 24 hours, drawn as inline SVG with text a reader can use.
+    charts = page.locator("#activity svg[role=img]")
+    await expect(charts).to_have_count(3)
+    await expect(page.locator("#chart-syncs svg > desc")).to_contain_text("2 synced and 1 failed")
+    await expect(page.locator("#chart-queue .chart-summary")).to_contain_text("Deepest queue")
+    await expect(page.locator("#chart-lag .chart-summary")).to_contain_text("within")
+    box = await page.locator("#chart-syncs svg").bounding_box()
+    assert box is not None
+    assert (box["width"] > 600, box["height"] > 150) == (True, True)
+    await page.locator("#activity").screenshot(path=str(SHOTS / "web-tenant-charts.png"))
 
     # The copy button (the one piece of JS) copies the SCIM URL.
     await page.click("button[data-copy=scim-url]")

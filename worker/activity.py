@@ -1,0 +1,52 @@
+"""What the worker notes for the admin page's charts (shadow/charts.py).
+
+A finished sync adds to its minute's bucket in one Lua step; a cron job
+samples every tenant's queue depth once a minute. Neither may break a
+sync: a failed write is logged and dropped (the charts are a picture, the
+sync state is the truth).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.cron import CronJob, cron
+
+from worker.deps import WorkerDeps
+
+__all__ = ["note_finished", "sample_queues", "sample_queues_cron"]
+
+logger = logging.getLogger("worker.activity")
+
+
+async def note_finished(deps: WorkerDeps, tenant: str, state: str, lag_s: float | None) -> None:
+    """A sync of `tenant` ended `synced` or `failed` (with its lag, if known)."""
+    try:
+        await deps.charts.record_sync(tenant, state, lag_s)
+    except Exception as exc:  # a chart never fails a sync
+        logger.warning("chart write of tenant %s failed: %s", tenant, type(exc).__name__)
+
+
+async def sample_queues(ctx: dict[str, Any]) -> int:
+    """The cron job: note each tenant's queue depth in this minute's bucket."""
+    deps = WorkerDeps.of(ctx)
+    slugs = await deps.tenants.slugs()
+    for slug in slugs:
+        try:
+            await deps.charts.sample_queue(slug)
+        except Exception as exc:  # one tenant's trouble must not stop the others
+            logger.warning("queue sample of tenant %s failed: %s", slug, type(exc).__name__)
+    return len(slugs)
+
+
+def sample_queues_cron() -> CronJob:
+    return cron(
+        sample_queues,
+        name="sample_queues",
+        second=30,  # once a minute, mid-minute: away from the sweep's second 0
+        timeout=50,
+        keep_result=0,
+        max_tries=1,
+        unique=True,
+    )
