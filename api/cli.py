@@ -226,6 +226,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from api.cli_lifecycle import add_tenant_commands
     from api.cli_ops import add_ops_commands
 
     parser = argparse.ArgumentParser(prog="scim-bridge", description=__doc__)
@@ -263,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--enabled", choices=["yes", "no"])
     update.add_argument("--json", action="store_true")
     update.set_defaults(handler=cmd_tenant_update)
+    add_tenant_commands(tenant)
     for name, handler in (("list", cmd_tenant_list), ("show", cmd_tenant_show)):
         p = tenant.add_parser(name)
         if name == "show":

@@ -522,6 +522,9 @@ def add_ops_commands(sub: Any) -> None:
     failed.add_argument("--limit", type=count_arg(1), default=100)
     failed.add_argument("--json", action="store_true")
     failed.set_defaults(handler=cmd_users_failed)
+    from api.cli_lifecycle import add_users_commands
+
+    add_users_commands(users)
 
     keys_cmd = sub.add_parser(
         "admin-key", help="tenant-scoped admin API keys (for a customer's admin)"

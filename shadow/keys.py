@@ -33,6 +33,8 @@ def is_resource_id(text: object) -> bool:
 
 
 TENANTS = "scim-bridge:tenants"
+#: Hash slug -> when its purge began: tenants being offboarded (shadow/lifecycle.py).
+TENANTS_DELETING = "scim-bridge:tenants:deleting"
 
 
 def credential_changes(db: int) -> str:

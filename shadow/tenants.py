@@ -247,6 +247,8 @@ class TenantStore:
                 "slug must be 1-63 lower-case letters, digits or dashes, "
                 "starting and ending with a letter or digit"
             )
+        if await self._redis.hexists(keys.TENANTS_DELETING, tenant.slug):  # type: ignore[misc]
+            raise TenantError(f"tenant {tenant.slug!r} is being deleted; finish that first")
         tenant.created_at = tenant.created_at or now_iso()
         created = await self._redis.set(
             keys.tenant_config(tenant.slug), msgspec.json.encode(tenant), nx=True

@@ -8,6 +8,7 @@ from litestar.di import Provide
 
 from api.admin.auth import admin_principal
 from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
+from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
 
@@ -19,7 +20,7 @@ ADMIN_PREFIX = "/admin/v1"
 def admin_router() -> Router:
     return Router(
         path=ADMIN_PREFIX,
-        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS],
+        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS],
         dependencies={"principal": Provide(admin_principal)},
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
     )

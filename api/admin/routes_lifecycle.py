@@ -1,0 +1,74 @@
+"""Admin routes of the data lifecycle: offboard a tenant, erase a person.
+
+A purge of a large tenant can outlast an HTTP request, so one DELETE works
+for at most `PURGE_BUDGET_S` and answers 202 with its progress when there is
+more to do; a second DELETE (or `scim-bridge tenant delete`) goes on where it
+stopped. The person to erase is named in the body, never the URL, so an
+address does not reach access logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, delete, post
+from litestar.params import FromPath
+
+from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.errors import AdminError
+from api.admin.schemas import decode_body
+from api.services import Services
+from shadow import TenantError
+from shadow.lifecycle import UserBusy, find_user
+from worker.lifecycle import erase_person, offboard_tenant
+
+Req = Request[Any, Any, Any]
+Json = dict[str, Any]
+
+PURGE_BUDGET_S = 20.0
+
+
+class EraseRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Who to erase: the bridge's id, the userName or an email address."""
+
+    user: str
+
+
+@delete("/tenants/{slug:str}", name="admin-tenant-delete", status_code=200)
+async def delete_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
+    """Offboard a tenant (operator only): 200 once every key is gone, 202
+    while some remain (send it again)."""
+    require_operator(principal)
+    s: Services = request.app.state.services
+    try:
+        result = await offboard_tenant(
+            s.redis, s.queue, slug, time_budget_s=PURGE_BUDGET_S, lock_wait_s=PURGE_BUDGET_S
+        )
+    except TenantError as exc:
+        raise AdminError(404, str(exc)) from None
+    request.state.tenant = slug
+    audit(request, principal, "tenant delete", removed=result.removed, state=result.state)
+    status = 200 if result.state == "deleted" else 202
+    return Response(msgspec.to_builtins(result), status_code=status)
+
+
+@post("/tenants/{slug:str}/erasures", name="admin-user-erase", status_code=200)
+async def erase_user(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+    """Erase one person's data from the bridge; the LMS learner stays."""
+    await reach_tenant(request, principal, slug)
+    body = decode_body(await request.body(), EraseRequest)
+    s: Services = request.app.state.services
+    try:
+        user_id = await find_user(s.redis, slug, body.user)
+        erased = await erase_person(s.redis, s.queue, slug, user_id)
+    except UserBusy as exc:
+        raise AdminError(409, str(exc)) from None
+    except TenantError as exc:
+        raise AdminError(404, str(exc)) from None
+    audit(request, principal, "user erase", keys_removed=erased.keys_removed)
+    data: Json = msgspec.to_builtins(erased)
+    return data
+
+
+LIFECYCLE_HANDLERS = [delete_tenant, erase_user]

@@ -1,0 +1,177 @@
+"""CLI commands for the data lifecycle: offboard a tenant, erase a person,
+export and import a tenant's configuration. The work is in
+worker/lifecycle.py and shadow/ (the admin API calls the same)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from api.cli_ops import UsageError, emit
+from api.settings import Settings
+from shadow.config_io import export_config, import_config
+from shadow.connect import connect, connect_queue
+from shadow.lifecycle import estimate_keys, find_user
+from worker.lifecycle import erase_person, offboard_tenant
+
+audit_log = logging.getLogger("scim_bridge.admin.audit")
+
+
+class _Bar:
+    """A bar of keys removed against an estimate, on stderr, only on a terminal."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label = label
+        self.width = width
+        self.estimate = 0
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, removed: int, running: int) -> None:
+        if not self.shown:
+            return
+        share = min(0.99, removed / self.estimate) if self.estimate else 0.0
+        filled = int(share * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        wait = f", waiting for {running} running job(s)" if running else ""
+        sys.stderr.write(f"\r{self.label} [{bar}] {removed:,} keys removed{wait}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _audit(action: str, tenant: str, **fields: Any) -> None:
+    """The admin audit record of a CLI change: ids and counts, never personal data."""
+    if not logging.getLogger().handlers:
+        from api.logs import configure_logging
+
+        configure_logging("INFO")
+    audit_log.info(
+        "admin %s by cli on %s",
+        action,
+        tenant,
+        extra={"action": action, "by": "cli", "tenant": tenant, **fields},
+    )
+
+
+async def cmd_tenant_delete(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.purge or not args.yes:
+        raise UsageError(
+            "deleting a tenant removes every key of it for good: "
+            "pass --purge --yes to confirm (the LMS's learners are left as they are)"
+        )
+    if args.deactivate_learners:
+        raise UsageError(
+            "--deactivate-learners is not available yet: delete the users in the IdP "
+            "(or let it deprovision them) and approve the breaker first"
+        )
+    redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
+    bar = _Bar(f"deleting {args.slug}")
+    try:
+        bar.estimate = await estimate_keys(redis, args.slug)
+        result = await offboard_tenant(
+            redis, queue, args.slug, progress=bar, lock_wait_s=settings.job_timeout_s + 30
+        )
+    finally:
+        bar.close()
+        await queue.aclose()
+        await redis.aclose()
+    data = msgspec.to_builtins(result)
+    _audit("tenant delete", args.slug, removed=result.removed, state=result.state)
+    if result.state == "deleted":
+        human = f"deleted {args.slug}: {result.removed:,} keys removed"
+        emit(args, data, human)
+        return 0
+    human = (
+        f"{args.slug} is still being deleted ({result.running_jobs} sync job(s) still running); "
+        "run the command again to finish"
+    )
+    emit(args, data, human)
+    return 1
+
+
+async def cmd_users_erase(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    queue = connect_queue(settings.queue_url)
+    try:
+        user_id = await find_user(redis, args.slug, args.who)
+        erased = await erase_person(redis, queue, args.slug, user_id)
+    finally:
+        await queue.aclose()
+        await redis.aclose()
+    _audit("user erase", args.slug, user_id=erased.user_id, keys_removed=erased.keys_removed)
+    data = msgspec.to_builtins(erased)
+    learner = (
+        f"; learner {erased.learner_id} in the LMS is left as it is"
+        if erased.learner_id is not None
+        else ""
+    )
+    emit(args, data, f"erased user {erased.user_id} of {args.slug}{learner}")
+    return 0
+
+
+async def cmd_tenant_export(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings.redis_url)
+    try:
+        exported = await export_config(redis, args.slug)
+    finally:
+        await redis.aclose()
+    text = msgspec.json.format(msgspec.json.encode(exported), indent=2).decode() + "\n"
+    if args.out and args.out != "-":
+        Path(args.out).write_text(text)
+        Path(args.out).chmod(0o600)
+        print(f"exported {args.slug} to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+async def cmd_tenant_import(args: argparse.Namespace, settings: Settings) -> int:
+    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    redis = connect(settings.redis_url)
+    try:
+        result = await import_config(redis, raw, lms_api_key=args.lms_api_key)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await redis.aclose()
+    _audit("tenant import", result["tenant"])
+    note = "" if result["enabled"] else " (disabled until its LMS API key is set)"
+    emit(args, result, f"imported {result['tenant']}{note}")
+    return 0
+
+
+def add_tenant_commands(tenant: Any) -> None:
+    delete = tenant.add_parser("delete", help="offboard a tenant: remove every key of it")
+    delete.add_argument("slug")
+    delete.add_argument("--purge", action="store_true", help="remove all of its data")
+    delete.add_argument("--yes", action="store_true", help="confirm")
+    delete.add_argument(
+        "--deactivate-learners", action="store_true", help="also deactivate its learners"
+    )
+    delete.add_argument("--json", action="store_true")
+    delete.set_defaults(handler=cmd_tenant_delete)
+    export = tenant.add_parser("export", help="write a tenant's configuration as JSON")
+    export.add_argument("slug")
+    export.add_argument("--out", help="file to write (default: stdout)")
+    export.set_defaults(handler=cmd_tenant_export)
+    imp = tenant.add_parser("import", help="create a tenant from an export")
+    imp.add_argument("file", help="the export (- for stdin)")
+    imp.add_argument("--lms-api-key", help="the LMS API key, when the export holds none")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(handler=cmd_tenant_import)
+
+
+def add_users_commands(users: Any) -> None:
+    erase = users.add_parser("erase", help="erase a person: shadow record, indexes, log, state")
+    erase.add_argument("slug")
+    erase.add_argument("who", metavar="id|userName|email")
+    erase.add_argument("--json", action="store_true")
+    erase.set_defaults(handler=cmd_users_erase)

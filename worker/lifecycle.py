@@ -1,0 +1,113 @@
+"""Offboarding and erasure, beyond the shadow's keys: the tenant's (or the
+person's) jobs in the shared arq queue and its series in the workers'
+metrics hash. The CLI and the admin API both call these."""
+
+from __future__ import annotations
+
+import time
+
+from arq.connections import ArqRedis
+from redis.asyncio import Redis
+
+from shadow import ResourceStore, TenantStore
+from shadow.lifecycle import (
+    Erasure,
+    Progress,
+    PurgeProgress,
+    begin_purge,
+    erase_user,
+    purge_keys,
+    scan_keys,
+)
+from worker.metrics import METRICS_KEY, decode_field
+from worker.queue import QUEUE_NAME, enqueue_many, sync_job_id
+from worker.reconcile import reconcile_job_id
+from worker.rules import resync_job_id
+
+__all__ = ["erase_person", "offboard_tenant", "purge_queue"]
+
+_BATCH = 500
+
+
+async def purge_queue(queue: ArqRedis, slug: str, user_id: str | None = None) -> int:
+    """Drop the tenant's jobs (or one user's) from the shared queue, with
+    every arq key that names them (job, retry, result, in-progress); the
+    number of keys and queue entries removed."""
+    stem = sync_job_id(slug, user_id, 0)[:-1] if user_id else f"sync:{slug}:"
+    ids: list[bytes] = []
+    async for job_id, _ in queue.zscan_iter(QUEUE_NAME, match=stem + "*", count=_BATCH):
+        ids.append(job_id)
+    if user_id is None:
+        ids += [resync_job_id(slug).encode(), reconcile_job_id(slug).encode()]
+    removed = 0
+    for start in range(0, len(ids), _BATCH):
+        removed += int(await queue.zrem(QUEUE_NAME, *ids[start : start + _BATCH]))
+    patterns = [f"arq:*:{stem}*"]
+    if user_id is None:
+        patterns += [f"arq:*:{resync_job_id(slug)}", f"arq:*:{reconcile_job_id(slug)}"]
+    for pattern in patterns:
+        batch: list[bytes] = []
+        async for key in scan_keys(queue, pattern):
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                removed += int(await queue.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await queue.unlink(*batch))
+    return removed
+
+
+async def purge_metrics(redis: Redis, slug: str) -> int:
+    """Drop the tenant's series from the workers' metrics hash."""
+    fields = []
+    async for field, _ in redis.hscan_iter(METRICS_KEY, count=_BATCH):
+        key = decode_field(field)
+        if key is not None and len(key) > 1 and key[1] == slug:
+            fields.append(field)
+    for start in range(0, len(fields), _BATCH):
+        await redis.hdel(METRICS_KEY, *fields[start : start + _BATCH])  # type: ignore[misc]
+    return len(fields)
+
+
+async def offboard_tenant(
+    redis: Redis,
+    queue: ArqRedis,
+    slug: str,
+    *,
+    progress: Progress | None = None,
+    time_budget_s: float | None = None,
+    lock_wait_s: float = 150.0,
+) -> PurgeProgress:
+    """Delete every trace of a tenant (shadow/lifecycle.py's steps), its
+    queued jobs and metric series. Resumable: call again until `state` is
+    "deleted". `time_budget_s` bounds one call (the admin API's)."""
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+    await begin_purge(redis, slug)
+    # Pending work goes before the keys: no job is started for the tenant after.
+    await purge_queue(queue, slug)
+    await purge_metrics(redis, slug)
+    result = await purge_keys(
+        redis, slug, progress=progress, deadline=deadline, lock_wait_s=lock_wait_s
+    )
+    if result.state == "deleted":
+        await purge_queue(queue, slug)  # a job a running one re-queued meanwhile
+    return result
+
+
+async def erase_person(redis: Redis, queue: ArqRedis, slug: str, user_id: str) -> Erasure:
+    """Erase one user (shadow/lifecycle.py `erase_user`) and its queued jobs;
+    users that waited on it for a conflict are queued again."""
+    tenant = await TenantStore(redis).get(slug)
+    if tenant is None:
+        from shadow import TenantError
+
+        raise TenantError(f"no tenant {slug!r}")
+    await purge_queue(queue, slug, user_id)
+    erased = await erase_user(redis, slug, user_id)
+    await purge_queue(queue, slug, user_id)
+    if erased.released:
+        due_jobs = await ResourceStore(redis).requeue_changed_groups(
+            slug, list(erased.released), interval_ms=tenant.job_interval_ms
+        )
+        await enqueue_many(queue, slug, due_jobs)
+    return erased
