@@ -14,6 +14,7 @@ import msgspec
 
 from api.cli_ops import UsageError, emit
 from api.settings import Settings
+from shadow import TenantError
 from shadow.config_io import export_config, import_config
 from shadow.connect import connect, connect_queue
 from shadow.lifecycle import estimate_keys, find_user
@@ -138,6 +139,8 @@ async def cmd_tenant_import(args: argparse.Namespace, settings: Settings) -> int
     redis = connect(settings.redis_url)
     try:
         result = await import_config(redis, raw, lms_api_key=args.lms_api_key)
+    except TenantError:
+        raise  # exists: a refusal, not a usage error
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:

@@ -86,7 +86,7 @@ async def world(
             "/Groups",
             {
                 "schemas": [GROUP_SCHEMA],
-                "displayName": "Team Quistorp",
+                "displayName": "Team Blue",
                 "members": [{"value": p.id} for p in found.people],
             },
         )
