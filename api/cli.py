@@ -24,11 +24,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from api.admin.routes_webhooks import check_webhook_url
 from api.admin.views import check_tenant_settings
 from api.cli_ops import UsageError, credential_listing, emit
 from api.settings import ConfigError, Settings, load_settings
 from shadow import Tenant, TenantError, TenantStore
 from shadow.connect import RedisUrlError, connect, describe
+from shadow.webhooks import WebhookStore, new_secret
 
 #: Exit statuses (see the module docstring).
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -79,6 +81,7 @@ async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     _check_tenant_flags(args)
+    _check_webhook_flags(args)
 
     async def run(redis: Redis) -> int:
         store = TenantStore(redis)
@@ -92,10 +95,36 @@ async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int
         if args.enabled is not None:
             tenant.enabled = args.enabled == "yes"
         await store.save(tenant)
-        emit(args, _tenant_view(tenant, settings), f"updated {args.slug}")
+        view, human = _tenant_view(tenant, settings), f"updated {args.slug}"
+        if args.webhook_url is not None:
+            view["webhook"], said = await _set_webhook(redis, args)
+            human += "\n" + said
+        emit(args, view, human)
         return 0
 
     return await _with_redis(settings, run)
+
+
+def _check_webhook_flags(args: argparse.Namespace) -> None:
+    url, secret = args.webhook_url, args.webhook_secret
+    if secret is not None and not url:
+        raise UsageError("--webhook-secret needs --webhook-url")
+    if url and (problem := check_webhook_url(url)):
+        raise UsageError(f"--webhook-url: {problem}")
+    if secret is not None and not 16 <= len(secret) <= 200:
+        raise UsageError("--webhook-secret: expected 16 to 200 characters")
+
+
+async def _set_webhook(redis: Redis, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Set (or, with an empty URL, remove) the notification webhook; the
+    signing secret is printed this once (docs/operations.md, "Notifications")."""
+    store = WebhookStore(redis)
+    if not args.webhook_url:
+        await store.clear(args.slug)
+        return {"url": None}, "webhook removed"
+    config = await store.set(args.slug, args.webhook_url, args.webhook_secret or new_secret())
+    said = f"webhook {config.url}\nsigning secret (shown once): {config.secret}"
+    return {"url": config.url, "secret": config.secret}, said
 
 
 def _tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
@@ -262,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--lms-rate", type=float)
     update.add_argument("--lms-burst", type=int)
     update.add_argument("--enabled", choices=["yes", "no"])
+    update.add_argument(
+        "--webhook-url", help="notify this URL of failures (empty: remove the webhook)"
+    )
+    update.add_argument("--webhook-secret", help="the signing secret (default: one is drawn)")
     update.add_argument("--json", action="store_true")
     update.set_defaults(handler=cmd_tenant_update)
     add_tenant_commands(tenant)

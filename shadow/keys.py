@@ -233,3 +233,24 @@ def charts(tenant: str) -> str:
     """Hash used as a ring of 1,440 one-minute buckets (field `minute % 1440`):
     syncs applied, failures, queue depth and a lag histogram; shadow/charts.py."""
     return f"{prefix(tenant)}charts"
+
+
+def webhook(tenant: str) -> str:
+    """Hash: the tenant's notification webhook (`url`, `secret`, `set_at`)."""
+    return f"{prefix(tenant)}webhook"
+
+
+def webhook_gate(tenant: str, event: str) -> str:
+    """Set (with a TTL) after an event of this kind was sent: later ones are
+    counted, not sent, until it expires; `<key>:n` holds that count."""
+    return f"{prefix(tenant)}webhook:gate:{event}"
+
+
+def webhook_delivery(tenant: str, delivery_id: str) -> str:
+    """Hash: one delivery (event, body, status, attempts, last_error, times)."""
+    return f"{prefix(tenant)}webhook:d:{delivery_id}"
+
+
+def webhook_deliveries(tenant: str) -> str:
+    """Sorted set delivery id -> created (ms): the most recent deliveries."""
+    return f"{prefix(tenant)}webhook:recent"

@@ -1,4 +1,5 @@
-"""What the worker notes for the admin page's charts (shadow/charts.py).
+"""What the worker notes as syncs end: the admin page's charts
+(shadow/charts.py) and failure notifications (worker/webhooks.py).
 
 A finished sync adds to its minute's bucket in one Lua step; a cron job
 samples every tenant's queue depth once a minute. Neither may break a
@@ -14,18 +15,24 @@ from typing import Any
 from arq.cron import CronJob, cron
 
 from worker.deps import WorkerDeps
+from worker.webhooks import notify
 
 __all__ = ["note_finished", "sample_queues", "sample_queues_cron"]
 
 logger = logging.getLogger("worker.activity")
 
 
-async def note_finished(deps: WorkerDeps, tenant: str, state: str, lag_s: float | None) -> None:
-    """A sync of `tenant` ended `synced` or `failed` (with its lag, if known)."""
+async def note_finished(
+    deps: WorkerDeps, tenant: str, user_id: str, state: str, error: str, lag_s: float | None
+) -> None:
+    """A sync ended `synced` or `failed` (with its lag, if known): counted
+    for the charts; a failure is also a notification (worker/webhooks.py)."""
     try:
         await deps.charts.record_sync(tenant, state, lag_s)
     except Exception as exc:  # a chart never fails a sync
         logger.warning("chart write of tenant %s failed: %s", tenant, type(exc).__name__)
+    if state == "failed":
+        await notify(deps, tenant, "user.failed", {"user_id": user_id, "reason": error})
 
 
 async def sample_queues(ctx: dict[str, Any]) -> int:
@@ -44,7 +51,7 @@ def sample_queues_cron() -> CronJob:
     return cron(
         sample_queues,
         name="sample_queues",
-        second=30,  # once a minute, mid-minute: away from the sweep's second 0
+        second=50,  # once a minute
         timeout=50,
         keep_result=0,
         max_tries=1,

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
 from shadow.connect import check_queue_placement, queue_settings
+from worker.activity import sample_queues_cron
 from worker.claim import BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
@@ -33,6 +34,7 @@ from worker.reconcile import reconcile_function, reconcile_schedule_cron
 from worker.rules import resync_function
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
+from worker.webhooks import deliver_webhook_function
 
 __all__ = [
     "SYNC_MAX_TRIES",
@@ -94,9 +96,14 @@ def worker_options(
         ),
         reconcile_function(),
         resync_function(settings.job_timeout_s),
+        deliver_webhook_function(),
     ]
     schedule = reconcile_schedule_cron(settings)
-    cron_jobs: Sequence[CronJob] = [sweep_cron(settings), *([schedule] if schedule else [])]
+    cron_jobs: Sequence[CronJob] = [
+        sweep_cron(settings),
+        sample_queues_cron(),
+        *([schedule] if schedule else []),
+    ]
     on_startup: StartupShutdown = startup
     on_shutdown: StartupShutdown = shutdown
     return {

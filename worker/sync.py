@@ -49,6 +49,7 @@ from worker.activity import note_finished
 from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import enqueue_many, sync_job_id
+from worker.webhooks import notify
 
 __all__ = ["MAX_PASSES", "Outcome", "lms_reason", "sync_user"]
 
@@ -255,11 +256,13 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
             if held.decision == "newer":
                 continue
             await deps.sync.log_event(slug, user_id, "held", version=state.version)
+            await notify(deps, slug, "breaker.tripped", {"held_user_id": user_id})
             return "held by breaker"
         except _KeyRejected:
             fingerprint = key_fingerprint(tenant.lms_api_key)
             if await deps.sync.pause_lms(slug, KEY_REJECTED, fingerprint, PROBE_EVERY_MS):
                 logger.warning("tenant %s paused: %s", slug, KEY_REJECTED)
+                await notify(deps, slug, "lms.key_rejected", {"reason": KEY_REJECTED})
             raise _Defer(PAUSED_DEFER_S, KEY_REJECTED) from None
         if probing:  # the LMS took the key again: every user may go on
             await _resume(deps, tenant, "the LMS accepts the key again")
@@ -283,7 +286,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
             if finish.pending_since_ms is not None:
                 lag = max(0.0, time.time() - finish.pending_since_ms / 1000)
                 deps.metrics.sync_lag(slug, lag)
-            await note_finished(deps, slug, outcome.state, lag)  # the admin page's charts
+            await note_finished(deps, slug, user_id, outcome.state, outcome.error, lag)
             fields: dict[str, str | int] = {"version": state.version}
             if outcome.learner_id is not None:
                 fields["learner_id"] = outcome.learner_id

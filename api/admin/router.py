@@ -11,6 +11,7 @@ from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
+from api.admin.routes_webhooks import WEBHOOK_HANDLERS
 
 __all__ = ["ADMIN_PREFIX", "admin_router"]
 
@@ -20,7 +21,7 @@ ADMIN_PREFIX = "/admin/v1"
 def admin_router() -> Router:
     return Router(
         path=ADMIN_PREFIX,
-        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS],
+        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS, *WEBHOOK_HANDLERS],
         dependencies={"principal": Provide(admin_principal)},
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
     )

@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.routes_webhooks import webhook_view
 from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
 from api.cli_ops import tenant_status
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
@@ -29,6 +30,7 @@ from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
 from shadow import MappingStore
 from shadow.charts import ChartStore, Series
+from shadow.webhooks import WebhookStore
 
 __all__ = ["TENANT_HANDLERS"]
 
@@ -100,6 +102,7 @@ async def _tenant_page(
         tokens=await s.tenants.list_tokens(slug),
         issued=issued,
         charts=tenant_charts((await ChartStore(s.redis).read([slug]))[0]),
+        webhook=await webhook_view(WebhookStore(s.redis), slug, limit=10),
     )
 
 

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
+from shadow.webhooks import WebhookStore
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import BASE, KEY, ORG, SandboxLms, run_sync
 from worker.activity import sample_queues
@@ -148,6 +149,7 @@ async def world(deps: WorkerDeps, scim: httpx.AsyncClient, redis: Redis) -> dict
     """Two synced users, one failed (its email is no address: the
     mapping refuses it, as the LMS would), and a
     tripped breaker holding the deactivation of one of the synced ones."""
+    await WebhookStore(redis).set(ORG, "https://hooks.example.com/scim", "s" * 32)
     ada = await create_user(scim, "ada@example.com", "Ada", "Lovelace")
     grace = await create_user(scim, "grace@example.com", "Grace", "Hopper")
     bad = await create_user(scim, "bad@@example.com", "Bad", "Address")
@@ -257,6 +259,14 @@ async def walk_through(
     assert box is not None
     assert (box["width"] > 600, box["height"] > 150) == (True, True)
     await page.locator("#activity").screenshot(path=str(SHOTS / "web-tenant-charts.png"))
+
+    # Notifications: the webhook and its deliveries (never its secret).
+    notifications = page.locator("#notifications")
+    await expect(notifications).to_contain_text("https://hooks.example.com/scim")
+    deliveries = notifications.locator("tbody tr")
+    await expect(deliveries.first).to_contain_text("breaker.tripped")
+    await expect(deliveries.nth(1)).to_contain_text("user.failed")
+    assert "s" * 32 not in await page.content()
 
     # The copy button (the one piece of JS) copies the SCIM URL.
     await page.click("button[data-copy=scim-url]")

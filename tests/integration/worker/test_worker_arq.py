@@ -113,16 +113,17 @@ async def test_worker_settings_class_loads_in_arq_and_reports_health(
     options: dict[str, Any] = get_kwargs(cls)
     assert options["queue_name"] == QUEUE_NAME
     functions = {f.name: f for f in options["functions"]}
-    assert set(functions) == {"sync_user", "reconcile_tenant", "resync_rules"}
+    assert set(functions) == {"sync_user", "reconcile_tenant", "resync_rules", "deliver_webhook"}
     function = functions["sync_user"]
     assert (function.max_tries, function.timeout_s, function.keep_result_s) == (
         SYNC_MAX_TRIES,
         worker_settings.job_timeout_s,
         0,
     )
-    [cron_job] = options["cron_jobs"]
-    assert cron_job.name == "sweep"
-    assert cron_job.second == {0, 30}
+    cron_jobs = {c.name: c for c in options["cron_jobs"]}
+    assert set(cron_jobs) == {"sweep", "sample_queues"}
+    assert cron_jobs["sweep"].second == {0, 30}
+    assert cron_jobs["sample_queues"].second == 50
 
     worker = arq_create_worker(cls, burst=True, handle_signals=False, poll_delay=0.02)
     try:
