@@ -268,8 +268,8 @@ def test_the_schedule_is_a_worker_cron_job_only_when_set() -> None:
     redis_url = "redis://127.0.0.1:6379/0"  # declarations only: nothing connects
     off = Settings(redis_url=redis_url)
     assert reconcile_schedule_cron(off) is None
-    assert [c.name for c in worker_options(off)["cron_jobs"]] == ["sweep"]
+    assert [c.name for c in worker_options(off)["cron_jobs"]] == ["sweep", "sample_queues"]
     daily = load_settings({"REDIS_URL": redis_url, "WORKER_RECONCILE_EVERY_H": "24"})
     assert daily.reconcile_every_h == 24
     names = [c.name for c in worker_options(daily)["cron_jobs"]]
-    assert names == ["sweep", "reconcile-schedule"]
+    assert names == ["sweep", "sample_queues", "reconcile-schedule"]
