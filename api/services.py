@@ -33,5 +33,5 @@ class Services:
             queue=queue,
             tenants=TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S),
             resources=ResourceStore(redis),
-            sync=SyncStore(redis),
+            sync=SyncStore(redis, retention=settings.retention),
         )

@@ -11,6 +11,7 @@ import msgspec
 
 from scim.filter import MAX_FILTER_LENGTH
 from scim.patch import MAX_PATCH_OPERATIONS
+from shadow.retention import Retention
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -54,6 +55,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_every_h: float = 0.0
     reconcile_concurrency: int = 2
     log_level: str = "INFO"
+    # Provisioning logs: entries kept per user, and for how long (days).
+    events_kept: int = 200
+    events_max_age_days: float = 30.0
+
+    @property
+    def retention(self) -> Retention:
+        return Retention(
+            events_kept=self.events_kept, events_max_age_s=self.events_max_age_days * 86_400
+        )
 
     @property
     def max_patch_operations(self) -> int:
@@ -210,7 +220,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float, 0),
         ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
+        ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
+        ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
     ):
         if var in env:
             values[field] = _number(env, var, cast, low)
+    kept = values.get("events_kept", 0)
+    if isinstance(kept, int) and kept > 200:  # the API's own write keeps 200 at most
+        raise ConfigError(
+            f"BRIDGE_EVENTS_KEPT={_shown(env['BRIDGE_EVENTS_KEPT'])}: expected 1 to 200"
+        )
     return msgspec.convert(values, Settings)

@@ -255,7 +255,9 @@ class LmsClient:
         if 200 <= status < 300:
             return response
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        raise error_for_response(method, log_path, status, response.content, retry_after)
+        raise error_for_response(
+            method, log_path, status, response.content, retry_after, sent=content
+        )
 
     def _record(self, endpoint: str, outcome: str, seconds: float) -> None:
         if self._on_call is None:

@@ -17,11 +17,13 @@ LmsTransientError covers transport errors and timeouts (status None), 429,
 502, 503 and 504 (lms-api.md, "Limits and failures"). Messages name the
 method, path, status, the LMS's error code and field reasons so that ops can
 act on them; they never carry headers (the API key), query strings (emails)
-or bodies.
+or bodies, and a value the request sent that a reason echoes is written as
+`<value>`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -188,10 +190,41 @@ def _format_fields(fields: dict[str, list[str]]) -> str:
     return "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in sorted(fields.items()))
 
 
+def _sent_values(sent: bytes | None) -> list[str]:
+    """The text values of the request body, longest first."""
+    if not sent:
+        return []
+    try:
+        body = msgspec.json.decode(sent)
+    except msgspec.DecodeError:
+        return []
+    values = body.values() if isinstance(body, dict) else []
+    return sorted({v for v in values if isinstance(v, str) and v.strip()}, key=len, reverse=True)
+
+
+def _redacted(fields: dict[str, list[str]], sent: bytes | None) -> dict[str, list[str]]:
+    """The LMS's reasons without the values we sent (an LMS may echo what it
+    refused, and a reason ends up in the user's status and log)."""
+    values = _sent_values(sent)
+    if not values:
+        return fields
+    pattern = re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
+    return {
+        name: [pattern.sub("<value>", reason) for reason in reasons]
+        for name, reasons in fields.items()
+    }
+
+
 def error_for_response(
-    method: str, path: str, status: int, body: bytes, retry_after: float | None
+    method: str,
+    path: str,
+    status: int,
+    body: bytes,
+    retry_after: float | None,
+    sent: bytes | None = None,
 ) -> LmsError:
-    """Map a non-2xx answer to its exception; `path` must carry no query string."""
+    """Map a non-2xx answer to its exception; `path` must carry no query
+    string; `sent` (the request body) is kept out of the LMS's reasons."""
     parsed = _decode_error_body(body)
     code = parsed.error
     where = f"{method} {path}: LMS answered {status}"
@@ -201,7 +234,7 @@ def error_for_response(
         cls = LmsRateLimited if status == 429 else LmsTransientError
         return cls(f"{said}{wait}", status=status, error_code=code, retry_after=retry_after)
     if status == 422:
-        fields = parsed.fields or {}
+        fields = _redacted(parsed.fields or {}, sent)
         detail = f": {_format_fields(fields)}" if fields else ""
         return LmsValidationError(f"{said}{detail}", fields=fields)
     if (

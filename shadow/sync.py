@@ -18,10 +18,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from shadow import keys, scripts
+from shadow.retention import Retention, scrub
 from shadow.tenants import now_iso
 
 SyncStateName = Literal["pending", "synced", "failed"]
-_EVENTS_KEPT = 200
 #: How long an applied delete is remembered (`keys.gone_users`): ids only,
 #: for reconcile to re-deactivate a deleted user's learner turned on by hand.
 GONE_KEPT_MS = 90 * 86_400_000
@@ -94,8 +94,9 @@ class StateCounts(msgspec.Struct, frozen=True):
 
 
 class SyncStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, retention: Retention | None = None) -> None:
         self._redis = redis
+        self.retention = retention or Retention()
         self._finish = redis.register_script(scripts.FINISH_SYNC)
         self._release = redis.register_script(scripts.RELEASE_LOCK)
 
@@ -173,7 +174,7 @@ class SyncStore:
                 outcome,
                 "" if learner_id is None else learner_id,
                 msgspec.json.encode(applied) if applied is not None else "",
-                error,
+                scrub(error),
                 int(time.time() * 1000),
                 now_iso(),
                 keys.prefix(tenant),
@@ -317,13 +318,15 @@ class SyncStore:
 
     async def log_event(self, tenant: str, user_id: str, event: str, **fields: str | int) -> None:
         """Append to the user's provisioning log (a capped stream): what ops
-        read to follow one user past Entra's view. No personal data."""
-        await self._redis.xadd(
-            keys.events(tenant, user_id),
-            {"event": event, "at": now_iso(), **{k: str(v) for k, v in fields.items()}},
-            maxlen=_EVENTS_KEPT,
-            approximate=True,
-        )
+        read to follow one user past Entra's view. No personal data: values
+        are scrubbed, and the log is capped by count and age (shadow/retention.py)."""
+        key, age_ms = keys.events(tenant, user_id), self.retention.events_max_age_ms
+        entry = {"event": event, "at": now_iso(), **{k: scrub(str(v)) for k, v in fields.items()}}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, entry, maxlen=self.retention.events_kept, approximate=True)  # type: ignore[arg-type]
+            pipe.xtrim(key, minid=f"{int(time.time() * 1000) - age_ms}-0", approximate=False)
+            pipe.pexpire(key, age_ms)
+            await pipe.execute()
 
     async def events(self, tenant: str, user_id: str, limit: int = 100) -> list[dict[str, str]]:
         rows = await self._redis.xrevrange(keys.events(tenant, user_id), count=limit)

@@ -106,7 +106,7 @@ class WorkerDeps:
     def __post_init__(self) -> None:
         self.tenants = TenantStore(self.redis)
         self.resources = ResourceStore(self.redis)
-        self.sync = SyncStore(self.redis)
+        self.sync = SyncStore(self.redis, retention=self.settings.retention)
         self.charts = ChartStore(self.redis)
 
     @classmethod

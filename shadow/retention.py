@@ -1,0 +1,38 @@
+"""How long the bridge keeps what it writes about people, and what it never
+writes at all.
+
+Provisioning logs (`keys.events`) hold ids, versions, outcomes and LMS
+status codes. Every value written to them, and every sync error, passes
+`scrub` first, so an address that reached a message (an LMS that echoes
+what it refused, an exception's text) is written as `<address>`. Each log
+keeps at most `events_kept` entries and none older than `events_max_age_s`
+(trimmed at every write, and the whole log expires once nothing was
+written to it for that long).
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+__all__ = ["Retention", "scrub"]
+
+_ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
+
+
+def scrub(text: str) -> str:
+    """`text` with every email address replaced by `<address>`."""
+    return _ADDRESS.sub("<address>", text) if "@" in text else text
+
+
+class Retention(msgspec.Struct, frozen=True, kw_only=True):
+    """Caps of the per-user provisioning logs (`BRIDGE_EVENTS_KEPT`,
+    `BRIDGE_EVENTS_MAX_AGE_DAYS`)."""
+
+    events_kept: int = 200
+    events_max_age_s: float = 30 * 86_400.0
+
+    @property
+    def events_max_age_ms(self) -> int:
+        return int(self.events_max_age_s * 1000)
