@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 
 import msgspec
+from redis.asyncio import Redis
 
-__all__ = ["Retention", "scrub"]
+from shadow import keys
+
+__all__ = ["Retention", "scrub", "trim_gone"]
 
 _ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
@@ -36,3 +39,10 @@ class Retention(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def events_max_age_ms(self) -> int:
         return int(self.events_max_age_s * 1000)
+
+
+async def trim_gone(redis: Redis, slug: str, before_ms: int) -> int:
+    """Forget deleted users' ids remembered for reconcile (`keys.gone_users`)
+    since before `before_ms`: the sweep calls it, so ids go when their time
+    is up even when no further delete comes."""
+    return int(await redis.zremrangebyscore(keys.gone_users(slug), "-inf", f"({before_ms}"))

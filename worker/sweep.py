@@ -18,6 +18,8 @@ from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob, cron
 
 from api.settings import Settings
+from shadow.retention import trim_gone
+from shadow.sync import GONE_KEPT_MS
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_sync, job_exists, sync_job_id
 from worker.rules import resume_lost_resync
@@ -53,6 +55,7 @@ async def sweep_tenant(
     if await resume_lost_resync(deps, slug):
         logger.info("sweep restarted the rules re-sync of tenant %s", slug)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    await trim_gone(deps.redis, slug, now_ms - GONE_KEPT_MS)
     older_than = now_ms - int(deps.settings.sweep_grace_s * 1000)
     interval_ms = tenant.job_interval_ms
     requeued = 0

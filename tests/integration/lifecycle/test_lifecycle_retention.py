@@ -15,6 +15,7 @@ from shadow import SyncStore, keys
 from shadow.retention import Retention, scrub
 from tests.support.worker_fixtures import SandboxLms, put_user, run_sync, scim_user
 from worker.deps import WorkerDeps
+from worker.sweep import sweep_tenant
 
 DAY_MS = 86_400_000
 
@@ -78,3 +79,12 @@ async def test_a_synced_users_log_holds_no_name_email_or_record(
     for value in ("quentin", "oddly", "archivist", "not-an-address", "example.org"):
         assert value not in logged.lower()
     assert "version" in logged
+
+
+async def test_the_sweep_forgets_deleted_users_ids_when_their_time_is_up(
+    deps: WorkerDeps, tenant: object
+) -> None:
+    now = int(time.time() * 1000)
+    await deps.redis.zadd(keys.gone_users("acme"), {"old": now - 91 * DAY_MS, "new": now})
+    await sweep_tenant(deps, "acme", now_ms=now)
+    assert await deps.redis.zrange(keys.gone_users("acme"), 0, -1) == [b"new"]
