@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis, create_pool
 from litestar import Litestar
 
+from api.admin.openapi import admin_openapi_config
 from api.admin.router import admin_router
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import observe_requests
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[AdminPage()],  # the admin web page under /admin/ (api/web)
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=None,
+        openapi_config=admin_openapi_config(),  # the admin API's, at /admin/v1/schema
         debug=False,
         # The process configures JSON-lines logging (api.logs); Litestar's
         # default config would replace the root handler with a text one.

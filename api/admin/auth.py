@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import msgspec
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
 from api.admin.errors import AdminError
@@ -34,6 +35,7 @@ __all__ = [
     "Principal",
     "admin_principal",
     "audit",
+    "authorize_first",
     "reach_tenant",
     "require_operator",
 ]
@@ -74,8 +76,29 @@ async def _refuse(request: Request[Any, Any, Any], services: Services, detail: s
     raise AdminError(401, detail)
 
 
+async def authorize_first(connection: ASGIConnection[Any, Any, Any, Any], _: object) -> None:
+    """Router guard: the caller is authenticated, and may reach the URL's
+    tenant, before a typed route reads its body (Litestar decodes `data`
+    before the handler runs), so a stranger's body is never even parsed and
+    a key on another tenant's URL is a 403 whatever it sends."""
+    principal = await admin_principal(connection)  # type: ignore[arg-type]
+    slug = connection.path_params.get("slug")
+    if isinstance(slug, str) and not principal.may_reach(slug):
+        raise AdminError(403, "this key does not reach that tenant")
+
+
 async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
-    """Litestar dependency: the authenticated caller of an admin route."""
+    """Litestar dependency: the authenticated caller of an admin route
+    (authenticated once per request, by the guard)."""
+    known = getattr(request.state, "admin_principal", None)
+    if isinstance(known, Principal):
+        return known
+    principal = await _authenticate(request)
+    request.state.admin_principal = principal
+    return principal
+
+
+async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
     services: Services = request.app.state.services
     token = bearer_token(request)
     if token is None:

@@ -79,6 +79,9 @@ def _scim_error(_: Request[Any, Any, Any], exc: ScimError) -> Response[dict[str,
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     detail = str(exc.detail) if status == 400 and exc.detail else _CODES.get(status, "error")
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if status == 400 and any(isinstance(e, dict) and e.get("key") == "data" for e in extra):
+        detail = "a JSON object body is required"  # a typed route's body was empty
     return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
-from api.admin.auth import admin_principal
+from api.admin.auth import admin_principal, authorize_first
 from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
@@ -23,5 +23,6 @@ def admin_router() -> Router:
         path=ADMIN_PREFIX,
         route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS, *WEBHOOK_HANDLERS],
         dependencies={"principal": Provide(admin_principal)},
+        guards=[authorize_first],  # before any body is read
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
     )

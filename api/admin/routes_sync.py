@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post, put
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
-from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, decode_body
+from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, json_body
 from api.admin.schemas import set_fields as given
 from api.admin.views import breaker_view, failed_page, user_timeline
 from api.cli_ops import replay, tenant_status
@@ -98,11 +98,21 @@ async def user(
     return data
 
 
-@post("/tenants/{slug:str}/replay", name="admin-replay", status_code=200)
-async def replay_users(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@post(
+    "/tenants/{slug:str}/replay",
+    name="admin-replay",
+    status_code=200,
+    dto=json_body(ReplayRequest),
+)
+async def replay_users(
+    request: Req,
+    principal: AdminDep,
+    slug: FromPath[str],
+    data: JSONBody[ReplayRequest | None] = None,
+) -> Json:
     """Retry one user (`{"user_id": ...}`) or every failed user (no body)."""
     await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), ReplayRequest, empty_ok=True)
+    body = data or ReplayRequest()
     s = _services(request)
     if body.user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
         keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
@@ -122,12 +132,14 @@ async def breaker(request: Req, principal: AdminDep, slug: FromPath[str]) -> Jso
     return await breaker_view(_services(request).redis, slug)
 
 
-@put("/tenants/{slug:str}/breaker", name="admin-breaker-config")
-async def breaker_config(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@put("/tenants/{slug:str}/breaker", name="admin-breaker-config", dto=json_body(BreakerUpdate))
+async def breaker_config(
+    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[BreakerUpdate]
+) -> Json:
     """Change the thresholds: any of enabled, share, min_learners, window_s."""
     await reach_tenant(request, principal, slug)
     redis = _services(request).redis
-    update = given(decode_body(await request.body(), BreakerUpdate))
+    update = given(data)
     config = msgspec.structs.replace(await get_config(redis, slug), **update)
     if problems := config.problems():
         raise AdminError(422, "; ".join(problems))
@@ -159,11 +171,21 @@ async def breaker_cancel(request: Req, principal: AdminDep, slug: FromPath[str])
 # -- reconcile --------------------------------------------------------------
 
 
-@post("/tenants/{slug:str}/reconcile", name="admin-reconcile", status_code=202)
-async def reconcile(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@post(
+    "/tenants/{slug:str}/reconcile",
+    name="admin-reconcile",
+    status_code=202,
+    dto=json_body(ReconcileRequest),
+)
+async def reconcile(
+    request: Req,
+    principal: AdminDep,
+    slug: FromPath[str],
+    data: JSONBody[ReconcileRequest | None] = None,
+) -> Json:
     """Ask a worker to reconcile the tenant (`{"repair": false}` only reports)."""
     await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), ReconcileRequest, empty_ok=True)
+    body = data or ReconcileRequest()
     s = _services(request)
     job_id = reconcile_job_id(slug)
     job = await s.queue.enqueue_job(

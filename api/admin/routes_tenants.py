@@ -12,22 +12,29 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, patch, post, put
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from redis.exceptions import RedisError
 
 from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
 from api.admin.schemas import (
+    JsonBody,
     KeyIssue,
     TenantCreate,
     TenantUpdate,
     TokenIssue,
-    decode_body,
+    json_body,
     set_fields,
 )
 from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
-from mappings import MappingConfigError, build_rules, decode_overrides, encode_overrides
+from mappings import (
+    MappingConfigError,
+    MappingOverrides,
+    build_rules,
+    decode_overrides,
+    encode_overrides,
+)
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
 from shadow import MappingStore, Tenant, TenantError, keys
@@ -66,11 +73,11 @@ async def list_tenants(request: Req, principal: AdminDep) -> Json:
     return {"tenants": views}
 
 
-@post("/tenants", name="admin-tenants-create", status_code=201)
-async def create_tenant(request: Req, principal: AdminDep) -> Json:
+@post("/tenants", name="admin-tenants-create", status_code=201, dto=json_body(TenantCreate))
+async def create_tenant(request: Req, principal: AdminDep, data: JSONBody[TenantCreate]) -> Json:
     """Create a tenant (operator only)."""
     require_operator(principal)
-    body = decode_body(await request.body(), TenantCreate)
+    body = data
     values = msgspec.structs.asdict(body)
     values["name"] = body.name or body.slug
     _problems(values)
@@ -91,14 +98,16 @@ async def read_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) ->
     return tenant_view(tenant, _services(request).settings)
 
 
-@patch("/tenants/{slug:str}", name="admin-tenant-update")
-async def update_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@patch("/tenants/{slug:str}", name="admin-tenant-update", dto=json_body(TenantUpdate))
+async def update_tenant(
+    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[TenantUpdate]
+) -> Json:
     """Change any of name, lms_url, lms_api_key, lms_rate, lms_burst, enabled.
 
     A tenant key may change name, lms_api_key and enabled; the LMS URL and
     its rate and burst are the operator's."""
     tenant = await reach_tenant(request, principal, slug)
-    values = set_fields(decode_body(await request.body(), TenantUpdate))
+    values = set_fields(data)
     if not principal.operator and (denied := sorted(set(values) - TENANT_KEY_FIELDS)):
         raise AdminError(403, f"only the operator may change {', '.join(denied)}")
     _problems(values)
@@ -119,11 +128,18 @@ async def list_tokens(request: Req, principal: AdminDep, slug: FromPath[str]) ->
     return {"tenant": slug, "tokens": msgspec.to_builtins(tokens)}
 
 
-@post("/tenants/{slug:str}/tokens", name="admin-tokens-issue", status_code=201)
-async def issue_token(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@post(
+    "/tenants/{slug:str}/tokens",
+    name="admin-tokens-issue",
+    status_code=201,
+    dto=json_body(TokenIssue),
+)
+async def issue_token(
+    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[TokenIssue | None] = None
+) -> Json:
     """Issue a SCIM token: shown this once, with the SCIM URL to copy."""
     await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), TokenIssue, empty_ok=True)
+    body = data or TokenIssue()
     s = _services(request)
     days = body.expires_in_days
     issued = await s.tenants.issue_token(
@@ -172,11 +188,18 @@ async def list_admin_keys(request: Req, principal: AdminDep, slug: FromPath[str]
     }
 
 
-@post("/tenants/{slug:str}/admin-keys", name="admin-keys-issue", status_code=201)
-async def issue_admin_key(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+@post(
+    "/tenants/{slug:str}/admin-keys",
+    name="admin-keys-issue",
+    status_code=201,
+    dto=json_body(KeyIssue),
+)
+async def issue_admin_key(
+    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[KeyIssue | None] = None
+) -> Json:
     require_operator(principal)
     await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), KeyIssue, empty_ok=True)
+    body = data or KeyIssue()
     issued = await AdminKeyStore(_services(request).redis).issue(slug, label=body.label)
     audit(request, principal, "admin key issue", key_id=issued.key_id)
     return {"tenant": slug, "key_id": issued.key_id, "key": issued.key}
@@ -228,15 +251,32 @@ async def read_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -
     }
 
 
-@put("/tenants/{slug:str}/mapping", name="admin-mapping-set")
-async def set_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+class OverridesBody(JsonBody[MappingOverrides]):
+    """A mapping body, read as `mappings.decode_overrides` reads JSON: a
+    problem is a 422 naming every field (`_invalid_mapping`)."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return _read_overrides(value)
+
+
+def _read_overrides(body: bytes) -> MappingOverrides:
+    try:
+        return decode_overrides(body, "json")
+    except MappingConfigError as exc:
+        raise _invalid_mapping(exc) from None
+
+
+@put("/tenants/{slug:str}/mapping", name="admin-mapping-set", dto=OverridesBody)
+async def set_mapping(
+    request: Req,
+    principal: AdminDep,
+    slug: FromPath[str],
+    data: JSONBody[MappingOverrides | None] = None,
+) -> Json:
     """Replace the overrides (JSON as `mappings.decode_overrides` reads it);
     every user is then re-synced under them (`resync` in the answer)."""
     await reach_tenant(request, principal, slug)
-    try:
-        overrides = decode_overrides(await request.body(), "json")
-    except MappingConfigError as exc:
-        raise _invalid_mapping(exc) from None
+    overrides = data if data is not None else _read_overrides(b"")
     resync = await _replace_rules(request, slug, encode_overrides(overrides))
     audit(request, principal, "mapping set")
     return {"tenant": slug, "overrides": msgspec.to_builtins(overrides), "resync": resync}

@@ -2,20 +2,29 @@
 
 Unknown fields are refused, so a typo is an error and never a silent no-op.
 Responses are plain JSON objects built by api/admin/views.py (shared with
-the CLI's `--json` output).
+the CLI's `--json` output). Routes take their body as `data` read by
+`json_body(<Struct>)`, so the OpenAPI document describes it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar.dto import MsgspecDTO
+from litestar.typing import FieldDefinition
 from msgspec import UNSET, UnsetType
 
 from api.admin.errors import AdminError
 
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.openapi.spec import Reference, Schema
+
 __all__ = [
     "BreakerUpdate",
+    "JsonBody",
     "KeyIssue",
     "ReconcileRequest",
     "ReplayRequest",
@@ -23,6 +32,7 @@ __all__ = [
     "TenantUpdate",
     "TokenIssue",
     "decode_body",
+    "json_body",
     "set_fields",
 ]
 
@@ -104,3 +114,29 @@ def set_fields(update: msgspec.Struct) -> dict[str, Any]:
         for name in update.__struct_fields__
         if (value := getattr(update, name)) is not UNSET
     }
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class JsonBody(MsgspecDTO[S], Generic[S]):
+    """How a typed admin route reads its body: strictly, as `decode_body`
+    does (an unknown field or a wrong type is a 400, never coerced), and
+    described by the Struct itself in the OpenAPI document
+    (api/admin/openapi.py). An empty body gives the handler's default."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode_body(value, self.model_type)
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
+
+
+@cache
+def json_body(kind: type[S]) -> type[JsonBody[S]]:
+    """The body reader of a route whose `data` is a `kind` (one class per Struct)."""
+    reader: type[JsonBody[S]] = JsonBody[kind]  # type: ignore[valid-type]
+    return reader

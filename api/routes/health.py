@@ -24,13 +24,13 @@ __all__ = ["READY_TIMEOUT_S", "healthz", "metrics", "readyz"]
 READY_TIMEOUT_S = 2.0
 
 
-@get("/healthz", name="healthz", media_type="application/json")
+@get("/healthz", name="healthz", media_type="application/json", include_in_schema=False)
 async def healthz() -> dict[str, str]:
     """The process is alive and serving (it touches nothing outside itself)."""
     return {"status": "ok"}
 
 
-@get("/readyz", name="readyz", media_type="application/json")
+@get("/readyz", name="readyz", media_type="application/json", include_in_schema=False)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """Ready only while Redis answers (and the queue's, when it has its own):
     without it no change can be acknowledged. A hung Redis is down too. A
@@ -70,7 +70,7 @@ def _may_scrape(settings: Settings, authorization: str) -> bool:
     return found
 
 
-@get("/metrics", name="metrics", media_type=CONTENT_TYPE_LATEST)
+@get("/metrics", name="metrics", media_type=CONTENT_TYPE_LATEST, include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text: this process's SCIM request series, the per-tenant
     gauges and the workers' series (`api.metrics`)."""

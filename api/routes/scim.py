@@ -261,4 +261,5 @@ def scim_router() -> Router:
             *discovery_handlers(),
         ],
         dependencies={"tenant": Provide(scim_tenant)},
+        include_in_schema=False,  # described by /Schemas and /ResourceTypes (RFC 7644)
     )
