@@ -14,6 +14,7 @@ from litestar import Litestar
 from api.admin.openapi import admin_openapi_config
 from api.admin.router import admin_router
 from api.errors import EXCEPTION_HANDLERS
+from api.forwarded import ForwardedBase
 from api.middleware import observe_requests
 from api.resources import endpoints
 from api.routes.health import healthz, metrics, readyz
@@ -65,5 +66,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     app.asgi_handler = ScimPathCase(app.asgi_handler)  # `/users` is `/Users`
+    app.asgi_handler = ForwardedBase(app.asgi_handler, settings)  # BRIDGE_TRUSTED_PROXIES
     observe_requests(app)  # request id, access log, SCIM request metrics
     return app

@@ -126,12 +126,14 @@ class DrainingServer(uvicorn.Server):
 
 def warn_if_public_url_guessed(settings: Settings) -> None:
     """Behind a proxy or on another machine, SCIM URLs and `meta.location`
-    built from the guessed 127.0.0.1 name nothing a client can reach."""
+    built from the guessed 127.0.0.1 name nothing a client can reach, unless
+    a trusted proxy names the address (api/forwarded.py)."""
     if settings.public_url_set or settings.host in ("127.0.0.1", "localhost", "::1"):
         return
     logging.getLogger("scim_bridge").warning(
         "BRIDGE_PUBLIC_URL is not set and the API listens on %s: SCIM URLs and "
-        "meta.location will name %s; set BRIDGE_PUBLIC_URL to the address clients use",
+        "meta.location will name %s unless a proxy in BRIDGE_TRUSTED_PROXIES sends "
+        "X-Forwarded-Proto/Host; set BRIDGE_PUBLIC_URL to the address clients use",
         settings.host,
         settings.public_url,
     )

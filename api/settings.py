@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +27,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8000"
     # False when BRIDGE_PUBLIC_URL was not given and public_url is a guess.
     public_url_set: bool = True
+    # Proxies whose X-Forwarded-Proto/Host name the public URL when
+    # BRIDGE_PUBLIC_URL is unset (api/forwarded.py): addresses or networks.
+    trusted_proxies: str = ""
     admin_token: str = ""
     # Opens /metrics (besides the operator token), for a Prometheus that
     # should not hold the operator token.
@@ -77,7 +82,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def scim_base(self) -> str:
-        return self.public_url.rstrip("/") + "/scim"
+        """The SCIM base: the request's, when a trusted proxy named it."""
+        return (request_public_url.get() or self.public_url).rstrip("/") + "/scim"
 
     @property
     def queue_url(self) -> str:
@@ -85,6 +91,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def scim_url(self, tenant: str) -> str:
         return f"{self.scim_base}/{tenant}/v2"
+
+
+#: The public base URL a trusted proxy gave for the request being served
+#: (api/forwarded.py); None outside requests and without one.
+request_public_url: ContextVar[str | None] = ContextVar("request_public_url", default=None)
+
+
+def parse_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`BRIDGE_TRUSTED_PROXIES`: comma-separated addresses or networks."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            found.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"BRIDGE_TRUSTED_PROXIES: {_shown(item)} is not an IP address or network "
+                "(expected e.g. 10.0.0.5, 10.0.0.0/8, ::1)"
+            ) from None
+    return tuple(found)
 
 
 class ConfigError(ValueError):
@@ -200,6 +227,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"LOG_LEVEL={_shown(env['LOG_LEVEL'])}: expected one of {', '.join(_LOG_LEVELS)}"
         )
     _secret(env, "BRIDGE_SESSION_SECRET", 16)
+    parse_proxies(env.get("BRIDGE_TRUSTED_PROXIES", ""))
     values: dict[str, object] = {
         "redis_url": redis_url,
         "queue_redis_url": queue_url,
@@ -210,6 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "admin_token": _secret(env, "BRIDGE_ADMIN_TOKEN", MIN_TOKEN_LENGTH),
         "metrics_token": _secret(env, "BRIDGE_METRICS_TOKEN", MIN_TOKEN_LENGTH),
         "log_level": level,
+        "trusted_proxies": env.get("BRIDGE_TRUSTED_PROXIES", "").strip(),
     }
     for field, var, cast, low in (
         ("max_jobs", "WORKER_MAX_JOBS", int, 1),
