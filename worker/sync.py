@@ -206,6 +206,7 @@ async def _fail_after_faults(
     if state.exists:
         await deps.sync.finish(tenant, user_id, state.version, "failed", error=reason)
         await deps.sync.log_event(tenant, user_id, "failed", version=state.version, error=reason)
+        await note_finished(deps, tenant, user_id, "failed", reason, None)
     return "failed: " + reason
 
 

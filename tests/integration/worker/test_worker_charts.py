@@ -3,11 +3,14 @@ sync job as it finishes, sampled for queue depth, bounded to 1,440 fields."""
 
 from __future__ import annotations
 
+import pytest
+from arq.worker import Retry
 from redis.asyncio import Redis
 
 from shadow import keys
 from shadow.charts import MINUTES, ChartStore, now_minute
 from tests.support.worker_fixtures import ORG, put_user, run_sync, scim_user
+from worker import sync as sync_module
 from worker.activity import sample_queues
 from worker.deps import WorkerDeps
 
@@ -49,3 +52,20 @@ async def test_the_ring_keeps_one_day_whatever_the_time_written(redis: Redis) ->
     written = [m for m in range(start, now, 7) if m > now - MINUTES]
     assert sum(b.applied for b in series.buckets) == len(written)
     assert (series.buckets[-1].failed, series.buckets[-1].applied) == (1, 0)
+
+
+async def test_a_user_failed_by_repeated_faults_is_counted_too(
+    deps: WorkerDeps, tenant: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await put_user(deps, "u-1", scim_user())
+
+    async def broken(self: object) -> object:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(sync_module._Pass, "run", broken)
+    for _ in range(sync_module.MAX_FAULTS - 1):
+        with pytest.raises(Retry):
+            await run_sync(deps, "u-1")
+    assert (await run_sync(deps, "u-1")).startswith("failed: unexpected error")
+    (series,) = await deps.charts.read([ORG])
+    assert (series.buckets[-1].applied, series.buckets[-1].failed) == (0, 1)
