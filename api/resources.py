@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from redis.exceptions import RedisError
 
 from api.scim_io import (
     ScimResponse,
@@ -31,7 +32,6 @@ from api.scim_io import (
     version_matches,
 )
 from api.services import Services
-from mappings import MappingConfigError, decode_overrides
 from scim.ast import Filter
 from scim.errors import (
     InvalidFilter,
@@ -57,8 +57,8 @@ from scim.schema import (
 )
 from shadow import StoreConflict, Stored, Tenant, WriteOutcome
 from shadow.keys import Kind
-from shadow.keys import mapping as mapping_key
-from worker.queue import enqueue_many, enqueue_sync, inline_job
+from worker.queue import enqueue_sync, inline_job
+from worker.rules import drain_group_followups, enqueue_followups
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -293,38 +293,17 @@ class ResourceEndpoint:
             await self._hand_off(tenant.slug, rid, outcome)
         return outcome
 
-    async def _resync_members(self, tenant: Tenant, user_ids: list[str]) -> None:
+    async def _follow_up(self, tenant: Tenant) -> None:
         """A membership change, rename or deletion of a group can change its
-        members' teams: when the tenant takes teams from groups, re-sync
-        exactly those users through the usual pending mark and queue."""
-        if not user_ids or not await self._teams_from_groups(tenant.slug):
-            return
-        due_jobs = await self.s.resources.requeue_changed_groups(
-            tenant.slug, user_ids, interval_ms=tenant.job_interval_ms
-        )
-        await enqueue_many(self.s.queue, tenant.slug, due_jobs)
-
-    async def _after_rename(
-        self, tenant: Tenant, rid: str, old: dict[str, Any], new: dict[str, Any]
-    ) -> None:
-        """A renamed group re-syncs its members, a page of them at a time."""
-        if self.kind != "g" or old.get("displayName") == new.get("displayName"):
-            return
-        if not await self._teams_from_groups(tenant.slug):
-            return
-        after: str | None = None
-        while ids := await self.s.resources.member_ids_after(tenant.slug, rid, after, _MEMBER_PAGE):
-            await self._resync_members(tenant, ids)
-            after = ids[-1]
-
-    async def _teams_from_groups(self, tenant: str) -> bool:
-        raw = await self.s.redis.get(mapping_key(tenant))
-        if not raw:
-            return False
+        members' teams. The change itself wrote them to the tenant's durable
+        follow-ups in its own atomic step (docs/architecture.md, "Group
+        changes"); re-queue a little of that now, and leave the rest to a
+        worker. A fault here only delays: the sweep drains what is left."""
         try:
-            return decode_overrides(raw).team_from_groups is not None
-        except MappingConfigError:
-            return False
+            if not await drain_group_followups(self.s.redis, self.s.queue, tenant, pages=2):
+                await enqueue_followups(self.s.queue, tenant.slug)
+        except (RedisError, OSError):
+            log.warning("group follow-ups left to the sweep", extra={"tenant": tenant.slug})
 
     # -- operations ----------------------------------------------------------
 
@@ -447,7 +426,8 @@ class ResourceEndpoint:
                 "group members left out: not live users of this tenant",
                 extra={"tenant": tenant.slug, "group_id": rid, "skipped": skipped},
             )
-        await self._resync_members(tenant, outcome.changed)
+        if outcome.changed:
+            await self._follow_up(tenant)
         return bool(outcome.changed)
 
     async def replace(
@@ -475,7 +455,8 @@ class ResourceEndpoint:
         outcome = await self._write(
             tenant, rid, "update", doc, stored.version if if_match else None
         )
-        await self._after_rename(tenant, rid, stored.doc, doc)
+        if self.kind == "g" and _renamed(stored.doc, doc):
+            await self._follow_up(tenant)
         return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
 
     async def patch(
@@ -524,7 +505,8 @@ class ResourceEndpoint:
                         raise
                     fresh = True
                     continue  # a concurrent write won; re-apply to the newer state
-                await self._after_rename(tenant, rid, stored.doc, doc)
+                if self.kind == "g" and _renamed(stored.doc, doc):
+                    await self._follow_up(tenant)
                 return await self.render(tenant.slug, _after(stored, doc, outcome), 200, view)
         raise ScimError("too many concurrent changes to this resource; retry", status=409)
 
@@ -534,12 +516,9 @@ class ResourceEndpoint:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
         version = stored.version if header(request, b"if-match") else None
+        await self._write(tenant, rid, "delete", None, version)
         if self.kind == "g":
-            changed = await self.s.resources.member_ids(tenant.slug, rid)
-            await self._write(tenant, rid, "delete", None, version)
-            await self._resync_members(tenant, changed)
-        else:
-            await self._write(tenant, rid, "delete", None, version)
+            await self._follow_up(tenant)
         return empty_response(204)
 
     def check_filter(self, text: str | None) -> tuple[Filter, Predicate] | None:
@@ -643,6 +622,11 @@ class ResourceEndpoint:
             )
         async for stored in self.s.resources.scan(tenant, self.kind):
             yield stored
+
+
+def _renamed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """A change of what a team pattern can match (displayName, externalId)."""
+    return any(old.get(name) != new.get(name) for name in ("displayName", "externalId"))
 
 
 def _after(stored: Stored, doc: dict[str, Any], outcome: WriteOutcome) -> Stored:

@@ -139,6 +139,20 @@ def mapping(tenant: str) -> str:
     return f"{prefix(tenant)}mapping"
 
 
+def followup_users(tenant: str) -> str:
+    """Set of users whose team may have changed with a group (membership,
+    rename, delete): written in the same step as the group change, drained
+    by `worker.rules.drain_group_followups`. The write scripts build the
+    same name from the tenant prefix."""
+    return f"{prefix(tenant)}followup:users"
+
+
+def followup_groups(tenant: str) -> str:
+    """Set of groups renamed (or given another externalId) whose members
+    are still to be re-synced, a page at a time."""
+    return f"{prefix(tenant)}followup:groups"
+
+
 def rules_resync(tenant: str) -> str:
     """Hash: the re-sync of every user after a mapping change (`gen`,
     `after` (the last creation sequence done), `done`, `total`, `state`,

@@ -348,6 +348,28 @@ class ResourceStore:
             for g in found
         ]
 
+    async def followups(self, tenant: str, count: int) -> tuple[list[str], list[str]]:
+        """Up to `count` users, and the groups, whose teams are still to be
+        re-synced after a group change (see `keys.followup_users`)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.srandmember(keys.followup_users(tenant), count)
+            pipe.smembers(keys.followup_groups(tenant))
+            users, groups = await pipe.execute()
+        return sorted(_text(u) for u in users), sorted(_text(g) for g in groups)
+
+    async def add_followup_users(self, tenant: str, user_ids: Sequence[str]) -> None:
+        if user_ids:
+            await self._redis.sadd(keys.followup_users(tenant), *user_ids)  # type: ignore[misc]
+
+    async def drop_followups(
+        self, tenant: str, *, users: Sequence[str] = (), group: str | None = None
+    ) -> None:
+        """Done with these: after their re-sync was marked, never before."""
+        if users:
+            await self._redis.srem(keys.followup_users(tenant), *users)  # type: ignore[misc]
+        if group is not None:
+            await self._redis.srem(keys.followup_groups(tenant), group)  # type: ignore[misc]
+
     async def exists(self, tenant: str, kind: Kind, rid: str) -> bool:
         """True while the resource is stored, live or with its delete still
         to be applied; False for anything that is not an id of the bridge."""

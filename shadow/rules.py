@@ -19,7 +19,14 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from mappings import GroupRef, RuleSet, build_rules, decode_overrides, preview
+from mappings import (
+    GroupRef,
+    MappingConfigError,
+    RuleSet,
+    build_rules,
+    decode_overrides,
+    preview,
+)
 from shadow import keys
 from shadow.resources import ResourceStore
 from shadow.tenants import now_iso
@@ -94,6 +101,15 @@ class MappingStore:
         overrides no longer build."""
         raw = await self.raw(tenant)
         return build_rules(decode_overrides(raw) if raw else None)
+
+    async def uses_groups(self, tenant: str) -> bool:
+        """True when the tenant's team comes from its groups (and so a group
+        change is a change of its members). Broken stored rules count as
+        True: re-syncing shows the users the problem, skipping would hide it."""
+        try:
+            return (await self.rules(tenant)).team_from_groups is not None
+        except MappingConfigError:
+            return True
 
     async def replace(self, tenant: str, overrides_json: bytes | None) -> int:
         """Store new overrides (None: back to the defaults) and start the

@@ -70,6 +70,8 @@ if mode == 'delete' then
       redis.call('ZREM', prefix .. 'g:' .. oid .. ':members', id)
     else
       redis.call('SREM', prefix .. 'u:' .. oid .. ':groups', id)
+      -- Its members' teams may change: a durable follow-up, in this step.
+      redis.call('SADD', prefix .. 'followup:users', oid)
     end
   end
   redis.call('DEL', links)
@@ -85,6 +87,11 @@ else
   end
   if not same_nm and ARGV[7] ~= '' then
     redis.call('SADD', prefix .. kind .. ':n:' .. ARGV[7], id)
+  end
+  if kind == 'g' and mode == 'update' and (not same_nm or not same_xid) then
+    -- A group renamed (or given another externalId): its members' teams may
+    -- change. A durable follow-up in this step; workers page through them.
+    redis.call('SADD', prefix .. 'followup:groups', id)
   end
 end
 local due = -1
@@ -269,6 +276,10 @@ for _, uid in ipairs(adds) do
     redis.call('SADD', prefix .. 'u:' .. uid .. ':groups', gid)
     table.insert(changed, uid)
   end
+end
+-- The users whose teams may change: a durable follow-up, in this same step.
+for _, uid in ipairs(changed) do
+  redis.call('SADD', prefix .. 'followup:users', uid)
 end
 return {'ok', table.concat(changed, ' '), table.concat(skipped, ' ')}
 """

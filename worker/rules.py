@@ -17,14 +17,19 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix
 from arq.worker import Function, Retry, func
+from redis.asyncio import Redis
 
-from shadow import MappingStore
+from shadow import MappingStore, ResourceStore, Tenant
 from worker.deps import WorkerDeps
 from worker.queue import QUEUE_NAME, enqueue_many
 
 __all__ = [
+    "FOLLOWUP_JOB",
     "RESYNC_JOB",
+    "drain_group_followups",
+    "enqueue_followups",
     "enqueue_rules_resync",
+    "followups_function",
     "resume_lost_resync",
     "resync_function",
     "resync_rules",
@@ -92,6 +97,70 @@ async def resume_lost_resync(deps: WorkerDeps, slug: str) -> bool:
         return False
     await enqueue_rules_resync(deps.queue, slug)
     return True
+
+
+FOLLOWUP_JOB = "drain_group_followups"
+
+
+def followup_job_id(slug: str) -> str:
+    return f"group-followups:{slug}"
+
+
+async def drain_group_followups(
+    redis: Redis, queue: ArqRedis, tenant: Tenant, *, pages: int | None = None
+) -> bool:
+    """Re-sync the users a group change may have moved between teams.
+
+    The group change wrote them (or, for a rename, the group) to the
+    tenant's follow-up sets in its own atomic step (shadow/scripts.py), so
+    a crash here only delays: each entry is dropped only after its users
+    were marked pending. `pages` bounds the work (the API drains a little
+    inline and leaves the rest to a worker); True when nothing is left.
+    """
+    resources = ResourceStore(redis)
+    slug = tenant.slug
+    teams = await MappingStore(redis).uses_groups(slug)
+    done = 0
+    while pages is None or done < pages:
+        users, groups = await resources.followups(slug, PAGE_SIZE)
+        if groups:  # a renamed group: its members, a page at a time
+            gid = groups[0]
+            after: str | None = None
+            while teams and (ids := await resources.member_ids_after(slug, gid, after, PAGE_SIZE)):
+                await resources.add_followup_users(slug, ids)
+                after = ids[-1]
+            await resources.drop_followups(slug, group=gid)
+            continue
+        if not users:
+            return True
+        if teams:
+            due_jobs = await resources.requeue_changed_groups(
+                slug, users, interval_ms=tenant.job_interval_ms
+            )
+            await enqueue_many(queue, slug, due_jobs)
+        await resources.drop_followups(slug, users=users)
+        done += 1
+    return False
+
+
+async def followups_job(ctx: dict[str, Any], slug: str) -> str:
+    """The arq job: drain a tenant's group follow-ups (see above)."""
+    deps = WorkerDeps.of(ctx)
+    tenant = await deps.tenants.get(slug)
+    if tenant is None:
+        return "tenant missing"
+    await drain_group_followups(deps.redis, deps.queue, tenant)
+    return f"group follow-ups of {slug} drained"
+
+
+async def enqueue_followups(queue: ArqRedis, slug: str) -> None:
+    await queue.enqueue_job(
+        FOLLOWUP_JOB, slug, _job_id=followup_job_id(slug), _queue_name=QUEUE_NAME
+    )
+
+
+def followups_function(timeout_s: float) -> Function:
+    return func(followups_job, name=FOLLOWUP_JOB, max_tries=5, timeout=timeout_s, keep_result=0)
 
 
 def resync_function(timeout_s: float) -> Function:

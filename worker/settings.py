@@ -31,7 +31,7 @@ from worker.deps import SyncMetrics, WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
 from worker.reconcile import reconcile_function, reconcile_schedule_cron
-from worker.rules import resync_function
+from worker.rules import followups_function, resync_function
 from worker.sweep import sweep_cron
 from worker.sync import sync_user
 from worker.webhooks import deliver_webhook_function
@@ -96,6 +96,7 @@ def worker_options(
         ),
         reconcile_function(),
         resync_function(settings.job_timeout_s),
+        followups_function(settings.job_timeout_s),
         deliver_webhook_function(),
     ]
     schedule = reconcile_schedule_cron(settings)

@@ -22,7 +22,7 @@ from shadow.retention import trim_gone
 from shadow.sync import GONE_KEPT_MS
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_sync, job_exists, sync_job_id
-from worker.rules import resume_lost_resync
+from worker.rules import drain_group_followups, resume_lost_resync
 
 __all__ = ["SWEEP_BATCH", "sweep", "sweep_cron", "sweep_tenant"]
 
@@ -54,6 +54,8 @@ async def sweep_tenant(
         return 0
     if await resume_lost_resync(deps, slug):
         logger.info("sweep restarted the rules re-sync of tenant %s", slug)
+    # Group changes whose re-sync a crash interrupted (normally drained at once).
+    await drain_group_followups(deps.redis, deps.queue, tenant)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     await trim_gone(deps.redis, slug, now_ms - GONE_KEPT_MS)
     older_than = now_ms - int(deps.settings.sweep_grace_s * 1000)

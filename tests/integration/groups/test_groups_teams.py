@@ -15,7 +15,9 @@ from mappings import MappingOverrides, TeamFromGroups, encode_overrides
 from shadow import ResourceStore, Tenant, keys
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, ScimClient, api_settings
 from tests.support.worker_fixtures import ORG, SandboxLms, run_sync
+from worker import rules as worker_rules
 from worker.deps import WorkerDeps
+from worker.sweep import sweep_tenant
 
 
 async def _drain(redis: Redis, deps: WorkerDeps) -> int:
@@ -165,6 +167,7 @@ async def test_a_renamed_groups_members_are_resynced_a_page_at_a_time(
             raise AssertionError("the rename read the whole member set")
 
         monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 2)  # three pages of five
+        monkeypatch.setattr(worker_rules, "PAGE_SIZE", 2)
         monkeypatch.setattr(ResourceStore, "member_ids", whole_set)
         monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 0)  # the answer streams too
         rename = {
@@ -172,7 +175,65 @@ async def test_a_renamed_groups_members_are_resynced_a_page_at_a_time(
             "Operations": [{"op": "Replace", "path": "displayName", "value": "Team B"}],
         }
         assert (await scim.patch(f"/Groups/{created.json()['id']}", rename)).status_code == 200
+        # The API re-queued two pages at once and left the rest to a worker.
+        queued = {uid.decode() for uid in await redis.zrange(keys.queued(ORG), 0, -1)}
+        assert len(queued) == 4
+        assert await deps.queue.exists("arq:job:" + worker_rules.followup_job_id(ORG))
+        await worker_rules.followups_job({"deps": deps}, ORG)
         queued = {uid.decode() for uid in await redis.zrange(keys.queued(ORG), 0, -1)}
         assert queued == set(users)
         assert await _drain(redis, deps) == 5
         assert set(_teams(lms).values()) == {"Team B"}
+
+
+@pytest.mark.parametrize("change", ["add member", "remove member", "rename", "delete"])
+async def test_a_crash_after_a_group_change_only_delays_the_teams(
+    redis: Redis,
+    redis_url: str,
+    deps: WorkerDeps,
+    tenant: Tenant,
+    lms: SandboxLms,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    """The API dies (here: its Redis calls fail) right after the group change
+    was stored and before any member was re-queued. Entra's retry finds
+    nothing left to do; the change itself carried the follow-up, and the
+    sweep carries it to the learners."""
+    token = await _teams_from_team_groups(redis, deps)
+    async with AsyncTestClient(app=create_app(api_settings(redis_url))) as http:
+        scim = ScimClient(http, ORG, token)
+        users = await _users(scim, "c", 2)
+        body = {"schemas": [GROUP_SCHEMA], "displayName": "Team A", "members": _members(users[0])}
+        created = await scim.post("/Groups", body)
+        assert created.status_code == 201, created.text
+        gid = created.json()["id"]
+        await _drain(redis, deps)
+        assert _teams(lms) == {"c0@example.com": "Team A", "c1@example.com": None}
+
+        async def dies(*args: Any, **kwargs: Any) -> bool:
+            raise ConnectionError("the process died here")
+
+        monkeypatch.setattr(api_resources, "drain_group_followups", dies)
+        ops = {
+            "add member": {"op": "Add", "path": "members", "value": _members(users[1])},
+            "remove member": {"op": "Remove", "path": f'members[value eq "{users[0]}"]'},
+            "rename": {"op": "Replace", "path": "displayName", "value": "Team B"},
+        }
+        if change == "delete":
+            assert (await scim.delete(f"/Groups/{gid}")).status_code == 204
+        else:
+            patch = {"schemas": [PATCH_OP], "Operations": [ops[change]]}
+            assert (await scim.patch(f"/Groups/{gid}", patch)).status_code == 200
+        assert await _drain(redis, deps) == 0  # nothing was re-queued
+        monkeypatch.undo()
+
+        await sweep_tenant(deps, ORG)
+        await _drain(redis, deps)
+        want = {
+            "add member": {"c0@example.com": "Team A", "c1@example.com": "Team A"},
+            "remove member": {"c0@example.com": None, "c1@example.com": None},
+            "rename": {"c0@example.com": "Team B", "c1@example.com": None},
+            "delete": {"c0@example.com": None, "c1@example.com": None},
+        }[change]
+        assert _teams(lms) == want

@@ -113,7 +113,13 @@ async def test_worker_settings_class_loads_in_arq_and_reports_health(
     options: dict[str, Any] = get_kwargs(cls)
     assert options["queue_name"] == QUEUE_NAME
     functions = {f.name: f for f in options["functions"]}
-    assert set(functions) == {"sync_user", "reconcile_tenant", "resync_rules", "deliver_webhook"}
+    assert set(functions) == {
+        "sync_user",
+        "reconcile_tenant",
+        "resync_rules",
+        "drain_group_followups",
+        "deliver_webhook",
+    }
     function = functions["sync_user"]
     assert (function.max_tries, function.timeout_s, function.keep_result_s) == (
         SYNC_MAX_TRIES,

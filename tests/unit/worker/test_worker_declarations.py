@@ -55,7 +55,13 @@ def test_worker_options_declare_the_sync_reconcile_and_resync_jobs() -> None:
     settings = Settings(redis_url="redis://h:1/2", job_timeout_s=90, max_jobs=12)
     options = worker_options(settings)
     functions = {f.name: f for f in options["functions"]}
-    assert set(functions) == {SYNC_USER, "reconcile_tenant", "resync_rules", "deliver_webhook"}
+    assert set(functions) == {
+        SYNC_USER,
+        "reconcile_tenant",
+        "resync_rules",
+        "drain_group_followups",
+        "deliver_webhook",
+    }
     assert functions["resync_rules"].timeout_s == 90
     function = functions[SYNC_USER]
     assert (function.max_tries, function.timeout_s, function.keep_result_s) == (
