@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: Keys unlinked per UNLINK, and asked for per SCAN step.
-PURGE_BATCH = 500
+PURGE_BATCH = 100
 
 Progress = Callable[[int, int], None]
 

@@ -7,6 +7,12 @@ from __future__ import annotations
 import time
 
 from arq.connections import ArqRedis
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
 from redis.asyncio import Redis
 
 from shadow import ResourceStore, TenantStore
@@ -26,28 +32,34 @@ from worker.rules import resync_job_id
 
 __all__ = ["erase_person", "offboard_tenant", "purge_queue"]
 
-_BATCH = 500
+_BATCH = 100
+#: arq's key prefixes of a job id.
+_ARQ_PREFIXES = (job_key_prefix, retry_key_prefix, result_key_prefix, in_progress_key_prefix)
 
 
-async def purge_queue(queue: ArqRedis, slug: str, user_id: str | None = None) -> int:
-    """Drop the tenant's jobs (or one user's) from the shared queue, with
-    every arq key that names them (job, retry, result, in-progress); the
-    number of keys and queue entries removed."""
+async def purge_queue(
+    queue: ArqRedis, slug: str, user_id: str | None = None, *, thorough: bool = True
+) -> int:
+    """Drop the tenant's jobs (or one user's) from the shared queue with the
+    arq keys that name them (job, retry, result, in-progress); the number of
+    keys and queue entries removed. `thorough` also scans the queue's Redis
+    for such keys of jobs no longer in the queue (finished or running)."""
     stem = sync_job_id(slug, user_id, 0)[:-1] if user_id else f"sync:{slug}:"
-    ids: list[bytes] = []
+    ids: list[str] = []
     async for job_id, _ in queue.zscan_iter(QUEUE_NAME, match=stem + "*", count=_BATCH):
-        ids.append(job_id)
+        ids.append(job_id.decode() if isinstance(job_id, bytes) else str(job_id))
     if user_id is None:
-        ids += [resync_job_id(slug).encode(), reconcile_job_id(slug).encode()]
+        ids += [resync_job_id(slug), reconcile_job_id(slug)]
     removed = 0
     for start in range(0, len(ids), _BATCH):
-        removed += int(await queue.zrem(QUEUE_NAME, *ids[start : start + _BATCH]))
-    patterns = [f"arq:*:{stem}*"]
-    if user_id is None:
-        patterns += [f"arq:*:{resync_job_id(slug)}", f"arq:*:{reconcile_job_id(slug)}"]
-    for pattern in patterns:
+        chunk = ids[start : start + _BATCH]
+        removed += int(await queue.zrem(QUEUE_NAME, *chunk))
+        arq_keys = [prefix + job_id for job_id in chunk for prefix in _ARQ_PREFIXES]
+        for at in range(0, len(arq_keys), _BATCH):
+            removed += int(await queue.unlink(*arq_keys[at : at + _BATCH]))
+    if thorough:
         batch: list[bytes] = []
-        async for key in scan_keys(queue, pattern):
+        async for key in scan_keys(queue, f"arq:*:{stem}*"):
             batch.append(key)
             if len(batch) >= _BATCH:
                 removed += int(await queue.unlink(*batch))
@@ -84,7 +96,7 @@ async def offboard_tenant(
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     await begin_purge(redis, slug)
     # Pending work goes before the keys: no job is started for the tenant after.
-    await purge_queue(queue, slug)
+    await purge_queue(queue, slug, thorough=False)
     await purge_metrics(redis, slug)
     result = await purge_keys(
         redis, slug, progress=progress, deadline=deadline, lock_wait_s=lock_wait_s
@@ -102,7 +114,7 @@ async def erase_person(redis: Redis, queue: ArqRedis, slug: str, user_id: str) -
         from shadow import TenantError
 
         raise TenantError(f"no tenant {slug!r}")
-    await purge_queue(queue, slug, user_id)
+    await purge_queue(queue, slug, user_id, thorough=False)
     erased = await erase_user(redis, slug, user_id)
     await purge_queue(queue, slug, user_id)
     if erased.released:
