@@ -18,7 +18,7 @@ from shadow import TenantError
 from shadow.config_io import export_config, import_config
 from shadow.connect import connect, connect_queue
 from shadow.lifecycle import estimate_keys, find_user
-from worker.lifecycle import erase_person, offboard_tenant
+from worker.lifecycle import Deactivation, deactivate_learners, erase_person, offboard_tenant
 
 audit_log = logging.getLogger("scim_bridge.admin.audit")
 
@@ -67,15 +67,15 @@ async def cmd_tenant_delete(args: argparse.Namespace, settings: Settings) -> int
             "deleting a tenant removes every key of it for good: "
             "pass --purge --yes to confirm (the LMS's learners are left as they are)"
         )
-    if args.deactivate_learners:
-        raise UsageError(
-            "--deactivate-learners is not available yet: delete the users in the IdP "
-            "(or let it deprovision them) and approve the breaker first"
-        )
     redis = connect(settings.redis_url)
     queue = connect_queue(settings.queue_url)
     bar = _Bar(f"deleting {args.slug}")
     try:
+        if args.deactivate_learners:
+            waiting = await deactivate_learners(redis, queue, args.slug)
+            if not waiting.done:
+                emit(args, msgspec.to_builtins(waiting), _waiting_human(waiting))
+                return 1
         bar.estimate = await estimate_keys(redis, args.slug)
         result = await offboard_tenant(
             redis, queue, args.slug, progress=bar, lock_wait_s=settings.job_timeout_s + 30
@@ -96,6 +96,21 @@ async def cmd_tenant_delete(args: argparse.Namespace, settings: Settings) -> int
     )
     emit(args, data, human)
     return 1
+
+
+def _waiting_human(waiting: Deactivation) -> str:
+    slug = waiting.tenant
+    lines = [
+        f"{slug}: its credentials are revoked; deactivating its learners first "
+        f"({waiting.pending} pending, {waiting.held} held by the breaker, "
+        f"{waiting.failed} failed)"
+    ]
+    if waiting.held:
+        lines.append(f"  approve the deactivations: scim-bridge breaker approve {slug}")
+    if waiting.failed:
+        lines.append(f"  see why: scim-bridge users failed {slug}; then scim-bridge replay {slug}")
+    lines.append("  then run this command again to finish the purge")
+    return "\n".join(lines)
 
 
 async def cmd_users_erase(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,7 +172,9 @@ def add_tenant_commands(tenant: Any) -> None:
     delete.add_argument("--purge", action="store_true", help="remove all of its data")
     delete.add_argument("--yes", action="store_true", help="confirm")
     delete.add_argument(
-        "--deactivate-learners", action="store_true", help="also deactivate its learners"
+        "--deactivate-learners",
+        action="store_true",
+        help="first deactivate its learners (through the breaker's approval), then purge",
     )
     delete.add_argument("--json", action="store_true")
     delete.set_defaults(handler=cmd_tenant_delete)

@@ -35,9 +35,11 @@ __all__ = [
     "Erasure",
     "PurgeProgress",
     "begin_purge",
+    "cut_credentials",
     "erase_user",
     "estimate_keys",
     "find_user",
+    "mark_deleting",
     "purge_keys",
     "purge_marked",
     "scan_keys",
@@ -75,12 +77,11 @@ async def estimate_keys(redis: Redis, slug: str) -> int:
     return 4 * int(users) + 2 * int(groups) + 30
 
 
-async def begin_purge(redis: Redis, slug: str) -> str:
-    """Steps 1 and 2 (module docstring); returns when the purge began.
-
-    Raises TenantError when there is no such tenant and no purge of it to
-    finish. Repeating it is harmless.
-    """
+async def mark_deleting(redis: Redis, slug: str, *, learners: bool = False) -> str:
+    """Step 1: the durable mark (kept if there is one); when it was set.
+    `learners`: the tenant first deactivates its learners (its config stays
+    for the workers until that is done). TenantError when there is no such
+    tenant and no purge of it to finish."""
     if not SLUG_RE.match(slug):
         raise TenantError(f"no tenant {slug!r}")
     started = await redis.hget(keys.TENANTS_DELETING, slug)  # type: ignore[misc]
@@ -88,21 +89,38 @@ async def begin_purge(redis: Redis, slug: str) -> str:
         if not await redis.exists(keys.tenant_config(slug)):
             raise TenantError(f"no tenant {slug!r}")
         stamp = now_iso()
-        await redis.hsetnx(keys.TENANTS_DELETING, slug, stamp)  # type: ignore[misc]
-        started = stamp.encode()
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(
-            keys.tenant_config(slug),
-            keys.tokens(slug),
-            keys.tokens_used(slug),
-            keys.admin_keys(slug),
-            keys.admin_keys_used(slug),
+        await redis.hsetnx(  # type: ignore[misc]
+            keys.TENANTS_DELETING, slug, f"{_DEACTIVATING}{stamp}" if learners else stamp
         )
-        await pipe.execute()
-    await redis.srem(keys.TENANTS, slug)  # type: ignore[misc]
-    # Every API process drops its cached copy and says so before we go on.
+        started = await redis.hget(keys.TENANTS_DELETING, slug)  # type: ignore[misc]
+    text = started.decode() if isinstance(started, bytes) else str(started)
+    return text.removeprefix(_DEACTIVATING)
+
+
+_DEACTIVATING = "deactivating-learners "
+
+
+async def cut_credentials(redis: Redis, slug: str, *, with_config: bool) -> None:
+    """Step 2: the tenant's tokens and admin keys (and, `with_config`, its
+    record and registry entry) go, and every API process confirms it dropped
+    its cached copy, as for a revocation."""
+    names = [keys.tokens(slug), keys.tokens_used(slug)]
+    names += [keys.admin_keys(slug), keys.admin_keys_used(slug)]
+    if with_config:
+        names.append(keys.tenant_config(slug))
+    await redis.delete(*names)  # one slot: one step
+    if with_config:
+        await redis.srem(keys.TENANTS, slug)  # type: ignore[misc]
     await TenantStore(redis)._publish(f"tenant {slug}")
-    return started.decode() if isinstance(started, bytes) else str(started)
+
+
+async def begin_purge(redis: Redis, slug: str) -> str:
+    """Steps 1 and 2 (module docstring); returns when the purge began.
+    Raises TenantError when there is no such tenant and no purge of it to
+    finish. Repeating it is harmless."""
+    started = await mark_deleting(redis, slug)
+    await cut_credentials(redis, slug, with_config=True)
+    return started
 
 
 async def scan_keys(redis: Redis, match: str, count: int = PURGE_BATCH) -> AsyncIterator[bytes]:
@@ -135,7 +153,7 @@ async def purge_keys(
     result = PurgeProgress(
         tenant=slug,
         state="deleting",
-        started_at=started.decode() if isinstance(started, bytes) else "",
+        started_at=started.decode().removeprefix(_DEACTIVATING) if started else "",
     )
     lock_prefix = keys.user_lock(slug, "").encode()
     match = keys.prefix(slug) + "*"  # braces are not special in a SCAN pattern

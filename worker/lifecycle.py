@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from arq.connections import ArqRedis
 from arq.constants import (
     in_progress_key_prefix,
@@ -15,13 +16,15 @@ from arq.constants import (
 )
 from redis.asyncio import Redis
 
-from shadow import ResourceStore, TenantStore
+from shadow import ResourceStore, StoreConflict, SyncStore, TenantError, TenantStore, keys
 from shadow.lifecycle import (
     Erasure,
     Progress,
     PurgeProgress,
     begin_purge,
+    cut_credentials,
     erase_user,
+    mark_deleting,
     purge_keys,
     scan_keys,
 )
@@ -30,7 +33,7 @@ from worker.queue import QUEUE_NAME, enqueue_many, sync_job_id
 from worker.reconcile import reconcile_job_id
 from worker.rules import resync_job_id
 
-__all__ = ["erase_person", "offboard_tenant", "purge_queue"]
+__all__ = ["Deactivation", "deactivate_learners", "erase_person", "offboard_tenant", "purge_queue"]
 
 _BATCH = 100
 #: arq's key prefixes of a job id.
@@ -106,13 +109,69 @@ async def offboard_tenant(
     return result
 
 
+class Deactivation(msgspec.Struct, kw_only=True):
+    """Where `--deactivate-learners` stands: `done` once no user is left to
+    deactivate (then the purge may go on)."""
+
+    tenant: str
+    queued: int
+    pending: int
+    held: int
+    failed: int
+    done: bool
+
+
+async def deactivate_learners(redis: Redis, queue: ArqRedis, slug: str) -> Deactivation:
+    """Before a purge, deactivate the tenant's learners the way the IdP would:
+    every live user is deleted in the shadow and its job queued, so each
+    deactivation goes through the worker and the mass-deactivation breaker,
+    which holds them until an admin approves (`breaker approve`). The
+    tenant's credentials go at once; its record stays for the workers."""
+    tenant = await TenantStore(redis).get(slug)
+    if tenant is None:
+        if await redis.hexists(keys.TENANTS_DELETING, slug):  # type: ignore[misc]
+            return Deactivation(tenant=slug, queued=0, pending=0, held=0, failed=0, done=True)
+        raise TenantError(f"no tenant {slug!r}")
+    if not tenant.enabled:
+        raise TenantError(
+            f"tenant {slug!r} is disabled, so no worker would deactivate its learners; "
+            "enable it first, or delete it without --deactivate-learners"
+        )
+    await mark_deleting(redis, slug, learners=True)
+    await cut_credentials(redis, slug, with_config=False)
+    resources, queued, skipped = ResourceStore(redis), 0, 0
+    while ids := await redis.zrange(keys.resource_ids(slug, "u"), skipped, skipped + _BATCH - 1):
+        jobs = []
+        for raw in ids:
+            rid = raw.decode()
+            try:
+                outcome = await resources.write(
+                    slug, "u", rid, "delete", None, interval_ms=tenant.job_interval_ms
+                )
+            except StoreConflict:
+                skipped += 1  # not live after all: never ask again
+                continue
+            if outcome.enqueue_due_ms is not None:
+                jobs.append((rid, outcome.enqueue_due_ms))
+        await enqueue_many(queue, slug, jobs)
+        queued += len(ids)
+    counts = await SyncStore(redis).counts(slug)
+    held = int(await redis.zcard(keys.breaker_held(slug)))
+    return Deactivation(
+        tenant=slug,
+        queued=queued,
+        pending=counts.pending,
+        held=held,
+        failed=counts.failed,
+        done=counts.pending == 0 and counts.failed == 0 and held == 0,
+    )
+
+
 async def erase_person(redis: Redis, queue: ArqRedis, slug: str, user_id: str) -> Erasure:
     """Erase one user (shadow/lifecycle.py `erase_user`) and its queued jobs;
     users that waited on it for a conflict are queued again."""
     tenant = await TenantStore(redis).get(slug)
     if tenant is None:
-        from shadow import TenantError
-
         raise TenantError(f"no tenant {slug!r}")
     await purge_queue(queue, slug, user_id, thorough=False)
     erased = await erase_user(redis, slug, user_id)

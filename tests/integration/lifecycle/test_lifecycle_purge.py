@@ -14,6 +14,7 @@ from shadow.lifecycle import begin_purge, purge_keys
 from tests.integration.lifecycle.conftest import OP, Run, World
 from tests.support.keyscan import every_key_and_value, traces_of
 from tests.support.worker_fixtures import SandboxLms, run_sync
+from worker.breaker import BreakerConfig, set_config
 from worker.deps import WorkerDeps
 from worker.queue import QUEUE_NAME
 
@@ -119,3 +120,33 @@ async def test_the_scan_reads_every_type(redis: Redis) -> None:
     await redis.zadd("z", {"needle": 1})
     assert len(await traces_of(redis, "needle")) == 2
     assert len(await every_key_and_value(redis)) >= 4
+
+
+async def test_deactivate_learners_goes_through_the_breaker_then_purges(
+    world: World, redis: Redis, deps: WorkerDeps, lms: SandboxLms, run_cli: Run
+) -> None:
+    await set_config(redis, "acme", BreakerConfig(share=0.2, min_learners=1))
+    synced = [p.id for p in world.people[:2]]
+    first = run_cli(
+        "tenant", "delete", "acme", "--purge", "--yes", "--deactivate-learners", "--json"
+    )
+    assert first.returncode == 1, first.stderr
+    assert json.loads(first.stdout)["queued"] == 3
+    assert (await world.acme.get("/Users")).status_code == 401  # stopped at once
+    for uid in [p.id for p in world.people]:
+        await run_sync(deps, uid)
+    waiting = run_cli("tenant", "delete", "acme", "--purge", "--yes", "--deactivate-learners")
+    assert waiting.returncode == 1
+    assert "breaker approve acme" in waiting.stdout
+    assert {lr.status for lr in lms.learners()} == {"active"}  # held, not yet withdrawn
+
+    approved = run_cli("breaker", "approve", "acme", "--json")
+    assert json.loads(approved.stdout)["released"] >= 1
+    for uid in [p.id for p in world.people]:
+        await run_sync(deps, uid)
+    done = run_cli("tenant", "delete", "acme", "--purge", "--yes", "--deactivate-learners")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {lr.external_ref: lr.status for lr in lms.learners()} == dict.fromkeys(
+        synced, "deactivated"
+    )
+    assert await traces_of(redis, *_needles(world)) == []
