@@ -28,6 +28,7 @@ from api.admin.routes_webhooks import check_webhook_url
 from api.admin.views import check_tenant_settings
 from api.cli_ops import UsageError, credential_listing, emit
 from api.settings import ConfigError, Settings, load_settings
+from core.sealing import SealError
 from shadow import Tenant, TenantError, TenantStore
 from shadow.connect import RedisUrlError, connect, describe
 from shadow.webhooks import WebhookStore, new_secret
@@ -71,7 +72,7 @@ async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int
             lms_rate=args.lms_rate,
             lms_burst=args.lms_burst,
         )
-        await TenantStore(redis).create(tenant)
+        await TenantStore(redis, sealer=settings.require_sealer()).create(tenant)
         url = settings.scim_url(args.slug)
         emit(args, {"tenant": args.slug, "scim_url": url}, f"created {args.slug}: {url}")
         return 0
@@ -79,12 +80,25 @@ async def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int
     return await _with_redis(settings, run)
 
 
+async def cmd_tenant_reseal(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-seal every tenant's LMS key under the newest BRIDGE_SECRET_KEY."""
+    redis = connect(settings.redis_url)
+    try:
+        count = await TenantStore(redis, sealer=settings.require_sealer()).reseal_all()
+    except SealError as exc:
+        raise TenantError(f"{exc}; keep the old key in BRIDGE_SECRET_KEY until done") from None
+    finally:
+        await redis.aclose()
+    emit(args, {"resealed": count}, f"re-sealed the LMS keys of {count} tenant(s)")
+    return EXIT_OK
+
+
 async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int:
     _check_tenant_flags(args)
     _check_webhook_flags(args)
 
     async def run(redis: Redis) -> int:
-        store = TenantStore(redis)
+        store = TenantStore(redis, sealer=settings.require_sealer())
         tenant = await store.get(args.slug)
         if tenant is None:
             raise TenantError(f"no tenant {args.slug!r}")
@@ -240,12 +254,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.processes import run_api, run_sandbox, run_up, run_worker_process
 
     if args.command == "api":
+        settings.require_sealer()  # it stores LMS keys: sealed, never plain
         run_api(settings)
     elif args.command == "worker" and args.check:
         from worker.health import check_worker
 
         return check_worker(settings)
     elif args.command == "worker":
+        settings.require_sealer()  # it calls the LMS: it unseals the keys
         run_worker_process(settings, burst=args.burst)
     elif args.command == "sandbox":
         run_sandbox()
@@ -298,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--json", action="store_true")
     update.set_defaults(handler=cmd_tenant_update)
     add_tenant_commands(tenant)
+    reseal = tenant.add_parser(
+        "reseal", help="re-seal every tenant's LMS key under the newest BRIDGE_SECRET_KEY"
+    )
+    reseal.add_argument("--json", action="store_true")
+    reseal.set_defaults(handler=cmd_tenant_reseal)
     for name, handler in (("list", cmd_tenant_list), ("show", cmd_tenant_show)):
         p = tenant.add_parser(name)
         if name == "show":
@@ -358,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             return _serve(args, settings)
         return asyncio.run(handler(args, settings))
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         return _fail(args, str(exc), EXIT_USAGE)
     except (TenantError, RedisUrlError) as exc:
         return _fail(args, str(exc), EXIT_REFUSED)

@@ -18,6 +18,7 @@ import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
 from api.settings import Settings
+from core.sealing import Sealer, SealError, is_sealed
 from lms_client import LmsClient, LmsError, RetryPolicy
 from lms_client.errors import LmsTransientError, LmsUnauthorized
 from shadow import Tenant, TenantStore
@@ -172,17 +173,29 @@ async def check_lms(settings: Settings) -> list[Check]:
         tenants = [t for slug in await store.slugs() if (t := await store.get(slug)) is not None]
     finally:
         await redis.aclose()
-    return [await _check_tenant_lms(t) for t in sorted(tenants, key=lambda t: t.slug)]
+    sealer = settings.sealer()
+    return [await _check_tenant_lms(t, sealer) for t in sorted(tenants, key=lambda t: t.slug)]
 
 
-async def _check_tenant_lms(tenant: Tenant) -> Check:
+async def _check_tenant_lms(tenant: Tenant, sealer: Sealer | None) -> Check:
     name = f"lms:{tenant.slug}"
     if not tenant.enabled:
         return Check(name=name, ok=True, detail="tenant disabled: not checked")
+    try:
+        if sealer is None and is_sealed(tenant.lms_api_key):
+            raise SealError("BRIDGE_SECRET_KEY is not set")
+        api_key = sealer.unseal(tenant.lms_api_key) if sealer else tenant.lms_api_key
+    except SealError:
+        return Check(
+            name=name,
+            ok=False,
+            detail="the tenant's LMS key is sealed under a key BRIDGE_SECRET_KEY does not hold",
+            fix="set BRIDGE_SECRET_KEY to include the key it was sealed with (newest first)",
+        )
     update = f"scim-bridge tenant update {tenant.slug}"
     once = RetryPolicy(max_attempts=1, total_budget=LMS_TIMEOUT_S)
     timeout = httpx.Timeout(LMS_TIMEOUT_S, connect=5.0)
-    async with LmsClient(tenant.lms_url, tenant.lms_api_key, retry=once, timeout=timeout) as lms:
+    async with LmsClient(tenant.lms_url, api_key, retry=once, timeout=timeout) as lms:
         try:
             await lms.list_learners(page=1, page_size=1)
         except LmsUnauthorized:

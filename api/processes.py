@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlparse
 
+import msgspec
 import redis
 import uvicorn
 from redis.exceptions import RedisClusterException
@@ -287,7 +288,7 @@ def _demo_tenant(settings: Settings, sandbox_port: int) -> dict[str, str]:
     async def run() -> dict[str, str]:
         client = connect(settings.redis_url)
         try:
-            store = TenantStore(client)
+            store = TenantStore(client, sealer=settings.require_sealer())
             if await store.get(DEMO_TENANT) is None:
                 await store.create(
                     Tenant(
@@ -303,6 +304,17 @@ def _demo_tenant(settings: Settings, sandbox_port: int) -> dict[str, str]:
             await client.aclose()
 
     return asyncio.run(run())
+
+
+def development_secret_key(path: Path) -> str:
+    """The quick start's sealing key: made once, readable by its owner only."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
 
 
 def run_up(settings: Settings) -> None:
@@ -327,6 +339,12 @@ def run_up(settings: Settings) -> None:
     # one when none is set (it lives as long as this run).
     admin_secret = settings.admin_token or secrets.token_urlsafe(32)
     env["BRIDGE_ADMIN_TOKEN"] = admin_secret
+    # LMS keys are sealed at rest: a development key, kept across runs so the
+    # demo tenant's sealed key still opens (core/sealing.py).
+    if not settings.secret_keys:
+        env["BRIDGE_SECRET_KEY"] = development_secret_key(Path(".run/secret-key"))
+        settings = msgspec.structs.replace(settings, secret_keys=(env["BRIDGE_SECRET_KEY"],))
+        print("BRIDGE_SECRET_KEY unset: sealing LMS keys with a development key in .run/secret-key")
     exe = [sys.executable, "-m", "api.cli"]
     sandbox = subprocess.Popen([*exe, "sandbox"], env=env)
     children.append(sandbox)

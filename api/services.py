@@ -31,7 +31,7 @@ class Services:
             settings=settings,
             redis=redis,
             queue=queue,
-            tenants=TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S),
+            tenants=TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S, sealer=settings.sealer()),
             resources=ResourceStore(redis),
             sync=SyncStore(redis, retention=settings.retention),
         )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from core.sealing import MIN_KEY_LENGTH, Sealer
 from scim.filter import MAX_FILTER_LENGTH
 from scim.patch import MAX_PATCH_OPERATIONS
 from shadow.retention import Retention
@@ -31,6 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # BRIDGE_PUBLIC_URL is unset (api/forwarded.py): addresses or networks.
     trusted_proxies: str = ""
     admin_token: str = ""
+    # BRIDGE_SECRET_KEY: the keys that seal LMS API keys at rest, newest
+    # first (core/sealing.py); empty: nothing can be sealed or unsealed.
+    secret_keys: tuple[str, ...] = ()
     # Opens /metrics (besides the operator token), for a Prometheus that
     # should not hold the operator token.
     metrics_token: str = ""
@@ -63,6 +67,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Provisioning logs: entries kept per user, and for how long (days).
     events_kept: int = 200
     events_max_age_days: float = 30.0
+
+    def __repr__(self) -> str:
+        """Never the tokens or keys: settings end up in logs and tracebacks."""
+        from shadow.connect import describe
+
+        where = describe(self.redis_url)
+        return f"Settings(redis_url={where!r}, port={self.port}, <secrets redacted>)"
+
+    def sealer(self) -> Sealer | None:
+        """What seals LMS API keys at rest; None when BRIDGE_SECRET_KEY is unset."""
+        return Sealer(self.secret_keys) if self.secret_keys else None
+
+    def require_sealer(self) -> Sealer:
+        """The sealer, for a process that stores or uses LMS API keys."""
+        sealer = self.sealer()
+        if sealer is None:
+            raise ConfigError(
+                "BRIDGE_SECRET_KEY: expected a key of at least "
+                f"{MIN_KEY_LENGTH} random characters to seal LMS API keys at rest; "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return sealer
 
     @property
     def retention(self) -> Retention:
@@ -204,6 +230,19 @@ def _secret(env: Mapping[str, str], var: str, least: int) -> str:
     return value
 
 
+def _secret_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    """BRIDGE_SECRET_KEY: one key, or several separated by commas, newest first."""
+    raw = env.get("BRIDGE_SECRET_KEY", "")
+    found = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for n, key in enumerate(found, 1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"BRIDGE_SECRET_KEY: key {n} has {len(key)} characters, expected at least "
+                f"{MIN_KEY_LENGTH}; {TOKEN_HINT}"
+            )
+    return found
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `REDIS_URL`, `PORT`, `BRIDGE_PUBLIC_URL`, `BRIDGE_ADMIN_TOKEN`, ...
 
@@ -236,6 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "public_url": _public_url(env, port),
         "public_url_set": bool(env.get("BRIDGE_PUBLIC_URL", "").strip()),
         "admin_token": _secret(env, "BRIDGE_ADMIN_TOKEN", MIN_TOKEN_LENGTH),
+        "secret_keys": _secret_keys(env),
         "metrics_token": _secret(env, "BRIDGE_METRICS_TOKEN", MIN_TOKEN_LENGTH),
         "log_level": level,
         "trusted_proxies": env.get("BRIDGE_TRUSTED_PROXIES", "").strip(),

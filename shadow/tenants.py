@@ -31,6 +31,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.sealing import Sealer
 from shadow import keys
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -53,6 +54,10 @@ class Tenant(msgspec.Struct, kw_only=True):
     lms_burst: int = 40
     enabled: bool = True
     created_at: str = ""
+
+    def __repr__(self) -> str:
+        """Never the LMS API key, sealed or not."""
+        return f"Tenant(slug={self.slug!r}, name={self.name!r}, lms_url={self.lms_url!r}, ...)"
 
     @property
     def job_interval_ms(self) -> int:
@@ -135,9 +140,16 @@ class TenantStore:
     for the credential cache)."""
 
     def __init__(
-        self, redis: Redis, *, cache_ttl_s: float = 0.0, ack_wait_s: float = ACK_WAIT_S
+        self,
+        redis: Redis,
+        *,
+        cache_ttl_s: float = 0.0,
+        ack_wait_s: float = ACK_WAIT_S,
+        sealer: Sealer | None = None,
     ) -> None:
         self._redis = redis
+        #: Seals LMS API keys before they are stored (core/sealing.py).
+        self._sealer = sealer
         self._last_used_written: dict[str, float] = {}
         self._cluster = isinstance(redis, RedisCluster)
         self._ttl = 0.0 if self._cluster else cache_ttl_s
@@ -250,6 +262,7 @@ class TenantStore:
         if await self._redis.hexists(keys.TENANTS_DELETING, tenant.slug):  # type: ignore[misc]
             raise TenantError(f"tenant {tenant.slug!r} is being deleted; finish that first")
         tenant.created_at = tenant.created_at or now_iso()
+        self._seal(tenant)
         created = await self._redis.set(
             keys.tenant_config(tenant.slug), msgspec.json.encode(tenant), nx=True
         )
@@ -263,9 +276,31 @@ class TenantStore:
         raw = await self._redis.get(keys.tenant_config(slug))
         return _tenant_decoder.decode(raw) if raw else None
 
+    def _seal(self, tenant: Tenant) -> None:
+        """The key as stored (and as this process keeps it): sealed."""
+        if self._sealer is not None:
+            tenant.lms_api_key = self._sealer.seal(tenant.lms_api_key)
+
     async def save(self, tenant: Tenant) -> None:
+        self._seal(tenant)
         await self._redis.set(keys.tenant_config(tenant.slug), msgspec.json.encode(tenant))
         await self._publish(f"tenant {tenant.slug}")
+
+    async def reseal_all(self) -> int:
+        """Seal every tenant's LMS key under the newest BRIDGE_SECRET_KEY (after
+        a new key was put first); the number of tenants re-sealed. Raises
+        `SealError` when a key opens under none of the configured keys."""
+        if self._sealer is None:
+            raise TenantError("BRIDGE_SECRET_KEY is not set: nothing to seal with")
+        count = 0
+        for slug in await self.slugs():
+            tenant = await self.get(slug)
+            if tenant is None:
+                continue
+            tenant.lms_api_key = self._sealer.reseal(tenant.lms_api_key)
+            await self._redis.set(keys.tenant_config(slug), msgspec.json.encode(tenant))
+            count += 1
+        return count
 
     async def slugs(self) -> list[str]:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]

@@ -21,6 +21,7 @@ from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from api.settings import Settings
+from core.sealing import Sealer, SealError, is_sealed
 from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
 from mappings import RuleSet, build_rules, decode_overrides
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
@@ -94,6 +95,7 @@ class WorkerDeps:
     resources: ResourceStore = field(init=False)
     sync: SyncStore = field(init=False)
     charts: ChartStore = field(init=False)
+    sealer: Sealer | None = field(init=False, repr=False)
     _lms: dict[str, tuple[tuple[str, str, float, int], TenantLms]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -104,7 +106,8 @@ class WorkerDeps:
     _owns_http: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.tenants = TenantStore(self.redis)
+        self.sealer = self.settings.sealer()
+        self.tenants = TenantStore(self.redis, sealer=self.sealer)
         self.resources = ResourceStore(self.redis)
         self.sync = SyncStore(self.redis, retention=self.settings.retention)
         self.charts = ChartStore(self.redis)
@@ -162,6 +165,15 @@ class WorkerDeps:
         if self._owns_redis:
             await self.redis.aclose()
 
+    def lms_key(self, tenant: Tenant) -> str:
+        """The tenant's LMS API key, unsealed (core/sealing.py); raises
+        `SealError` when no configured BRIDGE_SECRET_KEY opens it."""
+        if self.sealer is None:
+            if is_sealed(tenant.lms_api_key):
+                raise SealError("BRIDGE_SECRET_KEY is not set, and the tenant's key is sealed")
+            return tenant.lms_api_key
+        return self.sealer.unseal(tenant.lms_api_key)
+
     def lms_for(self, tenant: Tenant) -> TenantLms:
         """The tenant's client, rebuilt when its URL, key, rate or burst change."""
         fingerprint = (tenant.lms_url, tenant.lms_api_key, tenant.lms_rate, tenant.lms_burst)
@@ -182,7 +194,7 @@ class WorkerDeps:
 
         client = LmsClient(
             tenant.lms_url,
-            tenant.lms_api_key,
+            self.lms_key(tenant),
             http=self.http,
             retry=self.retry,
             limiter=limiter,

@@ -28,6 +28,7 @@ from arq.worker import Retry
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.sealing import SealError
 from lms_client import (
     Learner,
     LearnerWrite,
@@ -136,6 +137,7 @@ async def sync_user(ctx: dict[str, Any], tenant: str, user_id: str) -> str:
         await deps.sync.unlock(tenant, user_id, token)
 
 
+UNSEALABLE = "the tenant's LMS key cannot be unsealed (check BRIDGE_SECRET_KEY)"
 KEY_REJECTED = "LMS 401: the LMS refuses the tenant's API key; deliveries wait until it is changed"
 
 
@@ -147,7 +149,7 @@ async def _check_pause(deps: WorkerDeps, tenant: Tenant) -> bool:
     pause = await deps.sync.lms_pause(tenant.slug)
     if pause is None:
         return False
-    if pause.key != key_fingerprint(tenant.lms_api_key):
+    if pause.key != key_fingerprint(deps.lms_key(tenant)):
         await _resume(deps, tenant, "the tenant's LMS key was changed")
         return False
     if await deps.sync.take_probe(tenant.slug, PROBE_EVERY_MS):
@@ -239,7 +241,11 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         # Left pending: the sweep re-enqueues once the tenant is enabled again.
         logger.info("sync %s/%s skipped: tenant missing or disabled", slug, user_id)
         return "tenant missing or disabled"
-    lms = deps.lms_for(tenant)
+    try:
+        lms = deps.lms_for(tenant)
+    except SealError as exc:  # a fault of the deployment's keys, not of the user
+        await deps.sync.pause_lms(slug, f"{UNSEALABLE}: {exc}", "", PROBE_EVERY_MS)
+        raise _Defer(PAUSED_DEFER_S, UNSEALABLE) from None
     probing = await _check_pause(deps, tenant)
     await deps.sync.log_event(slug, user_id, "job_started", job_try=job_try)
     deadline = time.monotonic() + deps.settings.job_timeout_s / 2
@@ -260,7 +266,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
             await notify(deps, slug, "breaker.tripped", {"held_user_id": user_id})
             return "held by breaker"
         except _KeyRejected:
-            fingerprint = key_fingerprint(tenant.lms_api_key)
+            fingerprint = key_fingerprint(deps.lms_key(tenant))
             if await deps.sync.pause_lms(slug, KEY_REJECTED, fingerprint, PROBE_EVERY_MS):
                 logger.warning("tenant %s paused: %s", slug, KEY_REJECTED)
                 await notify(deps, slug, "lms.key_rejected", {"reason": KEY_REJECTED})

@@ -3,6 +3,7 @@ one tenant and a token, driven through Litestar's AsyncTestClient."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -77,7 +78,11 @@ class ScimClient:
 
 def api_settings(redis_url: str, **overrides: Any) -> Settings:
     """Test settings; failed-auth throttling is out of the way unless a test asks."""
-    values: dict[str, Any] = {"auth_failures_per_minute": 10_000, **overrides}
+    values: dict[str, Any] = {
+        "auth_failures_per_minute": 10_000,
+        "secret_keys": (os.environ["BRIDGE_SECRET_KEY"],),
+        **overrides,
+    }
     return Settings(redis_url=redis_url, public_url="https://bridge.test", **values)
 
 

@@ -731,6 +731,7 @@ class Cluster:
         }
         env.update(
             REDIS_URL=self.redis_url,
+            BRIDGE_SECRET_KEY=os.environ["BRIDGE_SECRET_KEY"],
             LOG_LEVEL=self.options.log_level,
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",

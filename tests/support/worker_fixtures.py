@@ -9,6 +9,7 @@ a real socket would give.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -152,7 +153,12 @@ def lms() -> SandboxLms:
 
 @pytest.fixture
 def worker_settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, job_timeout_s=30.0, sweep_grace_s=0.0)
+    return Settings(
+        redis_url=redis_url,
+        job_timeout_s=30.0,
+        sweep_grace_s=0.0,
+        secret_keys=(os.environ["BRIDGE_SECRET_KEY"],),
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Shared infrastructure below every other package (docs/architecture.md)."""
