@@ -18,7 +18,13 @@ from shadow import TenantError
 from shadow.config_io import export_config, import_config
 from shadow.connect import connect, connect_queue
 from shadow.lifecycle import estimate_keys, find_user
-from worker.lifecycle import Deactivation, deactivate_learners, erase_person, offboard_tenant
+from worker.lifecycle import (
+    Deactivation,
+    deactivate_learners,
+    erase_person,
+    offboard_tenant,
+    withdraw_first,
+)
 
 audit_log = logging.getLogger("scim_bridge.admin.audit")
 
@@ -113,11 +119,28 @@ def _waiting_human(waiting: Deactivation) -> str:
     return "\n".join(lines)
 
 
+def _withdrawing_human(slug: str, user_id: str, state: str) -> str:
+    what = {
+        "held": f"held by the breaker (scim-bridge breaker approve {slug})",
+        "failed": f"failed (scim-bridge users show {slug} {user_id}; then replay)",
+    }.get(state, "queued for a worker")
+    return (
+        f"user {user_id}'s learner is being deactivated first: {what}; "
+        f"then run: scim-bridge users erase {slug} {user_id} --deactivate-learner"
+    )
+
+
 async def cmd_users_erase(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings.redis_url)
     queue = connect_queue(settings.queue_url)
     try:
         user_id = await find_user(redis, args.slug, args.who)
+        if args.deactivate_learner:
+            state = await withdraw_first(redis, queue, args.slug, user_id)
+            if state is not None:
+                data = {"tenant": args.slug, "user_id": user_id, "state": state}
+                emit(args, data, _withdrawing_human(args.slug, user_id, state))
+                return 1
         erased = await erase_person(redis, queue, args.slug, user_id)
     finally:
         await queue.aclose()
@@ -193,5 +216,10 @@ def add_users_commands(users: Any) -> None:
     erase = users.add_parser("erase", help="erase a person: shadow record, indexes, log, state")
     erase.add_argument("slug")
     erase.add_argument("who", metavar="id|userName|email")
+    erase.add_argument(
+        "--deactivate-learner",
+        action="store_true",
+        help="first deactivate the person's learner (as an IdP delete would), then erase",
+    )
     erase.add_argument("--json", action="store_true")
     erase.set_defaults(handler=cmd_users_erase)

@@ -33,7 +33,14 @@ from worker.queue import QUEUE_NAME, enqueue_many, sync_job_id
 from worker.reconcile import reconcile_job_id
 from worker.rules import resync_job_id
 
-__all__ = ["Deactivation", "deactivate_learners", "erase_person", "offboard_tenant", "purge_queue"]
+__all__ = [
+    "Deactivation",
+    "deactivate_learners",
+    "erase_person",
+    "offboard_tenant",
+    "purge_queue",
+    "withdraw_first",
+]
 
 _BATCH = 100
 #: arq's key prefixes of a job id.
@@ -165,6 +172,29 @@ async def deactivate_learners(redis: Redis, queue: ArqRedis, slug: str) -> Deact
         failed=counts.failed,
         done=counts.pending == 0 and counts.failed == 0 and held == 0,
     )
+
+
+async def withdraw_first(redis: Redis, queue: ArqRedis, slug: str, user_id: str) -> str | None:
+    """Before an erasure that asks for the learner's deactivation: delete the
+    user in the shadow and queue it, so the worker deactivates its learner
+    (through the breaker) as for an IdP's delete. None once that is done
+    (the record is gone), else the user's sync state."""
+    tenant = await TenantStore(redis).get(slug)
+    if tenant is None:
+        raise TenantError(f"no tenant {slug!r}")
+    doc = await redis.hget(keys.resource(slug, "u", user_id), "del")  # type: ignore[misc]
+    if doc is None:
+        return None
+    if doc != b"1":
+        outcome = await ResourceStore(redis).write(
+            slug, "u", user_id, "delete", None, interval_ms=tenant.job_interval_ms
+        )
+        if outcome.enqueue_due_ms is not None:
+            await enqueue_many(queue, slug, [(user_id, outcome.enqueue_due_ms)])
+    if await redis.zscore(keys.breaker_held(slug), user_id) is not None:
+        return "held"
+    state = await redis.hget(keys.sync_state(slug, user_id), "state")  # type: ignore[misc]
+    return state.decode() if state else "pending"
 
 
 async def erase_person(redis: Redis, queue: ArqRedis, slug: str, user_id: str) -> Erasure:

@@ -21,7 +21,7 @@ from api.admin.schemas import decode_body
 from api.services import Services
 from shadow import TenantError
 from shadow.lifecycle import UserBusy, find_user
-from worker.lifecycle import erase_person, offboard_tenant
+from worker.lifecycle import erase_person, offboard_tenant, withdraw_first
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -33,6 +33,8 @@ class EraseRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Who to erase: the bridge's id, the userName or an email address."""
 
     user: str
+    #: First deactivate the learner (as an IdP's delete would), then erase.
+    deactivate_learner: bool = False
 
 
 @delete("/tenants/{slug:str}", name="admin-tenant-delete", status_code=200)
@@ -54,21 +56,27 @@ async def delete_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) 
 
 
 @post("/tenants/{slug:str}/erasures", name="admin-user-erase", status_code=200)
-async def erase_user(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Erase one person's data from the bridge; the LMS learner stays."""
+async def erase_user(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
+    """Erase one person's data from the bridge; the LMS learner stays unless
+    `deactivate_learner` (then `202` until the worker has deactivated it:
+    send it again, naming the `user_id` answered)."""
     await reach_tenant(request, principal, slug)
     body = decode_body(await request.body(), EraseRequest)
     s: Services = request.app.state.services
     try:
         user_id = await find_user(s.redis, slug, body.user)
+        if body.deactivate_learner:
+            state = await withdraw_first(s.redis, s.queue, slug, user_id)
+            if state is not None:
+                waiting = {"tenant": slug, "user_id": user_id, "state": state}
+                return Response(waiting, status_code=202)
         erased = await erase_person(s.redis, s.queue, slug, user_id)
     except UserBusy as exc:
         raise AdminError(409, str(exc)) from None
     except TenantError as exc:
         raise AdminError(404, str(exc)) from None
     audit(request, principal, "user erase", keys_removed=erased.keys_removed)
-    data: Json = msgspec.to_builtins(erased)
-    return data
+    return Response(msgspec.to_builtins(erased), status_code=200)
 
 
 LIFECYCLE_HANDLERS = [delete_tenant, erase_user]

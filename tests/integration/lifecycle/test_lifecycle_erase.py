@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from shadow import TenantStore, keys
 from tests.integration.lifecycle.conftest import OP, Run, World
 from tests.support.keyscan import traces_of
-from tests.support.worker_fixtures import KEY, SandboxLms
+from tests.support.worker_fixtures import KEY, SandboxLms, run_sync
+from worker.deps import WorkerDeps
 
 
 async def test_an_erased_person_leaves_no_trace_and_the_others_stay(
@@ -89,3 +90,23 @@ async def test_an_export_restores_settings_and_credentials_without_plain_secrets
     again = run_cli("tenant", "import", str(out), "--json")
     assert again.returncode == 1
     assert "already exists" in json.loads(again.stdout)["error"]
+
+
+async def test_erasure_deactivates_the_learner_first_when_asked(
+    world: World, redis: Redis, run_cli: Run, deps: WorkerDeps, lms: SandboxLms
+) -> None:
+    zelda = world.people[0]
+    first = run_cli("users", "erase", "acme", zelda.email, "--deactivate-learner", "--json")
+    assert first.returncode == 1, first.stderr
+    assert json.loads(first.stdout) == {"tenant": "acme", "user_id": zelda.id, "state": "pending"}
+    assert (await world.acme.get(f"/Users/{zelda.id}")).status_code == 404
+    assert await run_sync(deps, zelda.id) == "synced (deleted)"
+    done = await world.http.post(
+        "/admin/v1/tenants/acme/erasures",
+        json={"user": zelda.id, "deactivate_learner": True},
+        headers=OP,
+    )
+    assert done.status_code == 200, done.text
+    [learner] = [lr for lr in lms.learners() if lr.external_ref == zelda.id]
+    assert learner.status == "deactivated"
+    assert await traces_of(redis, zelda.id, zelda.email, zelda.given, zelda.family) == []
