@@ -16,6 +16,7 @@ from api.scim_io import header
 from api.services import Services
 from scim.errors import TooManyRequests, Unauthorized
 from shadow import Tenant
+from shadow.tenants import is_slug, parse_token
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -68,6 +69,10 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
         await _failed_attempt(
             request, services, "missing bearer token (Authorization: Bearer <token>)"
         )
+    if not is_slug(tenant_slug) or parse_token(token) is None:
+        # No tenant can have this slug and no token has this shape: refused
+        # before any lookup, so a stranger's guesses leave nothing behind.
+        await _failed_attempt(request, services, "the bearer token is not valid for this tenant")
     tenant, token_id = await services.tenants.credentials(tenant_slug, token)
     if tenant is None or token_id is None:
         await _failed_attempt(request, services, "the bearer token is not valid for this tenant")

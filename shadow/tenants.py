@@ -12,7 +12,10 @@ returns only once every subscribed process has evicted it and said so: when
 `token revoke` returns, no API process accepts the token any more. A process
 caches only while its subscription is up, and a read that raced an eviction
 is not cached. On a Redis Cluster (where PUBLISH counts only one node's
-subscribers) nothing is cached.
+subscribers) nothing is cached. Each cache is an LRU with a cap, misses
+(unknown slugs and token ids) in one of their own, and a slug or token of
+the wrong shape is refused before any lookup: a stranger's guesses cost
+nothing that lasts.
 """
 
 from __future__ import annotations
@@ -31,11 +34,20 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.lru import LruCache
 from core.sealing import Sealer
 from shadow import keys
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 TOKEN_PREFIX = "scimb_"
+#: What `issue_token` makes: a 16-hex id and a URL-safe secret (43 characters
+#: today). Anything else is refused before any lookup or cache entry.
+_TOKEN_RE = re.compile(r"scimb_([0-9a-f]{16})_([A-Za-z0-9_-]{32,128})")
+#: Credentials cached per process: live tenants and tokens, and apart from
+#: them the misses, fewer, so that a flood of unknown slugs or token ids
+#: neither grows the process nor pushes live credentials out.
+CACHE_ENTRIES = 20_000
+MISS_ENTRIES = 2_000
 _LAST_USED_EVERY_S = 60.0
 #: How long a change waits for every API process to confirm its eviction.
 ACK_WAIT_S = 5.0
@@ -123,12 +135,13 @@ def _digest(secret: str) -> str:
 
 def parse_token(token: str) -> tuple[str, str] | None:
     """Split a presented token into (token_id, secret), or None if malformed."""
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    token_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
-    if not sep or len(token_id) != 16 or not secret or len(secret) > 128:
-        return None
-    return token_id, secret
+    found = _TOKEN_RE.fullmatch(token)
+    return (found[1], found[2]) if found else None
+
+
+def is_slug(text: str) -> bool:
+    """Whether `text` could name a tenant (`SLUG_RE`, no trailing newline)."""
+    return SLUG_RE.fullmatch(text) is not None
 
 
 _tenant_decoder = msgspec.json.Decoder(Tenant)
@@ -146,11 +159,13 @@ class TenantStore:
         cache_ttl_s: float = 0.0,
         ack_wait_s: float = ACK_WAIT_S,
         sealer: Sealer | None = None,
+        cache_entries: int = CACHE_ENTRIES,
+        miss_entries: int = MISS_ENTRIES,
     ) -> None:
         self._redis = redis
         #: Seals LMS API keys before they are stored (core/sealing.py).
         self._sealer = sealer
-        self._last_used_written: dict[str, float] = {}
+        self._last_used_written: LruCache[str, float] = LruCache(cache_entries)
         self._cluster = isinstance(redis, RedisCluster)
         self._ttl = 0.0 if self._cluster else cache_ttl_s
         self._ack_wait_s = ack_wait_s
@@ -161,8 +176,19 @@ class TenantStore:
         self.listening = asyncio.Event()
         #: Bumped by every eviction: a read that started before one is not cached.
         self._generation = 0
-        self._tenants: dict[str, tuple[float, Tenant | None]] = {}
-        self._tokens: dict[tuple[str, str], tuple[float, TokenRecord | None]] = {}
+        self._tenants: LruCache[str, tuple[float, Tenant]] = LruCache(cache_entries)
+        self._tokens: LruCache[tuple[str, str], tuple[float, TokenRecord]] = LruCache(cache_entries)
+        #: (slug, "") for no such tenant, (slug, token id) for no such token.
+        self._misses: LruCache[tuple[str, str], float] = LruCache(miss_entries)
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries held by each in-process cache (each is capped)."""
+        return {
+            "tenants": len(self._tenants),
+            "tokens": len(self._tokens),
+            "misses": len(self._misses),
+            "last_used": len(self._last_used_written),
+        }
 
     @property
     def caches(self) -> bool:
@@ -176,6 +202,7 @@ class TenantStore:
         self._generation += 1
         self._tenants.clear()
         self._tokens.clear()
+        self._misses.clear()
 
     async def watch_changes(self) -> None:
         """Keep the cache honest: evict what other processes change and confirm
@@ -218,10 +245,12 @@ class TenantStore:
         self._generation += 1
         kind, _, rest = change.partition(" ")
         if kind == "tenant":
-            self._tenants.pop(rest, None)
+            self._tenants.pop(rest)
+            self._misses.pop((rest, ""))
         elif kind == "token":
             slug, _, token_id = rest.partition(" ")
-            self._tokens.pop((slug, token_id), None)
+            self._tokens.pop((slug, token_id))
+            self._misses.pop((slug, token_id))
         else:
             self._evict_all()
 
@@ -254,7 +283,7 @@ class TenantStore:
         await self._redis.delete(ack)
 
     async def create(self, tenant: Tenant) -> Tenant:
-        if not SLUG_RE.match(tenant.slug):
+        if not is_slug(tenant.slug):
             raise TenantError(
                 "slug must be 1-63 lower-case letters, digits or dashes, "
                 "starting and ending with a letter or digit"
@@ -357,10 +386,10 @@ class TenantStore:
         process so that it costs nothing on the hot path.
         """
         parsed = parse_token(token)
-        token_id, secret = parsed if parsed else ("", "")
+        if parsed is None or not is_slug(slug):
+            return None, None  # nothing looked up, nothing cached
+        token_id, secret = parsed
         tenant, record = await self._cached_credentials(slug, token_id)
-        if not parsed:
-            record = None
         presented = _digest(secret)
         if record is None:
             hmac.compare_digest(presented, presented)  # same work either way
@@ -371,8 +400,9 @@ class TenantStore:
             return tenant, None  # expired: refused from that instant, cached or not
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"
-        if now - self._last_used_written.get(cache_key, -_LAST_USED_EVERY_S) >= _LAST_USED_EVERY_S:
-            self._last_used_written[cache_key] = now
+        last = self._last_used_written.get(cache_key)
+        if last is None or now - last >= _LAST_USED_EVERY_S:
+            self._last_used_written.put(cache_key, now)
             await self._redis.hset(keys.tokens_used(slug), token_id, now_iso())  # type: ignore[misc]
         return tenant, token_id
 
@@ -384,15 +414,9 @@ class TenantStore:
         now = time.monotonic()
         caching = self._caching()
         if caching:
-            tenant_hit = self._tenants.get(slug)
-            token_hit = self._tokens.get((slug, token_id))
-            if (
-                tenant_hit
-                and token_hit
-                and now - tenant_hit[0] < self._ttl
-                and now - token_hit[0] < self._ttl
-            ):
-                return tenant_hit[1], token_hit[1]
+            found = self._from_cache(slug, token_id, now)
+            if found is not None:
+                return found
         generation = self._generation
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.get(keys.tenant_config(slug))
@@ -400,12 +424,34 @@ class TenantStore:
             raw_tenant, raw_record = await pipe.execute()
         tenant = _tenant_decoder.decode(raw_tenant) if raw_tenant else None
         record = _token_decoder.decode(raw_record) if raw_record else None
-        # Cache only what no eviction overtook, and unknown ids only in bounds.
+        # Cache only what no eviction overtook.
         if caching and self._caching() and generation == self._generation:
-            self._tenants[slug] = (now, tenant)
-            if record is not None or len(self._tokens) < 100_000:
-                self._tokens[(slug, token_id)] = (now, record)
+            if tenant is None:
+                self._misses.put((slug, ""), now)
+            else:
+                self._tenants.put(slug, (now, tenant))
+                if record is None:
+                    self._misses.put((slug, token_id), now)
+                else:
+                    self._tokens.put((slug, token_id), (now, record))
         return tenant, record
+
+    def _from_cache(
+        self, slug: str, token_id: str, now: float
+    ) -> tuple[Tenant | None, TokenRecord | None] | None:
+        """The cached answer while every part of it is fresh, else None."""
+        ttl = self._ttl
+        tenant_hit = self._tenants.get(slug)
+        if tenant_hit is None:
+            missed = self._misses.get((slug, ""))
+            return (None, None) if missed is not None and now - missed < ttl else None
+        if now - tenant_hit[0] >= ttl:
+            return None
+        token_hit = self._tokens.get((slug, token_id))
+        if token_hit is not None:
+            return (tenant_hit[1], token_hit[1]) if now - token_hit[0] < ttl else None
+        missed = self._misses.get((slug, token_id))
+        return (tenant_hit[1], None) if missed is not None and now - missed < ttl else None
 
     async def authenticate(self, slug: str, token: str) -> str | None:
         """The token id when `token` is a live token of `slug`, else None."""

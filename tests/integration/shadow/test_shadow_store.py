@@ -345,9 +345,9 @@ async def test_credentials_of_an_unknown_tenant_or_malformed_token(redis: Redis)
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
     issued = await store.issue_token("acme")
     assert await store.credentials("other", issued.token) == (None, None)
-    tenant, token_id = await store.credentials("acme", "not-a-token")
-    assert tenant is not None
-    assert token_id is None
+    # A malformed token or slug is refused before any lookup.
+    assert await store.credentials("acme", "not-a-token") == (None, None)
+    assert await store.credentials("Acme\n", issued.token) == (None, None)
     assert (await store.credentials("acme", issued.token + "x"))[1] is None
 
 
