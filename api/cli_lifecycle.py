@@ -174,9 +174,12 @@ async def cmd_tenant_export(args: argparse.Namespace, settings: Settings) -> int
 
 async def cmd_tenant_import(args: argparse.Namespace, settings: Settings) -> int:
     raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    settings.require_sealer()  # it stores an LMS key: sealed, never plain
     redis = connect(settings.redis_url)
     try:
-        result = await import_config(redis, raw, lms_api_key=args.lms_api_key)
+        result = await import_config(
+            redis, raw, lms_api_key=args.lms_api_key, sealer=settings.require_sealer()
+        )
     except TenantError:
         raise  # exists: a refusal, not a usage error
     except ValueError as exc:

@@ -3,10 +3,12 @@ deployments or restore it: settings, mapping overrides, breaker settings and
 the digests of its SCIM tokens and admin keys (so the IdP's token and the
 customer's admin key keep working). No user data, no sync state.
 
-Secrets stay as stored: token and key records hold SHA-256 digests only.
-The LMS API key is exported only in a sealed form (never decrypted here);
-this deployment stores it unsealed, so an export leaves it out and an
-import takes it again (`--lms-api-key`) or creates the tenant disabled.
+Secrets stay as stored and are never decrypted: token and key records hold
+SHA-256 digests only; the LMS API key travels sealed (core/sealing.py), so
+the deployment that imports it needs the BRIDGE_SECRET_KEY that sealed it
+among its own. A key stored unsealed (from before sealing) is left out: the
+import takes it again (`--lms-api-key`, sealed on the way in) or creates
+the tenant disabled.
 """
 
 from __future__ import annotations
@@ -16,15 +18,13 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core.sealing import Sealer, is_sealed
 from shadow import keys
 from shadow.tenants import Tenant, TenantError, TenantStore, now_iso
 
 __all__ = ["FORMAT", "TenantExport", "export_config", "import_config"]
 
 FORMAT = "scim-bridge/tenant-config/1"
-#: A stored API key in this form is sealed (design.md BRIDGE_SECRET_KEY) and
-#: may travel as it is.
-SEALED_PREFIX = "sealed:"
 
 
 class TenantSettings(msgspec.Struct, kw_only=True):
@@ -67,7 +67,7 @@ async def export_config(redis: Redis, slug: str) -> TenantExport:
         pipe.hgetall(keys.tokens(slug))
         pipe.hgetall(keys.admin_keys(slug))
         mapping, breaker, tokens, admin_keys = await pipe.execute()
-    sealed = tenant.lms_api_key if tenant.lms_api_key.startswith(SEALED_PREFIX) else None
+    sealed = tenant.lms_api_key if is_sealed(tenant.lms_api_key) else None
     return TenantExport(
         format=FORMAT,
         exported_at=now_iso(),
@@ -91,9 +91,12 @@ async def export_config(redis: Redis, slug: str) -> TenantExport:
 _decoder = msgspec.json.Decoder(TenantExport)
 
 
-async def import_config(redis: Redis, raw: bytes, *, lms_api_key: str | None) -> dict[str, Any]:
+async def import_config(
+    redis: Redis, raw: bytes, *, lms_api_key: str | None, sealer: Sealer
+) -> dict[str, Any]:
     """Create the tenant of an export; refuses a slug that exists. Raises
-    ValueError for a document that is not an export."""
+    ValueError for a document that is not an export. `sealer` seals a key
+    given in plain; a sealed one is stored as it came."""
     try:
         export = _decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -112,7 +115,7 @@ async def import_config(redis: Redis, raw: bytes, *, lms_api_key: str | None) ->
         enabled=settings.enabled and bool(key),
         created_at=settings.created_at,
     )
-    store = TenantStore(redis)
+    store = TenantStore(redis, sealer=sealer)
     slug = settings.slug
     # Everything but the tenant record first: the tenant exists (and its
     # tokens work) only once all of it is there.

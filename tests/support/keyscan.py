@@ -29,7 +29,7 @@ async def every_key_and_value(redis: Redis) -> list[bytes]:
                 found.append(entry_id)
                 for field, value in fields.items():
                     found += [field, value]
-        else:
+        elif kind != "none":  # "none": it expired (or went) since the scan named it
             raise AssertionError(f"a key of a type the scan does not read: {kind}")
     return found
 

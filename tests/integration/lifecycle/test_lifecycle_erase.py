@@ -87,6 +87,13 @@ async def test_an_export_restores_settings_and_credentials_without_plain_secrets
     )
     assert page.status_code == 200
     assert await redis.hget(keys.breaker_config("acme"), "share") == b"0.5"  # type: ignore[misc]
+    assert await traces_of(redis, KEY) == []  # the key given at import is stored sealed
+
+    # A sealed key travels as it is stored, never opened.
+    stored = json.loads(await redis.get(keys.tenant_config("acme")) or b"{}")["lms_api_key"]
+    assert stored.startswith("sealed:")
+    resealed = run_cli("tenant", "export", "acme")
+    assert json.loads(resealed.stdout)["lms_api_key_sealed"] == stored
     again = run_cli("tenant", "import", str(out), "--json")
     assert again.returncode == 1
     assert "already exists" in json.loads(again.stdout)["error"]
