@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
@@ -26,6 +27,8 @@ SyncStateName = Literal["pending", "synced", "failed"]
 #: for reconcile to re-deactivate a deleted user's learner turned on by hand.
 GONE_KEPT_MS = 90 * 86_400_000
 _decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
+HolderGone = Callable[[str], Awaitable[bool]]
+"""Tells whether the worker a lock names (its `holder/` prefix) has died."""
 
 
 def _text(value: bytes | str | None) -> str:
@@ -99,6 +102,8 @@ class SyncStore:
         self.retention = retention or Retention()
         self._finish = redis.register_script(scripts.FINISH_SYNC)
         self._release = redis.register_script(scripts.RELEASE_LOCK)
+        self.holder = ""
+        self.holder_gone: HolderGone | None = None
 
     async def read(self, tenant: str, user_id: str) -> SyncInput:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -302,12 +307,23 @@ class SyncStore:
         """Called when a job starts: a change from now on needs a new job."""
         await self._redis.zrem(keys.queued(tenant), user_id)
 
+    def name_holder(self, holder: str, gone: HolderGone) -> None:
+        """Make locks name their holder (`holder/token`), and break a lock
+        whose holder `gone` says has died rather than wait out its lifetime."""
+        self.holder, self.holder_gone = holder, gone
+
     async def lock(self, tenant: str, user_id: str, ttl_s: float) -> str | None:
         """Take the per-user lock; its token, or None when another worker holds it."""
-        token = secrets.token_hex(8)
-        ok = await self._redis.set(
-            keys.user_lock(tenant, user_id), token, nx=True, px=int(ttl_s * 1000)
-        )
+        key = keys.user_lock(tenant, user_id)
+        token = f"{self.holder}/{secrets.token_hex(8)}" if self.holder else secrets.token_hex(8)
+        if await self._redis.set(key, token, nx=True, px=int(ttl_s * 1000)):
+            return token
+        held = _text(await self._redis.get(key))
+        holder = held.partition("/")[0] if "/" in held else ""
+        if not holder or self.holder_gone is None or not await self.holder_gone(holder):
+            return None
+        await self._release(keys=[key], args=[held])  # only that dead holder's lock
+        ok = await self._redis.set(key, token, nx=True, px=int(ttl_s * 1000))
         return token if ok else None
 
     async def is_locked(self, tenant: str, user_id: str) -> bool:

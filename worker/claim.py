@@ -9,6 +9,10 @@ of the jobs it read as it has free slots in one Lua call, by arq's own rule
 arq's `arq:in-progress:<id>` key with the same lifetime), then runs each
 exactly as arq does. Everything else (running, retrying, finishing, aborting,
 health) is arq's. It overrides arq internals, hence arq is pinned to 0.28.
+
+A claim names its worker (the in-progress key's value, and the worker's
+claims set, in the same script), and the worker beats and hands back dead
+workers' claims from arq's own heartbeat step (worker/liveness.py).
 """
 
 from __future__ import annotations
@@ -19,22 +23,26 @@ from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 
+from worker.liveness import Liveness, claims_key, new_worker_id
+
 __all__ = ["CLAIM_SCRIPT", "BatchClaimWorker"]
 
-#: KEYS: the queue, then one in-progress key per candidate job.
-#: ARGV: now (ms), claim lifetime (ms), how many to claim at most, then the
-#: candidates' job ids in KEYS order. Returns [job_id, score, ...] claimed.
+#: KEYS: the queue, the worker's claims set, then one in-progress key per
+#: candidate job. ARGV: now (ms), claim lifetime (ms), how many to claim at
+#: most, the worker's id, then the candidates' job ids in KEYS order.
+#: Returns [job_id, score, ...] claimed.
 CLAIM_SCRIPT = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local out, claimed = {}, 0
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if claimed >= limit then break end
   local job_id = ARGV[i + 2]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], job_id)
     if score and tonumber(score) <= now then
-      redis.call('SET', KEYS[i], '1', 'PX', ARGV[2])
+      redis.call('SET', KEYS[i], ARGV[4], 'PX', ARGV[2])
+      redis.call('SADD', KEYS[2], job_id)
       claimed = claimed + 1
       out[#out + 1] = job_id
       out[#out + 1] = score
@@ -49,6 +57,35 @@ class BatchClaimWorker(Worker):
     """arq's `Worker`, claiming the jobs of one poll in a single script call."""
 
     _claim_script: Any = None
+    liveness: Liveness | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker_id = new_worker_id()
+        startup, shutdown = self.on_startup, self.on_shutdown
+
+        async def on_startup(ctx: dict[str, Any]) -> None:
+            self.liveness = Liveness(ctx["redis"], self.queue_name, self.worker_id)
+            ctx["liveness"] = self.liveness
+            await self.liveness.beat(force=True)  # alive before the first claim
+            if startup:
+                await startup(ctx)
+
+        async def on_shutdown(ctx: dict[str, Any]) -> None:
+            if self.liveness is not None:
+                await self.liveness.leave()
+            if shutdown:
+                await shutdown(ctx)
+
+        self.on_startup, self.on_shutdown = on_startup, on_shutdown
+
+    async def heart_beat(self) -> None:
+        """arq's health and cron step, plus ours: beat, and hand back the
+        jobs of workers that died."""
+        if self.liveness is not None:
+            await self.liveness.beat()
+            await self.liveness.reap()
+        await super().heart_beat()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         pending = [job_id.decode() for job_id in job_ids]
@@ -81,9 +118,13 @@ class BatchClaimWorker(Worker):
     async def _claim(self, job_ids: list[str]) -> list[tuple[str, int]]:
         if self._claim_script is None:
             self._claim_script = self.pool.register_script(CLAIM_SCRIPT)
-        keys = [self.queue_name, *(in_progress_key_prefix + job_id for job_id in job_ids)]
+        keys = [
+            self.queue_name,
+            claims_key(self.worker_id),
+            *(in_progress_key_prefix + job_id for job_id in job_ids),
+        ]
         lifetime_ms = int(self.in_progress_timeout_s * 1000)
-        args = [timestamp_ms(), lifetime_ms, len(job_ids), *job_ids]
+        args = [timestamp_ms(), lifetime_ms, len(job_ids), self.worker_id, *job_ids]
         flat = await self._claim_script(keys=keys, args=args)
         return [(_text(flat[i]), int(float(_text(flat[i + 1])))) for i in range(0, len(flat), 2)]
 

@@ -28,6 +28,7 @@ from shadow.connect import check_queue_placement, queue_settings
 from worker.activity import sample_queues_cron
 from worker.claim import BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps
+from worker.liveness import Liveness
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
 from worker.queue import QUEUE_NAME, SYNC_USER
 from worker.reconcile import reconcile_function, reconcile_schedule_cron
@@ -74,6 +75,9 @@ def worker_options(
         ctx["deps"] = WorkerDeps.open(
             settings, ctx["redis"], http=http, retry=retry, metrics=observed
         )
+        liveness = ctx.get("liveness")
+        if isinstance(liveness, Liveness):  # locks name their holder (worker/liveness.py)
+            ctx["deps"].sync.name_holder(liveness.worker_id, liveness.is_gone)
         if isinstance(observed, WorkerMetrics):  # observability: flushed into Redis
             ctx["metrics_flusher"] = MetricsFlusher(observed, ctx["deps"].redis)
             ctx["metrics_flusher"].start()

@@ -1,0 +1,134 @@
+"""Fast recovery: a dead worker's claims and locks are handed back within
+seconds by the live ones (worker/liveness.py), never a live worker's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
+from arq.worker import func
+from redis.asyncio import Redis
+
+from shadow import SyncStore
+from worker.claim import BatchClaimWorker
+from worker.liveness import REGISTRY, Liveness, claims_key, heartbeat_key
+
+pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")
+
+QUEUE = "liveness-test"
+
+
+async def noop(ctx: dict[str, Any]) -> None:
+    return None
+
+
+@pytest.fixture
+async def pool(redis_url: str, redis: Redis) -> AsyncIterator[ArqRedis]:
+    arq_pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    try:
+        yield arq_pool
+    finally:
+        await arq_pool.aclose()
+
+
+async def claimed_by(pool: ArqRedis, worker_id: str, *job_ids: str) -> BatchClaimWorker:
+    """A worker (not started) that claimed `job_ids` and beat once."""
+    worker = BatchClaimWorker(
+        functions=[func(noop, name="noop")],
+        redis_pool=pool,
+        queue_name=QUEUE,
+        handle_signals=False,
+        burst=True,
+    )
+    worker.worker_id = worker_id
+    for job_id in job_ids:
+        await pool.enqueue_job("noop", _job_id=job_id, _queue_name=QUEUE)
+    claimed = await worker._claim(list(job_ids))
+    assert [job for job, _ in claimed] == list(job_ids)
+    await Liveness(pool, QUEUE, worker_id).beat(force=True)
+    return worker
+
+
+async def test_a_claim_names_its_worker(pool: ArqRedis, redis: Redis) -> None:
+    await claimed_by(pool, "w-1", "job-a")
+    assert await redis.get(in_progress_key_prefix + "job-a") == b"w-1"
+    assert await redis.smembers(claims_key("w-1")) == {b"job-a"}  # type: ignore[misc]
+
+
+async def test_a_dead_workers_queued_jobs_are_handed_back_and_a_live_ones_kept(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    await claimed_by(pool, "dead", "job-a", "job-b")
+    await claimed_by(pool, "alive", "job-c")
+    await redis.zrem(QUEUE, "job-b")  # job-b ended meanwhile: nothing to run again
+    await redis.delete(heartbeat_key("dead"))  # what its expiry does after a SIGKILL
+
+    freed = await Liveness(pool, QUEUE, "judge").reap(force=True)
+
+    assert freed == ["job-a"]
+    assert not await redis.exists(in_progress_key_prefix + "job-a")
+    assert await redis.exists(in_progress_key_prefix + "job-c")
+    assert await redis.zscore(REGISTRY, "dead") is None
+    assert not await redis.exists(claims_key("dead"))
+
+
+async def test_a_claim_taken_over_by_another_worker_is_not_freed(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    await claimed_by(pool, "dead", "job-a")
+    await redis.set(in_progress_key_prefix + "job-a", "other", px=60_000)  # re-claimed since
+    await redis.delete(heartbeat_key("dead"))
+    assert await Liveness(pool, QUEUE, "judge").reap(force=True) == []
+    assert await redis.get(in_progress_key_prefix + "job-a") == b"other"
+
+
+async def test_ended_jobs_leave_the_claims_set_at_the_next_beat(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    await claimed_by(pool, "w-1", "job-a", "job-b")
+    await redis.delete(in_progress_key_prefix + "job-a")  # arq finished it
+    await Liveness(pool, QUEUE, "w-1").beat(force=True)
+    assert await redis.smembers(claims_key("w-1")) == {b"job-b"}  # type: ignore[misc]
+
+
+async def test_a_worker_whose_own_beat_lapsed_judges_no_one_for_a_while(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    """After Redis was paused longer than a heartbeat lives, every beat lapsed,
+    live workers' too: judging then would hand back live workers' jobs."""
+    judge = Liveness(pool, QUEUE, "judge")
+    await judge.beat(force=True)
+    await claimed_by(pool, "paused", "job-a")
+    await redis.delete(heartbeat_key("judge"), heartbeat_key("paused"))  # both lapsed
+
+    assert await judge.beat(force=True) is False
+    assert await judge.reap(force=True) == []
+    assert not await judge.is_gone("paused")
+    assert await redis.exists(in_progress_key_prefix + "job-a")
+
+
+async def test_a_lock_whose_holder_died_is_broken_and_a_live_holders_is_not(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    holder = Liveness(pool, QUEUE, "holder")
+    await holder.beat(force=True)
+    first = SyncStore(redis)
+    first.name_holder("holder", holder.is_gone)
+    token = await first.lock("acme", "u-1", 60)
+    assert token is not None
+    assert token.startswith("holder/")
+
+    judge = Liveness(pool, QUEUE, "judge")
+    other = SyncStore(redis)
+    other.name_holder("judge", judge.is_gone)
+    assert await other.lock("acme", "u-1", 60) is None  # alive: it waits
+
+    await redis.delete(heartbeat_key("holder"))  # SIGKILL, then the beat expires
+    taken = await other.lock("acme", "u-1", 60)
+    assert taken is not None
+    assert taken.startswith("judge/")
+    await first.unlock("acme", "u-1", token)  # a late unlock of the dead one's token
+    assert await other.is_locked("acme", "u-1")
