@@ -145,7 +145,7 @@ async def cmd_users_erase(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await queue.aclose()
         await redis.aclose()
-    _audit("user erase", args.slug, user_id=erased.user_id, keys_removed=erased.keys_removed)
+    _audit("user erase", args.slug, keys_removed=erased.keys_removed)  # no id: it names a learner
     data = msgspec.to_builtins(erased)
     learner = (
         f"; learner {erased.learner_id} in the LMS is left as it is"

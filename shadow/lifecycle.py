@@ -317,7 +317,8 @@ async def erase_user(redis: Redis, slug: str, user_id: str, *, wait_s: float = 1
     """Remove one user's shadow record, index entries, group memberships,
     provisioning log, sync and breaker state, in one step under the user's
     lock (so no sync job of the user runs meanwhile); its id is also taken
-    out of the last reconcile report. The LMS learner is not touched."""
+    out of the last reconcile report and the recent webhook deliveries. The
+    LMS learner is not touched."""
     import asyncio
     import secrets
 
@@ -337,6 +338,7 @@ async def erase_user(redis: Redis, slug: str, user_id: str, *, wait_s: float = 1
     finally:
         await redis.delete(lock)
     await _scrub_reconcile_report(redis, slug, user_id)
+    await _drop_webhook_deliveries(redis, slug, user_id)
     text = waiters.decode() if isinstance(waiters, bytes) else str(waiters)
     return Erasure(
         tenant=slug,
@@ -345,6 +347,23 @@ async def erase_user(redis: Redis, slug: str, user_id: str, *, wait_s: float = 1
         learner_id=int(learner) if learner else None,
         released=tuple(text.split()),
     )
+
+
+async def _drop_webhook_deliveries(redis: Redis, slug: str, user_id: str) -> None:
+    """Recent webhook deliveries (kept a week) name users: drop this one's."""
+    ids = await redis.zrange(keys.webhook_deliveries(slug), 0, -1)
+    if not ids:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for raw in ids:
+            pipe.hget(keys.webhook_delivery(slug, raw.decode()), "body")
+        bodies = await pipe.execute()
+    needle = user_id.encode()
+    gone = [raw for raw, body in zip(ids, bodies, strict=True) if body and needle in body]
+    for start in range(0, len(gone), PURGE_BATCH):
+        chunk = gone[start : start + PURGE_BATCH]
+        await redis.unlink(*(keys.webhook_delivery(slug, raw.decode()) for raw in chunk))
+        await redis.zrem(keys.webhook_deliveries(slug), *chunk)
 
 
 async def _scrub_reconcile_report(redis: Redis, slug: str, user_id: str) -> None:

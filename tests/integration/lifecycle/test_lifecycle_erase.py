@@ -22,6 +22,12 @@ async def test_an_erased_person_leaves_no_trace_and_the_others_stay(
     zelda, ygritte, xavier = world.people
     learners_before = [(lr.id, lr.status, lr.email) for lr in lms.learners()]
     assert await traces_of(redis, zelda.email)  # she is there to begin with
+    # A webhook delivery about her (the workers keep recent ones a week).
+    await redis.hset(
+        keys.webhook_delivery("acme", "d1"),
+        mapping={"event": "user.failed", "body": f'{{"data": {{"user_id": "{zelda.id}"}}}}'},
+    )
+    await redis.zadd(keys.webhook_deliveries("acme"), {"d1": 1})
 
     done = run_cli("users", "erase", "acme", zelda.email.upper(), "--json")
     assert done.returncode == 0, done.stderr
