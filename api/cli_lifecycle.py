@@ -41,15 +41,19 @@ class _Bar:
     def __call__(self, removed: int, running: int) -> None:
         if not self.shown:
             return
-        share = min(0.99, removed / self.estimate) if self.estimate else 0.0
+        share = min(1.0, removed / self.estimate) if self.estimate else 0.0
         filled = int(share * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
         wait = f", waiting for {running} running job(s)" if running else ""
         sys.stderr.write(f"\r{self.label} [{bar}] {removed:,} keys removed{wait}")
         sys.stderr.flush()
 
-    def close(self) -> None:
+    def close(self, done: int | None = None) -> None:
+        """End the line; `done`: the purge finished with this many keys."""
         if self.shown:
+            if done is not None:
+                self.estimate = max(1, done)
+                self(done, 0)
             sys.stderr.write("\n")
 
 
@@ -76,6 +80,7 @@ async def cmd_tenant_delete(args: argparse.Namespace, settings: Settings) -> int
     redis = connect(settings.redis_url)
     queue = connect_queue(settings.queue_url)
     bar = _Bar(f"deleting {args.slug}")
+    done: int | None = None
     try:
         if args.deactivate_learners:
             waiting = await deactivate_learners(redis, queue, args.slug)
@@ -86,8 +91,9 @@ async def cmd_tenant_delete(args: argparse.Namespace, settings: Settings) -> int
         result = await offboard_tenant(
             redis, queue, args.slug, progress=bar, lock_wait_s=settings.job_timeout_s + 30
         )
+        done = result.removed if result.state == "deleted" else None
     finally:
-        bar.close()
+        bar.close(done)
         await queue.aclose()
         await redis.aclose()
     data = msgspec.to_builtins(result)

@@ -100,27 +100,27 @@ async def mark_deleting(redis: Redis, slug: str, *, learners: bool = False) -> s
 _DEACTIVATING = "deactivating-learners "
 
 
-async def cut_credentials(redis: Redis, slug: str, *, with_config: bool) -> None:
+async def cut_credentials(redis: Redis, slug: str, *, with_config: bool) -> int:
     """Step 2: the tenant's tokens and admin keys (and, `with_config`, its
     record and registry entry) go, and every API process confirms it dropped
-    its cached copy, as for a revocation."""
+    its cached copy, as for a revocation. The number of keys removed."""
     names = [keys.tokens(slug), keys.tokens_used(slug)]
     names += [keys.admin_keys(slug), keys.admin_keys_used(slug)]
     if with_config:
         names.append(keys.tenant_config(slug))
-    await redis.delete(*names)  # one slot: one step
+    removed = int(await redis.delete(*names))  # one slot: one step
     if with_config:
         await redis.srem(keys.TENANTS, slug)  # type: ignore[misc]
     await TenantStore(redis)._publish(f"tenant {slug}")
+    return removed
 
 
-async def begin_purge(redis: Redis, slug: str) -> str:
-    """Steps 1 and 2 (module docstring); returns when the purge began.
+async def begin_purge(redis: Redis, slug: str) -> int:
+    """Steps 1 and 2 (module docstring); the number of keys removed.
     Raises TenantError when there is no such tenant and no purge of it to
     finish. Repeating it is harmless."""
-    started = await mark_deleting(redis, slug)
-    await cut_credentials(redis, slug, with_config=True)
-    return started
+    await mark_deleting(redis, slug)
+    return await cut_credentials(redis, slug, with_config=True)
 
 
 async def scan_keys(redis: Redis, match: str, count: int = PURGE_BATCH) -> AsyncIterator[bytes]:

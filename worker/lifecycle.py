@@ -104,13 +104,14 @@ async def offboard_tenant(
     queued jobs and metric series. Resumable: call again until `state` is
     "deleted". `time_budget_s` bounds one call (the admin API's)."""
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-    await begin_purge(redis, slug)
+    first = await begin_purge(redis, slug)
     # Pending work goes before the keys: no job is started for the tenant after.
     await purge_queue(queue, slug, thorough=False)
     await purge_metrics(redis, slug)
     result = await purge_keys(
         redis, slug, progress=progress, deadline=deadline, lock_wait_s=lock_wait_s
     )
+    result.removed += first
     if result.state == "deleted":
         await purge_queue(queue, slug)  # a job a running one re-queued meanwhile
     return result
