@@ -21,6 +21,7 @@ from api.admin.schemas import decode_body
 from api.services import Services
 from shadow import TenantError
 from shadow.lifecycle import UserBusy, find_user
+from worker.lifecycle import deactivate_learners as deactivate_learners_first
 from worker.lifecycle import erase_person, offboard_tenant, withdraw_first
 
 Req = Request[Any, Any, Any]
@@ -40,10 +41,16 @@ class EraseRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 @delete("/tenants/{slug:str}", name="admin-tenant-delete", status_code=200)
 async def delete_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
     """Offboard a tenant (operator only): 200 once every key is gone, 202
-    while some remain (send it again)."""
+    while some remain (send it again). `?deactivate_learners=true` first
+    deactivates its learners through the breaker: 202 with what it waits
+    for until none is left."""
     require_operator(principal)
     s: Services = request.app.state.services
     try:
+        if request.query_params.get("deactivate_learners", "").lower() in ("true", "1", "yes"):
+            waiting = await deactivate_learners_first(s.redis, s.queue, slug)
+            if not waiting.done:
+                return Response(msgspec.to_builtins(waiting), status_code=202)
         result = await offboard_tenant(
             s.redis, s.queue, slug, time_budget_s=PURGE_BUDGET_S, lock_wait_s=PURGE_BUDGET_S
         )

@@ -127,11 +127,11 @@ async def test_deactivate_learners_goes_through_the_breaker_then_purges(
 ) -> None:
     await set_config(redis, "acme", BreakerConfig(share=0.2, min_learners=1))
     synced = [p.id for p in world.people[:2]]
-    first = run_cli(
-        "tenant", "delete", "acme", "--purge", "--yes", "--deactivate-learners", "--json"
+    first = await world.http.delete(
+        "/admin/v1/tenants/acme", params={"deactivate_learners": "true"}, headers=OP
     )
-    assert first.returncode == 1, first.stderr
-    assert json.loads(first.stdout)["queued"] == 3
+    assert first.status_code == 202, first.text
+    assert first.json()["queued"] == 3
     assert (await world.acme.get("/Users")).status_code == 401  # stopped at once
     for uid in [p.id for p in world.people]:
         await run_sync(deps, uid)
