@@ -13,19 +13,37 @@ health) is arq's. It overrides arq internals, hence arq is pinned to 0.28.
 A claim names its worker (the in-progress key's value, and the worker's
 claims set, in the same script), and the worker beats and hands back dead
 workers' claims from arq's own heartbeat step (worker/liveness.py).
+
+A worker that loses Redis (`abandon`) cancels its jobs and waits for them,
+quietly, and closes its pool without a command; the next run of the process
+hands back the claims and locks of this one at its start (`previous`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
+from arq.typing import WorkerCoroutine
 from arq.utils import timestamp_ms
-from arq.worker import Worker
+from arq.worker import Retry, Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.liveness import Liveness, claims_key, new_worker_id
 
-__all__ = ["CLAIM_SCRIPT", "BatchClaimWorker"]
+__all__ = ["CLAIM_SCRIPT", "REDIS_LOST", "BatchClaimWorker"]
+
+#: What losing Redis (a restart, a failover, a network cut) raises.
+REDIS_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
+#: How long a worker that lost Redis waits for its cancelled jobs to end.
+ABANDON_WAIT_S = 5.0
+#: Loggers silenced while a worker abandons its jobs: one line says it all.
+_QUIETED = ("arq.worker", "worker.sync", "worker.metrics")
 
 #: KEYS: the queue, the worker's claims set, then one in-progress key per
 #: candidate job. ARGV: now (ms), claim lifetime (ms), how many to claim at
@@ -59,25 +77,77 @@ class BatchClaimWorker(Worker):
     _claim_script: Any = None
     liveness: Liveness | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, previous: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.worker_id = new_worker_id()
+        self.jobs_abandoned = 0
+        self._lost = False
+        for function in self.functions.values():
+            function.coroutine = _retry_when_redis_is_lost(function.coroutine)
         startup, shutdown = self.on_startup, self.on_shutdown
 
         async def on_startup(ctx: dict[str, Any]) -> None:
-            self.liveness = Liveness(ctx["redis"], self.queue_name, self.worker_id)
+            self.liveness = Liveness(
+                ctx["redis"], self.queue_name, self.worker_id, cautious=bool(previous)
+            )
             ctx["liveness"] = self.liveness
             await self.liveness.beat(force=True)  # alive before the first claim
+            if previous:  # our previous run lost Redis: its jobs have ended
+                await self.liveness.hand_back(previous, own=True)
             if startup:
                 await startup(ctx)
 
         async def on_shutdown(ctx: dict[str, Any]) -> None:
-            if self.liveness is not None:
+            if self.liveness is not None and not self._lost:
                 await self.liveness.leave()
             if shutdown:
                 await shutdown(ctx)
 
         self.on_startup, self.on_shutdown = on_startup, on_shutdown
+
+    def run(self) -> None:
+        """arq's `run`, except that losing Redis abandons the jobs instead
+        of closing cleanly (which needs Redis), then raises."""
+        self.main_task = self.loop.create_task(self.main())
+        try:
+            self.loop.run_until_complete(self.main_task)
+        except asyncio.CancelledError:
+            pass
+        except REDIS_LOST:
+            self._lost = True
+            raise
+        finally:
+            self.loop.run_until_complete(self.abandon() if self._lost else self.close())
+
+    async def abandon(self) -> None:
+        """Redis is gone: cancel the running jobs and wait for them, then
+        shut down without a Redis command. Quiet: the caller logs one line."""
+        running = [task for task in self.tasks.values() if not task.done()]
+        self.jobs_abandoned = len(running)
+        quiet = logging.Filter("nothing")  # passes only a logger of that name
+        for name in _QUIETED:
+            logging.getLogger(name).addFilter(quiet)
+        try:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running, timeout=ABANDON_WAIT_S)
+            if self.on_shutdown:
+                with contextlib.suppress(Exception, asyncio.TimeoutError):
+                    await asyncio.wait_for(self.on_shutdown(self.ctx), ABANDON_WAIT_S)
+            if self._pool is not None:
+                with contextlib.suppress(Exception):
+                    await self._pool.aclose(close_connection_pool=True)
+                self._pool = None
+        finally:
+            for name in _QUIETED:
+                logging.getLogger(name).removeFilter(quiet)
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """arq's `run_job`; when Redis is lost its end cannot be recorded,
+        and the job runs again (worker/liveness.py), so that is no error."""
+        with contextlib.suppress(*REDIS_LOST):
+            await super().run_job(job_id, score)
 
     async def heart_beat(self) -> None:
         """arq's health and cron step, plus ours: beat, and hand back the
@@ -127,6 +197,23 @@ class BatchClaimWorker(Worker):
         args = [timestamp_ms(), lifetime_ms, len(job_ids), self.worker_id, *job_ids]
         flat = await self._claim_script(keys=keys, args=args)
         return [(_text(flat[i]), int(float(_text(flat[i + 1])))) for i in range(0, len(flat), 2)]
+
+
+def _retry_when_redis_is_lost(coroutine: WorkerCoroutine) -> WorkerCoroutine:
+    """A job cut off by a lost Redis runs again later, rather than failing
+    with a traceback for a fault that is not its own."""
+
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await coroutine(ctx, *args, **kwargs)
+        except REDIS_LOST as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # abandoned: stay cancelled
+                raise asyncio.CancelledError from exc
+            raise Retry(defer=1) from exc
+
+    return run
 
 
 def _text(value: bytes | str) -> str:

@@ -99,14 +99,26 @@ return 0
 class Liveness:
     """One worker run's heartbeat, and its judgement of the others."""
 
-    def __init__(self, redis: Redis, queue_name: str, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        queue_name: str,
+        worker_id: str | None = None,
+        *,
+        cautious: bool = False,
+    ) -> None:
+        """`cautious`: Redis was just lost, so others' beats may have
+        lapsed too; judge no one but our own previous runs for a while."""
         self.redis = redis
         self.queue_name = queue_name
         self.worker_id = worker_id or new_worker_id()
         self._next_beat = 0.0
         self._next_reap = 0.0
+        self._beaten = False
         #: No judging others before this (monotonic): our own beat lapsed.
-        self._judge_from = 0.0
+        self._judge_from = time.monotonic() + BEAT_TTL_MS / 1000 if cautious else 0.0
+        #: Our own previous runs, handed back: gone for sure.
+        self._known_gone: set[str] = set()
         self._release = redis.register_script(RELEASE_CLAIMS)
         self._prune = redis.register_script(PRUNE_CLAIMS)
 
@@ -124,13 +136,16 @@ class Liveness:
             pipe.zadd(REGISTRY, {me: int(time.time() * 1000)})
             kept, _, _ = await pipe.execute()
         await self._prune(keys=[claims_key(me)], args=[me, in_progress_key_prefix])
-        if kept:
+        if kept or not self._beaten:
+            self._beaten = True
             return True
         self._judge_from = now + BEAT_TTL_MS / 1000
         return False
 
     async def is_gone(self, worker_id: str) -> bool:
         """True when `worker_id`'s heartbeat is gone and we may judge it so."""
+        if worker_id in self._known_gone:
+            return True
         if worker_id == self.worker_id or time.monotonic() < self._judge_from:
             return False
         return not await self.redis.exists(heartbeat_key(worker_id))
@@ -163,6 +178,7 @@ class Liveness:
         which lost Redis and whose jobs are known to have ended); the job
         ids freed."""
         if own:
+            self._known_gone.add(worker_id)
             await self.redis.delete(heartbeat_key(worker_id))
         raw: list[Any] = await self._release(
             keys=[self.queue_name, claims_key(worker_id), REGISTRY, heartbeat_key(worker_id)],

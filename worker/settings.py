@@ -19,14 +19,12 @@ import httpx
 from arq.cron import CronJob
 from arq.typing import StartupShutdown
 from arq.worker import Function, Worker, func
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.settings import Settings, load_settings
 from lms_client import RetryPolicy
 from shadow.connect import check_queue_placement, queue_settings
 from worker.activity import sample_queues_cron
-from worker.claim import BatchClaimWorker
+from worker.claim import REDIS_LOST, BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps
 from worker.liveness import Liveness
 from worker.metrics import MetricsFlusher, WorkerMetrics, bind_job_log_context
@@ -140,7 +138,7 @@ def create_worker(
     retry: RetryPolicy | None = None,
     metrics: SyncMetrics | None = None,
     **worker_args: Any,
-) -> Worker:
+) -> BatchClaimWorker:
     """An arq worker for these settings, made inside the loop it will run on;
     `worker_args` override arq's own (e.g. `handle_signals=False`). It claims
     due jobs in batches (worker/claim.py); arq's own CLI, which builds a plain
@@ -154,28 +152,51 @@ def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -
     with `burst`, until the queue is empty): what `scim-bridge worker` calls.
 
     arq's poll loop ends on the first Redis connection error, so when Redis
-    restarts or fails over the worker starts afresh after a pause instead of
-    exiting: a lost Redis only delays (design invariant 2). Jobs it was
-    running are found again by the sweep once their locks expire.
+    restarts or fails over the worker abandons its jobs (worker/claim.py),
+    logs one line and starts afresh after a pause instead of exiting: a lost
+    Redis only delays (design invariant 2). The new run hands back the
+    previous run's claims and locks as it starts.
     """
+    previous = ""
     while True:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        worker: BatchClaimWorker | None = None
         try:
-            worker = create_worker(settings, burst=burst, **worker_args)
+            worker = create_worker(settings, burst=burst, previous=previous, **worker_args)
             worker.run()
             return worker
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except REDIS_LOST as exc:
+            previous = worker.worker_id if worker is not None else previous
             logger.warning(
-                "lost Redis (%s: %s); restarting the worker in %.0fs",
+                "lost Redis (%s: %s); %d running jobs cancelled and handed back; "
+                "restarting the worker in %.0fs",
                 type(exc).__name__,
-                exc,
+                _first_line(exc),
+                worker.jobs_abandoned if worker is not None else 0,
                 RECONNECT_DELAY_S,
             )
         finally:
+            _drain(loop)
             asyncio.set_event_loop(None)
             loop.close()
         time.sleep(RECONNECT_DELAY_S)
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await whatever still runs on a loop about to close, so
+    nothing is destroyed pending or resumed on another loop."""
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def worker_settings_class(settings: Settings) -> type:
