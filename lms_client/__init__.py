@@ -5,6 +5,7 @@ is documented in `lms_client.errors`.
 """
 
 from .client import DEFAULT_TIMEOUT, Limiter, LmsClient, OnCall
+from .deadline import call_deadline, time_left
 from .errors import (
     ConflictCode,
     LmsConflict,
@@ -46,5 +47,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "build_retrying",
+    "call_deadline",
     "parse_retry_after",
+    "time_left",
 ]

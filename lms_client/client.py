@@ -8,6 +8,7 @@ constructor, so one process can hold a client per tenant over one pool.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -17,8 +18,10 @@ from typing import Protocol, Self, TypeVar
 import httpx
 import msgspec
 
+from .deadline import time_left
 from .errors import (
     TRANSIENT_STATUSES,
+    LmsDeferred,
     LmsTransientError,
     LmsUnexpectedResponse,
     error_for_response,
@@ -34,6 +37,10 @@ _T = TypeVar("_T")
 
 #: Connect fast or fail; answers "can take seconds", so reads get longer.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0, read=30.0)
+
+#: A call is not started with less time than this left before the deadline
+#: (`lms_client.deadline`): it would be cut off mid-flight.
+MIN_CALL_S = 0.5
 
 _LEARNERS = "/api/v1/learners"
 _EMPTY_OBJECT = b"{}"
@@ -206,7 +213,7 @@ class LmsClient:
         content: bytes | None = None,
     ) -> httpx.Response:
         """Send one request under the retry policy; return the 2xx response."""
-        async for attempt in build_retrying(self._retry, sleep=self._sleep):
+        async for attempt in build_retrying(self._retry, sleep=self._sleep, time_left=time_left):
             with attempt:
                 return await self._attempt(endpoint, method, path, params, content)
         raise AssertionError("unreachable: tenacity re-raises or returns")  # pragma: no cover
@@ -223,17 +230,21 @@ class LmsClient:
             await self._limiter.acquire()
         url = self._base_url + path
         log_path = httpx.URL(url).path  # no query string: it can hold an email
+        left = time_left()
+        if left is not None and left < MIN_CALL_S:
+            raise LmsDeferred(1.0, f"{method} {log_path}: no time left for an LMS call")
         started = time.perf_counter()
         try:
-            response = await self._http.request(
-                method,
-                url,
-                params=params,
-                content=content,
-                headers=self._headers,
-                timeout=self._timeout,
-            )
-        except httpx.RequestError as exc:
+            async with asyncio.timeout(left):
+                response = await self._http.request(
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                )
+        except (httpx.RequestError, TimeoutError) as exc:
             elapsed = time.perf_counter() - started
             self._record(endpoint, "transport", elapsed)
             logger.warning(

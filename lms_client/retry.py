@@ -20,9 +20,11 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     stop_before_delay,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from .errors import LmsDeferred, LmsTransientError
 
@@ -108,7 +110,26 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
-def build_retrying(policy: RetryPolicy, *, sleep: Sleep | None = None) -> AsyncRetrying:
+TimeLeft = Callable[[], float | None]
+
+
+class _stop_before_deadline(stop_base):
+    """Stop before a sleep would reach the caller's deadline."""
+
+    def __init__(self, time_left: TimeLeft) -> None:
+        self.time_left = time_left
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        left = self.time_left()
+        return left is not None and left <= retry_state.upcoming_sleep
+
+
+def build_retrying(
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep | None = None,
+    time_left: TimeLeft | None = None,
+) -> AsyncRetrying:
     """A fresh tenacity `AsyncRetrying` for one call under `policy`.
 
     Retries only LmsTransientError; LmsRejected is an answer and propagates
@@ -119,10 +140,13 @@ def build_retrying(policy: RetryPolicy, *, sleep: Sleep | None = None) -> AsyncR
     stricter sibling of `stop_after_delay`, which checks only after the fact)
     and re-raises the last LmsTransientError rather than tenacity's RetryError.
     `sleep` exists so tests can observe waits without spending them.
+    `time_left` (`lms_client.deadline`) also stops before a sleep would
+    reach the caller's deadline.
     """
+    stop = stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.total_budget)
     return AsyncRetrying(
         sleep=sleep or asyncio.sleep,
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.total_budget),
+        stop=stop_any(stop, _stop_before_deadline(time_left)) if time_left else stop,
         wait=_wait(policy),
         retry=retry_if_exception(_retryable),
         reraise=True,

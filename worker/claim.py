@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
@@ -34,6 +35,7 @@ from arq.worker import Retry, Worker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from lms_client import call_deadline
 from worker.liveness import Liveness, claims_key, new_worker_id
 
 __all__ = ["CLAIM_SCRIPT", "REDIS_LOST", "BatchClaimWorker"]
@@ -42,6 +44,8 @@ __all__ = ["CLAIM_SCRIPT", "REDIS_LOST", "BatchClaimWorker"]
 REDIS_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 #: How long a worker that lost Redis waits for its cancelled jobs to end.
 ABANDON_WAIT_S = 5.0
+#: A job's LMS calls end this long before its timeout.
+CALL_MARGIN_S = 1.0
 #: Loggers silenced while a worker abandons its jobs: one line says it all.
 _QUIETED = ("arq.worker", "worker.sync", "worker.metrics")
 
@@ -83,7 +87,8 @@ class BatchClaimWorker(Worker):
         self.jobs_abandoned = 0
         self._lost = False
         for function in self.functions.values():
-            function.coroutine = _retry_when_redis_is_lost(function.coroutine)
+            timeout = self.job_timeout_s if function.timeout_s is None else function.timeout_s
+            function.coroutine = _run_job(function.coroutine, timeout)
         startup, shutdown = self.on_startup, self.on_shutdown
 
         async def on_startup(ctx: dict[str, Any]) -> None:
@@ -199,14 +204,18 @@ class BatchClaimWorker(Worker):
         return [(_text(flat[i]), int(float(_text(flat[i + 1])))) for i in range(0, len(flat), 2)]
 
 
-def _retry_when_redis_is_lost(coroutine: WorkerCoroutine) -> WorkerCoroutine:
-    """A job cut off by a lost Redis runs again later, rather than failing
-    with a traceback for a fault that is not its own."""
+def _run_job(coroutine: WorkerCoroutine, timeout_s: float) -> WorkerCoroutine:
+    """The job, with its LMS calls ending `CALL_MARGIN_S` before its
+    timeout, so before the user's lock (which outlives the timeout) can
+    expire: no two LMS writes for one learner overlap (lms_client.deadline).
+    A job cut off by a lost Redis runs again later, rather than failing with
+    a traceback for a fault that is not its own."""
 
     @functools.wraps(coroutine)
     async def run(ctx: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return await coroutine(ctx, *args, **kwargs)
+            with call_deadline(time.monotonic() + timeout_s - CALL_MARGIN_S):
+                return await coroutine(ctx, *args, **kwargs)
         except REDIS_LOST as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # abandoned: stay cancelled
