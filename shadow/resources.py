@@ -408,6 +408,21 @@ class ResourceStore:
         due = int(await self._requeue(keys=call_keys, args=args))
         return due if due >= 0 else None
 
+    async def requeue_many(
+        self, users: Sequence[tuple[str, str, int]], *, force: bool = False
+    ) -> list[int | None]:
+        """`requeue` for many (tenant, user id, interval ms), a batch per round
+        trip (the sweep, across tenants); each one's due time or None."""
+        dues: list[int | None] = []
+        for start in range(0, len(users), 500):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tenant, uid, interval_ms in users[start : start + 500]:
+                    call_keys, args = self._requeue_call(tenant, uid, interval_ms, force, False)
+                    await self._requeue(keys=call_keys, args=args, client=pipe)
+                raw = await pipe.execute()
+            dues += [int(d) if int(d) >= 0 else None for d in raw]
+        return dues
+
     async def requeue_changed_groups(
         self, tenant: str, user_ids: Sequence[str], *, interval_ms: int, batch: int = 500
     ) -> list[tuple[str, int]]:

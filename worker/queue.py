@@ -30,7 +30,12 @@ async def enqueue_sync(pool: ArqRedis, tenant: str, user_id: str, due_ms: int) -
 
 
 async def enqueue_many(pool: ArqRedis, tenant: str, due_jobs: list[tuple[str, int]]) -> None:
-    """Enqueue sync jobs, a few hundred per round trip.
+    """Enqueue sync jobs of one tenant, a few hundred per round trip."""
+    await enqueue_jobs(pool, [(tenant, user_id, due_ms) for user_id, due_ms in due_jobs])
+
+
+async def enqueue_jobs(pool: ArqRedis, jobs: list[tuple[str, str, int]]) -> None:
+    """Enqueue sync jobs (tenant, user, due ms), a few hundred per round trip.
 
     Each job is written the way arq's `enqueue_job` writes it, without its
     WATCH round trips: arq's WATCH guards against a duplicate job id, and
@@ -38,9 +43,9 @@ async def enqueue_many(pool: ArqRedis, tenant: str, due_jobs: list[tuple[str, in
     SET NX is guard enough.
     """
     now_ms = int(time.time() * 1000)
-    for start in range(0, len(due_jobs), 500):
+    for start in range(0, len(jobs), 500):
         async with pool.pipeline(transaction=False) as pipe:
-            for user_id, due_ms in due_jobs[start : start + 500]:
+            for tenant, user_id, due_ms in jobs[start : start + 500]:
                 job_id = sync_job_id(tenant, user_id, due_ms)
                 payload = serialize_job(
                     SYNC_USER,

@@ -10,37 +10,84 @@ another tenant's changes (invariant 7).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+import msgspec
+from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.cron import CronJob, cron
 
 from api.settings import Settings
-from shadow.retention import trim_gone
+from shadow import Tenant, keys
 from shadow.sync import GONE_KEPT_MS
 from worker.deps import WorkerDeps
-from worker.queue import enqueue_sync, job_exists, sync_job_id
+from worker.queue import enqueue_jobs, sync_job_id
 from worker.rules import drain_group_followups, resume_lost_resync
 
-__all__ = ["SWEEP_BATCH", "sweep", "sweep_cron", "sweep_tenant"]
+__all__ = [
+    "SWEEP_BATCH",
+    "SWEEP_CURSOR",
+    "TENANT_BATCH",
+    "sweep",
+    "sweep_cron",
+    "sweep_round",
+    "sweep_tenant",
+    "sweep_tenants",
+]
 
 logger = logging.getLogger("worker.sweep")
 
 #: Users looked at per tenant and run, oldest pending first: bounded work.
 SWEEP_BATCH = 1000
+#: Tenants whose state is read in one round trip (and users checked in one).
+TENANT_BATCH = 250
+#: The tenant the next run starts from (in the queue's Redis, beside arq's
+#: keys): a run that spends its time budget leaves the rest to the next, and
+#: no tenant is always last.
+SWEEP_CURSOR = "scim-bridge:sweep:next"
+_decode_tenant = msgspec.json.Decoder(Tenant).decode
+
+
+def sweep_budget_s(settings: Settings) -> float:
+    """How long one run may take: most of an interval, well inside its timeout."""
+    return max(1.0, min(0.8 * settings.sweep_interval_s, settings.job_timeout_s / 2))
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
-    """The cron job: sweep every enabled tenant; the number re-enqueued."""
+    """The cron job: `sweep_round` within its time budget."""
     deps = WorkerDeps.of(ctx)
-    total = 0
-    for slug in await deps.tenants.slugs():
+    return await sweep_round(deps, budget_s=sweep_budget_s(deps.settings))
+
+
+async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TENANT_BATCH) -> int:
+    """Sweep the enabled tenants, a batch at a time, from where the last
+    run stopped, until done or `budget_s` is spent (one batch at least);
+    the number re-enqueued."""
+    slugs = await deps.tenants.slugs()
+    if not slugs:
+        return 0
+    order = _rotated(slugs, _text(await deps.queue.get(SWEEP_CURSOR)))
+    deadline = time.monotonic() + budget_s
+    total = swept = 0
+    while swept < len(order) and (not swept or time.monotonic() < deadline):
+        batch = order[swept : swept + batch_size]
         try:
-            total += await sweep_tenant(deps, slug)
-        except Exception:  # one tenant's trouble must not stop the others' sweep
-            logger.exception("sweep of tenant %s failed", slug)
+            total += await sweep_tenants(deps, batch)
+        except Exception:  # one batch's trouble must not stop the others' sweep
+            logger.exception("sweep of tenants %s to %s failed", batch[0], batch[-1])
+        swept += len(batch)
+    # Start the next run where this one stopped (or one further on).
+    await deps.queue.set(SWEEP_CURSOR, order[(swept if swept < len(order) else 1) % len(order)])
+    if swept < len(order):
+        logger.warning(
+            "sweep used its time budget after %d of %d tenants; the next run goes on",
+            swept,
+            len(order),
+        )
+    if total:
+        logger.info("sweep re-enqueued %d users", total)
     return total
 
 
@@ -49,47 +96,94 @@ async def sweep_tenant(
 ) -> int:
     """Re-enqueue the tenant's users pending longer than the grace period
     whose job no longer exists; returns how many."""
-    tenant = await deps.tenants.get(slug)
-    if tenant is None or not tenant.enabled:
-        return 0
-    if await resume_lost_resync(deps, slug):
-        logger.info("sweep restarted the rules re-sync of tenant %s", slug)
-    # Group changes whose re-sync a crash interrupted (normally drained at once).
-    await drain_group_followups(deps.redis, deps.queue, tenant)
+    return await sweep_tenants(deps, [slug], now_ms=now_ms, limit=limit)
+
+
+async def sweep_tenants(
+    deps: WorkerDeps, slugs: list[str], *, now_ms: int | None = None, limit: int = SWEEP_BATCH
+) -> int:
+    """`sweep_tenant` for many tenants, their state read in a few round trips."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    await trim_gone(deps.redis, slug, now_ms - GONE_KEPT_MS)
     older_than = now_ms - int(deps.settings.sweep_grace_s * 1000)
-    interval_ms = tenant.job_interval_ms
-    requeued = 0
-    for user_id in await deps.sync.users_in(slug, "pending", older_than_ms=older_than, limit=limit):
-        due = await deps.sync.queued_due(slug, user_id)
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        for slug in slugs:
+            pipe.get(keys.tenant_config(slug))
+            pipe.hget(keys.rules_resync(slug), "state")
+            pipe.exists(keys.followup_users(slug), keys.followup_groups(slug))
+            # Deleted users' ids whose 90 days are up (shadow.retention.trim_gone).
+            pipe.zremrangebyscore(keys.gone_users(slug), "-inf", f"({now_ms - GONE_KEPT_MS}")
+            pipe.zrangebyscore(
+                keys.state_set(slug, "pending"), "-inf", older_than, start=0, num=limit
+            )
+        rows = await pipe.execute()
+    candidates: list[tuple[Tenant, str]] = []
+    for i, slug in enumerate(slugs):
+        raw, resync, followups, _, pending = rows[5 * i : 5 * i + 5]
+        tenant = _decode_tenant(raw) if raw else None
+        if tenant is None or not tenant.enabled:
+            continue
+        if _text(resync) == "running" and await resume_lost_resync(deps, slug):
+            logger.info("sweep restarted the rules re-sync of tenant %s", slug)
+        if followups:  # group changes whose re-sync a crash interrupted
+            await drain_group_followups(deps.redis, deps.queue, tenant)
+        candidates += [(tenant, _text(uid)) for uid in pending]
+    lost = await _lost(deps, candidates) if candidates else []
+    if not lost:
+        return 0
+    dues = await deps.resources.requeue_many(
+        [(tenant.slug, uid, tenant.job_interval_ms) for tenant, uid in lost], force=True
+    )
+    requeued = [(t.slug, uid, due) for (t, uid), due in zip(lost, dues, strict=True) if due]
+    await enqueue_jobs(deps.queue, requeued)
+    for start in range(0, len(requeued), 100):  # a hundred at a time, not one by one
+        chunk = requeued[start : start + 100]
+        await asyncio.gather(
+            *(deps.sync.log_event(slug, uid, "requeued", reason="sweep") for slug, uid, _ in chunk)
+        )
+    return len(requeued)
+
+
+async def _lost(deps: WorkerDeps, candidates: list[tuple[Tenant, str]]) -> list[tuple[Tenant, str]]:
+    """The overdue pending users no job will sync: no queue mark and no lock
+    (a job started, then died), a marked job that no longer exists, or one
+    that a worker claimed (arq's in-progress key) but is not running (no
+    lock: the worker died between claiming and starting it; arq keeps such a
+    claim for an hour, and worker/liveness.py frees it only while its worker
+    is registered). The old job, if it ever runs, finds the user up to date."""
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        for tenant, uid in candidates:
+            pipe.zscore(keys.queued(tenant.slug), uid)
+            pipe.exists(keys.user_lock(tenant.slug, uid))
+        marks = await pipe.execute()
+    dues = [None if d is None else int(d) for d in marks[0::2]]
+    async with deps.queue.pipeline(transaction=False) as pipe:
+        for (tenant, uid), due in zip(candidates, dues, strict=True):
+            job_id = sync_job_id(tenant.slug, uid, due or 0)
+            pipe.exists(job_key_prefix + job_id)
+            pipe.exists(in_progress_key_prefix + job_id)
+        jobs = await pipe.execute()
+    lost = []
+    for i, (due, locked) in enumerate(zip(dues, marks[1::2], strict=True)):
+        exists, claimed = jobs[2 * i], jobs[2 * i + 1]
         if due is not None:
-            if await job_exists(deps.queue, slug, user_id, due) and not await _claim_lost(
-                deps, slug, user_id, due
-            ):
+            if exists and not (claimed and not locked):
                 continue
-        elif await deps.sync.is_locked(slug, user_id):
+        elif locked:
             continue  # a job is running it right now
-        new_due = await deps.resources.requeue(slug, user_id, interval_ms=interval_ms, force=True)
-        if new_due is None:
-            continue  # the user is gone
-        await enqueue_sync(deps.queue, slug, user_id, new_due)
-        await deps.sync.log_event(slug, user_id, "requeued", reason="sweep")
-        requeued += 1
-    if requeued:
-        logger.info("sweep re-enqueued %d users of tenant %s", requeued, slug)
-    return requeued
+        lost.append(candidates[i])
+    return lost
 
 
-async def _claim_lost(deps: WorkerDeps, slug: str, user_id: str, due: int) -> bool:
-    """True when a worker claimed the user's job (arq's in-progress key) but
-    the job is not running: the worker died between claiming and starting it
-    (a job clears its queue mark and takes the user's lock first thing).
-    arq keeps such a claim for its longest function timeout + 10 s (over an
-    hour with the reconcile job), so the user gets a new job now; the old one,
-    when its claim expires, finds the user up to date."""
-    claim = in_progress_key_prefix + sync_job_id(slug, user_id, due)
-    return bool(await deps.queue.exists(claim)) and not await deps.sync.is_locked(slug, user_id)
+def _rotated(slugs: list[str], start: str) -> list[str]:
+    """`slugs` (sorted) from the first at or after `start`, wrapping round."""
+    at = next((i for i, slug in enumerate(slugs) if slug >= start), 0) if start else 0
+    return slugs[at:] + slugs[:at]
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def sweep_cron(settings: Settings) -> CronJob:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 
 from shadow import Tenant
 from tests.support.worker_fixtures import (
@@ -11,8 +13,8 @@ from tests.support.worker_fixtures import (
     scim_user,
 )
 from worker.deps import WorkerDeps
-from worker.queue import enqueue_sync, job_exists
-from worker.sweep import sweep, sweep_tenant
+from worker.queue import enqueue_sync, job_exists, sync_job_id
+from worker.sweep import sweep, sweep_round, sweep_tenant
 
 
 async def test_requeues_a_pending_user_whose_job_vanished(
@@ -78,3 +80,42 @@ async def test_bounded_per_run_and_skips_disabled_tenants(
     tenant.enabled = True
     await deps.tenants.save(tenant)
     assert await sweep({"deps": deps}) == 3
+
+
+async def due_of(deps: WorkerDeps, slug: str) -> int:
+    due = await deps.sync.queued_due(slug, "lost")
+    assert due is not None
+    return due
+
+
+async def test_each_run_starts_where_the_last_one_stopped(
+    deps: WorkerDeps, queue: ArqRedis, tenant: Tenant
+) -> None:
+    """A run out of time leaves the rest to the next, which goes on from
+    there: with thousands of tenants, none is always last."""
+    slugs = [ORG, "beta", "gamma"]
+    for slug in slugs[1:]:
+        await deps.tenants.create(msgspec.structs.replace(tenant, slug=slug))
+    for slug in slugs:
+        await deps.resources.write(slug, "u", "lost", "create", scim_user(), interval_ms=1)
+
+    swept: list[str] = []
+    for _ in slugs:
+        assert await sweep_round(deps, budget_s=0, batch_size=1) == 1
+        enqueued = [s for s in slugs if await job_exists(queue, s, "lost", await due_of(deps, s))]
+        swept += [s for s in enqueued if s not in swept]
+    assert swept == sorted(slugs)  # one tenant a run, each from where the last stopped
+    assert await sweep_round(deps, budget_s=0, batch_size=1) == 0
+
+
+async def test_a_job_claimed_but_not_running_is_replaced(
+    deps: WorkerDeps, queue: ArqRedis, tenant: Tenant
+) -> None:
+    await put_user(deps, "u-1", scim_user())
+    due = await deps.sync.queued_due(ORG, "u-1")
+    assert due is not None
+    await enqueue_sync(queue, ORG, "u-1", due)
+    await queue.set(in_progress_key_prefix + sync_job_id(ORG, "u-1", due), b"1", px=60_000)
+
+    assert await sweep_tenant(deps, ORG) == 1
+    assert await deps.sync.queued_due(ORG, "u-1") != due
