@@ -56,11 +56,12 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
 
 
 def _may_scrape(settings: Settings, authorization: str) -> bool:
-    """The operator token or the metrics token opens /metrics. With neither
-    set (a development setup), the endpoint is open, as nothing could open it."""
+    """The operator token or the metrics token opens /metrics (design.md:
+    401 to anonymous callers; it names every tenant). With neither set,
+    nobody may scrape: set BRIDGE_METRICS_TOKEN for Prometheus."""
     expected = [t for t in (settings.admin_token, settings.metrics_token) if t]
     if not expected:
-        return True
+        return False
     scheme, _, presented = authorization.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         return False

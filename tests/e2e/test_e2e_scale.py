@@ -16,6 +16,7 @@ import signal
 import pytest
 
 from tests.e2e.test_e2e_sync import Population, people_of, run_lives
+from tests.support.api import SCRAPE
 from tests.support.cluster import (
     Cluster,
     ClusterFactory,
@@ -31,7 +32,7 @@ _REQUESTS = re.compile(r"^scim_bridge_scim_requests_total\{.*\} ([0-9.e+]+)$", r
 
 async def requests_served(cluster: Cluster, i: int) -> float:
     """SCIM requests API process `i` answered (its own /metrics counter)."""
-    response = await cluster.http.get(f"{cluster.api_urls[i]}/metrics")
+    response = await cluster.http.get(f"{cluster.api_urls[i]}/metrics", headers=SCRAPE)
     assert response.status_code == 200, response.text
     return sum(float(n) for n in _REQUESTS.findall(response.text))
 

@@ -76,10 +76,16 @@ class ScimClient:
         return result
 
 
+#: What the tests' Prometheus sends (api_settings sets it as the metrics token).
+METRICS_TOKEN = "metrics-token-for-tests-0123456789-abcdef"
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def api_settings(redis_url: str, **overrides: Any) -> Settings:
     """Test settings; failed-auth throttling is out of the way unless a test asks."""
     values: dict[str, Any] = {
         "auth_failures_per_minute": 10_000,
+        "metrics_token": METRICS_TOKEN,
         "secret_keys": (os.environ["BRIDGE_SECRET_KEY"],),
         **overrides,
     }

@@ -86,6 +86,7 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 from shadow import StateCounts, SyncRecord, SyncStore, Tenant, TenantStore
+from tests.support.api import METRICS_TOKEN
 from tests.support.redis_server import free_port, redis_executable
 
 __all__ = [
@@ -732,6 +733,7 @@ class Cluster:
         env.update(
             REDIS_URL=self.redis_url,
             BRIDGE_SECRET_KEY=os.environ["BRIDGE_SECRET_KEY"],
+            BRIDGE_METRICS_TOKEN=METRICS_TOKEN,
             LOG_LEVEL=self.options.log_level,
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",

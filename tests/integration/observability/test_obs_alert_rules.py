@@ -103,9 +103,9 @@ async def test_the_rules_read_only_series_the_bridge_exports(redis: Redis, redis
         ({"admin_token": OPERATOR}, OPERATOR, 200),
         ({"admin_token": OPERATOR, "metrics_token": METRICS_TOKEN}, METRICS_TOKEN, 200),
         ({"metrics_token": METRICS_TOKEN}, OPERATOR, 401),
-        ({}, None, 200),  # no operator, no metrics token: a development setup
+        ({}, None, 401),  # no token set: nobody may read every tenant's figures
     ],
-    ids=["anonymous", "wrong", "operator", "metrics-token", "not-the-metrics-token", "open"],
+    ids=["anonymous", "wrong", "operator", "metrics-token", "not-the-metrics-token", "closed"],
 )
 async def test_metrics_answer_the_operator_or_metrics_token_only(
     redis: Redis, redis_url: str, settings: dict[str, str], bearer: str | None, status: int

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.cli import main
 from api.settings import Settings
-from tests.support.api import api_settings
+from tests.support.api import SCRAPE, api_settings
 from tests.support.redis_server import free_port, start_redis
 from worker.health import HEALTH_KEY, worker_health
 from worker.settings import create_worker
@@ -40,7 +40,7 @@ async def test_readyz_turns_503_when_redis_stops_and_healthz_stays_200(tmp_path:
             assert down.headers["x-request-id"]
             assert (await http.get("/healthz")).status_code == 200
             # The scrape still answers, with the process's own series.
-            scrape = await http.get("/metrics")
+            scrape = await http.get("/metrics", headers=SCRAPE)
             assert scrape.status_code == 200
             assert "scim_bridge_redis_up 0.0" in scrape.text
             assert "# TYPE scim_bridge_scim_requests_total counter" in scrape.text

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from api.logs import ContextFilter, JsonFormatter
 from api.middleware import observe_requests, route_label
-from tests.support.api import running_api
+from tests.support.api import SCRAPE, running_api
 
 Labels = frozenset[tuple[str, str]]
 USERS = "/scim/{tenant}/v2/Users"
@@ -92,7 +92,7 @@ async def test_scim_requests_are_counted_by_route_template_method_and_status(
         assert bad.status_code == 401
         assert (await scim.get("/NoSuchThing")).status_code == 404
         assert (await scim.http.get("/healthz")).status_code == 200
-        text = (await scim.http.get("/metrics")).text
+        text = (await scim.http.get("/metrics", headers=SCRAPE)).text
 
     found = samples(text)
     total = "scim_bridge_scim_requests_total"

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.settings import Settings
 from shadow import Tenant, TenantStore
-from tests.support.api import ScimClient, api_settings
+from tests.support.api import SCRAPE, ScimClient, api_settings
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -74,7 +74,7 @@ async def observed(
 
 
 async def scrape(scim: ScimClient) -> dict[tuple[str, Labels], float]:
-    response = await scim.http.get("/metrics")
+    response = await scim.http.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return samples(response.text)
@@ -180,7 +180,7 @@ async def test_two_workers_flushes_add_up(redis: Redis, redis_url: str) -> None:
     async with AsyncTestClient(
         app=create_app(api_settings(redis_url)), base_url="https://bridge.test"
     ) as http:
-        found = samples((await http.get("/metrics")).text)
+        found = samples((await http.get("/metrics", headers=SCRAPE)).text)
 
     assert value(found, "scim_bridge_sync_lag_seconds_count", tenant="acme") == 3
     assert value(found, "scim_bridge_sync_lag_seconds_sum", tenant="acme") == pytest.approx(7.5)
@@ -197,7 +197,7 @@ async def test_metrics_text_is_valid_prometheus_with_the_documented_names(
 ) -> None:
     await scim.create_user("grace@example.com")
     await scim.get("/Users")
-    text = (await scim.http.get("/metrics")).text
+    text = (await scim.http.get("/metrics", headers=SCRAPE)).text
 
     families = {f.name: f for f in text_string_to_metric_families(text)}
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.cli import main
 from api.logs import ContextFilter, JsonFormatter, configure_logging
-from tests.support.api import PATCH_OP, ScimClient, api_settings
+from tests.support.api import PATCH_OP, SCRAPE, ScimClient, api_settings
 from tests.support.worker_fixtures import BASE, FAST, KEY, ORG, SandboxLms, lms
 from worker.settings import create_worker
 
@@ -148,7 +148,7 @@ async def test_worker_figures_reach_the_scrape_and_no_secret_reaches_a_log_or_la
         await lms.http.aclose()
     assert (worker.jobs_complete, worker.jobs_retried) == (1, 1)
 
-    text = (await http.get("/metrics")).text
+    text = (await http.get("/metrics", headers=SCRAPE)).text
     found = {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)
