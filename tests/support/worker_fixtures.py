@@ -24,6 +24,7 @@ from lms_sandbox import Sandbox, SandboxConfig, create_app
 from lms_sandbox.gate import ConnectionDropped
 from lms_sandbox.store import Learner as SandboxLearner
 from shadow import SyncRecord, Tenant
+from worker import sync as sync_module
 from worker.deps import WorkerDeps
 from worker.sync import sync_user
 
@@ -207,3 +208,12 @@ async def record_of(deps: WorkerDeps, user_id: str) -> SyncRecord:
     record = await deps.sync.record(ORG, user_id)
     assert record is not None, f"no sync record for {user_id}"
     return record
+
+
+def break_every_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sync pass ends in an unexpected error (a bug, not an LMS answer)."""
+
+    async def broken(self: object) -> object:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(sync_module._Pass, "run", broken)

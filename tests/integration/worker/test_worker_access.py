@@ -14,6 +14,7 @@ from shadow import keys
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
+    break_every_pass,
     put_user,
     record_of,
     run_sync,
@@ -178,11 +179,7 @@ async def test_a_job_that_keeps_failing_unexpectedly_ends_its_user_failed(
     deps: WorkerDeps, lms: SandboxLms, tenant: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await put_user(deps, "u-1", scim_user())
-
-    async def broken(self: object) -> object:
-        raise KeyError("a bug")
-
-    monkeypatch.setattr(sync_module._Pass, "run", broken)
+    break_every_pass(monkeypatch)
     for _ in range(sync_module.MAX_FAULTS - 1):
         with pytest.raises(Retry):
             await run_sync(deps, "u-1")

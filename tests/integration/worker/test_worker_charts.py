@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from shadow import keys
 from shadow.charts import MINUTES, ChartStore, now_minute
-from tests.support.worker_fixtures import ORG, put_user, run_sync, scim_user
+from tests.support.worker_fixtures import ORG, break_every_pass, put_user, run_sync, scim_user
 from worker import sync as sync_module
 from worker.activity import sample_queues
 from worker.deps import WorkerDeps
@@ -58,11 +58,7 @@ async def test_a_user_failed_by_repeated_faults_is_counted_too(
     deps: WorkerDeps, tenant: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await put_user(deps, "u-1", scim_user())
-
-    async def broken(self: object) -> object:
-        raise KeyError("a bug")
-
-    monkeypatch.setattr(sync_module._Pass, "run", broken)
+    break_every_pass(monkeypatch)
     for _ in range(sync_module.MAX_FAULTS - 1):
         with pytest.raises(Retry):
             await run_sync(deps, "u-1")
