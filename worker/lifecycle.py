@@ -28,6 +28,7 @@ from shadow.lifecycle import (
     purge_keys,
     scan_keys,
 )
+from worker.liveness import forget_claims
 from worker.metrics import METRICS_KEY, decode_field
 from worker.queue import QUEUE_NAME, enqueue_many, sync_job_id
 from worker.reconcile import reconcile_job_id
@@ -76,7 +77,7 @@ async def purge_queue(
                 batch = []
         if batch:
             removed += int(await queue.unlink(*batch))
-    return removed
+    return removed + await forget_claims(queue, stem)
 
 
 async def purge_metrics(redis: Redis, slug: str) -> int:

@@ -38,6 +38,7 @@ __all__ = [
     "REGISTRY",
     "Liveness",
     "claims_key",
+    "forget_claims",
     "heartbeat_key",
     "new_worker_id",
 ]
@@ -193,6 +194,18 @@ class Liveness:
         me = self.worker_id
         await self.redis.delete(heartbeat_key(me), claims_key(me))
         await self.redis.zrem(REGISTRY, me)
+
+
+async def forget_claims(redis: Redis, stem: str) -> int:
+    """Drop job ids starting with `stem` from every worker's claims (a
+    tenant purged, a person erased: their ids leave no trace); how many."""
+    removed = 0
+    for worker_id in await redis.zrange(REGISTRY, 0, -1):
+        key = claims_key(_text(worker_id))
+        found = [job async for job in redis.sscan_iter(key, match=stem + "*")]
+        if found:
+            removed += int(await redis.srem(key, *found))  # type: ignore[misc]
+    return removed
 
 
 def _text(value: bytes | str) -> str:

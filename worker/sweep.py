@@ -43,9 +43,9 @@ logger = logging.getLogger("worker.sweep")
 SWEEP_BATCH = 1000
 #: Tenants whose state is read in one round trip (and users checked in one).
 TENANT_BATCH = 250
-#: The tenant the next run starts from (in the queue's Redis, beside arq's
-#: keys): a run that spends its time budget leaves the rest to the next, and
-#: no tenant is always last.
+#: Where in the sorted tenants the next run starts (in the queue's Redis,
+#: beside arq's keys): a run that spends its time budget leaves the rest to
+#: the next, and no tenant is always last.
 SWEEP_CURSOR = "scim-bridge:sweep:next"
 _decode_tenant = msgspec.json.Decoder(Tenant).decode
 
@@ -68,7 +68,8 @@ async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TE
     slugs = await deps.tenants.slugs()
     if not slugs:
         return 0
-    order = _rotated(slugs, _text(await deps.queue.get(SWEEP_CURSOR)))
+    first = int(await deps.queue.get(SWEEP_CURSOR) or 0) % len(slugs)
+    order = slugs[first:] + slugs[:first]
     deadline = time.monotonic() + budget_s
     total = swept = 0
     while swept < len(order) and (not swept or time.monotonic() < deadline):
@@ -78,8 +79,9 @@ async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TE
         except Exception:  # one batch's trouble must not stop the others' sweep
             logger.exception("sweep of tenants %s to %s failed", batch[0], batch[-1])
         swept += len(batch)
-    # Start the next run where this one stopped (or one further on).
-    await deps.queue.set(SWEEP_CURSOR, order[(swept if swept < len(order) else 1) % len(order)])
+    # Start the next run where this one stopped (or one further on): a
+    # position, not a slug, so that a tenant deleted leaves no trace here.
+    await deps.queue.set(SWEEP_CURSOR, (first + (swept if swept < len(order) else 1)) % len(order))
     if swept < len(order):
         logger.warning(
             "sweep used its time budget after %d of %d tenants; the next run goes on",
@@ -172,12 +174,6 @@ async def _lost(deps: WorkerDeps, candidates: list[tuple[Tenant, str]]) -> list[
             continue  # a job is running it right now
         lost.append(candidates[i])
     return lost
-
-
-def _rotated(slugs: list[str], start: str) -> list[str]:
-    """`slugs` (sorted) from the first at or after `start`, wrapping round."""
-    at = next((i for i, slug in enumerate(slugs) if slug >= start), 0) if start else 0
-    return slugs[at:] + slugs[:at]
 
 
 def _text(value: bytes | str | None) -> str:

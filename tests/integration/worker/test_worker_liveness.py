@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from shadow import SyncStore
 from worker.claim import BatchClaimWorker
-from worker.liveness import REGISTRY, Liveness, claims_key, heartbeat_key
+from worker.liveness import REGISTRY, Liveness, claims_key, forget_claims, heartbeat_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")
 
@@ -132,3 +132,11 @@ async def test_a_lock_whose_holder_died_is_broken_and_a_live_holders_is_not(
     assert taken.startswith("judge/")
     await first.unlock("acme", "u-1", token)  # a late unlock of the dead one's token
     assert await other.is_locked("acme", "u-1")
+
+
+async def test_a_purge_leaves_no_job_id_of_the_tenant_in_any_claims(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    await claimed_by(pool, "w-1", "sync:acme:u-1:1", "sync:other:u-2:1")
+    assert await forget_claims(pool, "sync:acme:") == 1
+    assert await redis.smembers(claims_key("w-1")) == {b"sync:other:u-2:1"}  # type: ignore[misc]
