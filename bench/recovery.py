@@ -8,9 +8,10 @@ own tenant, `--users` SCIM creates from 16 clients:
 - `kill`: SIGKILL worker 0 once a third of the learners exist; the time
   from the kill until every user it held (its claimed and running jobs,
   read from its claims set just before) is synced, and until all are.
-- `outage`: the LMS answers 503 (Retry-After: what is left) for
-  `--outage-s` from the first create; the time from the outage's end to
-  the first learner made (the backlog moving) and to all.
+- `outage`: the LMS answers 503 (Retry-After: what is left; or with
+  `--outage-kind 502`, 502s without one) for `--outage-s` from the first
+  create; the time from the outage's end to the first learner made (the
+  backlog moving) and to all.
 - `redis`: Redis stops for `--redis-down-s` once a third of the learners
   exist (`--redis-mode stop`: SIGSTOP then SIGCONT; `restart`: SIGKILL, then
   a start that replays the AOF); the time from its return until every
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenario", choices=("all", "kill", "outage", "redis"), default="all")
     p.add_argument("--users", type=int, default=600)
     p.add_argument("--outage-s", type=float, default=20.0)
+    p.add_argument(
+        "--outage-kind",
+        choices=("503", "502"),
+        default="503",
+        help="503 with Retry-After (what is left), or 502s without one",
+    )
     p.add_argument("--redis-down-s", type=float, default=5.0)
     p.add_argument("--redis-mode", choices=("stop", "restart"), default="stop")
     add_common_args(p)
@@ -113,14 +120,21 @@ async def kill_scenario(cluster: BenchCluster, args: argparse.Namespace) -> dict
 
 async def outage_scenario(cluster: BenchCluster, args: argparse.Namespace) -> dict[str, Any]:
     slug = "routage"
-    await cluster.set_knobs(outage_seconds=args.outage_s)
+    if args.outage_kind == "503":
+        await cluster.set_knobs(outage_seconds=args.outage_s)
+    else:  # every answer a 502, no Retry-After: the bridge must find the end itself
+        await cluster.set_knobs(fault_rate=1.0, fault_statuses=[502])
     ends = time.time() + args.outage_s
     tenant, (creates, ingest) = await _start(cluster, slug, args)
     await ingest
+    if args.outage_kind == "502":
+        await asyncio.sleep(max(0.0, ends - time.time()))
+        await cluster.set_knobs(fault_rate=0.0, fault_statuses=[502, 503, 504])
     await wait_for(lambda: _all_synced(cluster, slug, creates), args.outage_s + 180, 0.2)
     learners = await cluster.sandbox_learners(tenant.org)
     made = sorted(stamp(lr["created_at"]) for lr in learners)
     return {
+        "kind": args.outage_kind,
         "outage_s": args.outage_s,
         "first_learner_after_end_s": round(made[0] - ends, 1) if made else None,
         "all_learners_after_end_s": round(made[-1] - ends, 1) if made else None,
@@ -209,10 +223,13 @@ def report(r: dict[str, Any]) -> None:
         o = r["outage"]
         rows.append(
             (
-                f"LMS outage ({o['outage_s']:g} s) end -> backlog moving",
+                f"LMS outage ({o['outage_s']:g} s of {o['kind']}) end -> backlog moving",
                 f"{o['first_learner_after_end_s']} s",
                 "a few seconds",
-                verdict((o["first_learner_after_end_s"] or 99) <= 5),
+                verdict(
+                    o["first_learner_after_end_s"] is not None
+                    and o["first_learner_after_end_s"] <= 5
+                ),
             )
         )
         rows.append(
