@@ -40,6 +40,8 @@ from worker.liveness import Liveness, claims_key, new_worker_id
 
 __all__ = ["CLAIM_SCRIPT", "REDIS_LOST", "BatchClaimWorker"]
 
+logger = logging.getLogger("worker.claim")
+
 #: What losing Redis (a restart, a failover, a network cut) raises.
 REDIS_LOST = (RedisConnectionError, RedisTimeoutError, OSError)
 #: How long a worker that lost Redis waits for its cancelled jobs to end.
@@ -159,8 +161,20 @@ class BatchClaimWorker(Worker):
         jobs of workers that died."""
         if self.liveness is not None:
             await self.liveness.beat()
+            if self.liveness.reaped:
+                self._stop_reaped_jobs()
             await self.liveness.reap()
         await super().heart_beat()
+
+    def _stop_reaped_jobs(self) -> None:
+        """Our jobs were handed back (we looked dead): cancel them, so that
+        they run only where they run again."""
+        assert self.liveness is not None
+        self.liveness.reaped = False
+        running = [task for task in self.tasks.values() if not task.done()]
+        logger.warning("judged dead by another worker: %d running jobs cancelled", len(running))
+        for task in running:
+            task.cancel()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         pending = [job_id.decode() for job_id in job_ids]

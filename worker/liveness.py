@@ -116,6 +116,8 @@ class Liveness:
         self._next_beat = 0.0
         self._next_reap = 0.0
         self._beaten = False
+        #: Another worker handed back our jobs: ours must stop (worker/claim.py).
+        self.reaped = False
         #: No judging others before this (monotonic): our own beat lapsed.
         self._judge_from = time.monotonic() + BEAT_TTL_MS / 1000 if cautious else 0.0
         #: Our own previous runs, handed back: gone for sure.
@@ -135,12 +137,15 @@ class Liveness:
             pipe.set(heartbeat_key(me), "1", px=BEAT_TTL_MS, xx=True)
             pipe.set(heartbeat_key(me), "1", px=BEAT_TTL_MS, nx=True)
             pipe.zadd(REGISTRY, {me: int(time.time() * 1000)})
-            kept, _, _ = await pipe.execute()
+            kept, _, added = await pipe.execute()
         await self._prune(keys=[claims_key(me)], args=[me, in_progress_key_prefix])
         if kept or not self._beaten:
             self._beaten = True
             return True
         self._judge_from = now + BEAT_TTL_MS / 1000
+        # Gone from the registry too: another worker judged us dead (our
+        # loop stalled past a beat's lifetime) and handed our jobs back.
+        self.reaped = self.reaped or bool(added)
         return False
 
     async def is_gone(self, worker_id: str) -> bool:

@@ -3,6 +3,7 @@ seconds by the live ones (worker/liveness.py), never a live worker's."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -140,3 +141,40 @@ async def test_a_purge_leaves_no_job_id_of_the_tenant_in_any_claims(
     await claimed_by(pool, "w-1", "sync:acme:u-1:1", "sync:other:u-2:1")
     assert await forget_claims(pool, "sync:acme:") == 1
     assert await redis.smembers(claims_key("w-1")) == {b"sync:other:u-2:1"}  # type: ignore[misc]
+
+
+async def sleepy(ctx: dict[str, Any]) -> None:
+    await asyncio.sleep(30)
+
+
+async def test_a_worker_judged_dead_while_alive_cancels_the_jobs_it_lost(
+    pool: ArqRedis, redis: Redis
+) -> None:
+    """A worker whose loop stalled past a beat's lifetime had its jobs
+    handed back; they run again elsewhere, so its own copies must stop."""
+    worker = BatchClaimWorker(
+        functions=[func(sleepy, name="sleepy")],
+        redis_pool=pool,
+        queue_name=QUEUE,
+        handle_signals=False,
+        burst=True,
+    )
+    worker.ctx["redis"] = pool
+    assert worker.on_startup is not None
+    await worker.on_startup(worker.ctx)
+    await pool.enqueue_job("sleepy", _job_id="slow", _queue_name=QUEUE)
+    await worker.start_jobs([b"slow"])
+    task = worker.tasks["slow"]
+    await asyncio.sleep(0.05)  # running
+
+    me = worker.worker_id
+    await redis.delete(heartbeat_key(me))  # the stall: its beat lapsed...
+    assert await Liveness(pool, QUEUE, "judge").reap(force=True) == ["slow"]  # ...and was judged
+    assert worker.liveness is not None
+    worker.liveness._next_beat = 0.0  # beat now
+    await worker.heart_beat()
+
+    await asyncio.wait([task], timeout=5)
+    assert task.done()
+    assert await redis.exists(heartbeat_key(me))  # it beats on, as a live worker
+    await worker.close()
