@@ -5,6 +5,7 @@ Public names are re-exported here. arq's CLI entry point is
 """
 
 from worker.deps import NO_METRICS, NoMetrics, SyncMetrics, TenantLms, WorkerDeps, retry_policy_for
+from worker.liveness import Liveness
 from worker.pacing import Pacer, TenantLimiter
 from worker.queue import QUEUE_NAME, SYNC_USER, enqueue_sync, job_exists, sync_job_id
 from worker.settings import create_worker, run_worker, worker_options
@@ -15,6 +16,7 @@ __all__ = [
     "NO_METRICS",
     "QUEUE_NAME",
     "SYNC_USER",
+    "Liveness",
     "NoMetrics",
     "Outcome",
     "Pacer",
