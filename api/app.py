@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 from litestar import Litestar
 
 from api.admin.openapi import admin_openapi_config
@@ -22,7 +22,7 @@ from api.routes.scim import ScimPathCase, scim_router
 from api.services import Services
 from api.settings import Settings, load_settings
 from api.web import AdminPage
-from shadow.connect import check_queue_placement, connect, queue_settings
+from shadow.connect import check_queue_placement, connect, connect_listener, connect_queue
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -34,15 +34,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         check_queue_placement(settings.redis_url, settings.queue_redis_url)
         redis = connect(settings.redis_url)
+        # Both clients time out and cap their connections (shadow/connect.py).
         queue: ArqRedis = (
-            await create_pool(queue_settings(settings.queue_url), retry=0)
+            connect_queue(settings.queue_url)
             if settings.queue_redis_url
             else ArqRedis(connection_pool=redis.connection_pool)
         )
         services = Services.build(settings, redis, queue)
         app.state.services = services
         app.state.endpoints = endpoints(services)
-        watcher = asyncio.create_task(services.tenants.watch_changes())
+        listener = connect_listener(settings.redis_url)  # no read timeout: it idles
+        watcher = asyncio.create_task(services.tenants.watch_changes(listener))
         try:
             yield
         finally:
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await watcher
             if settings.queue_redis_url:
                 await queue.aclose()
+            await listener.aclose()
             await redis.aclose()
 
     app = Litestar(

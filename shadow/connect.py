@@ -14,7 +14,13 @@
   there: the arq queue needs a plain (or Sentinel-managed) Redis of its own,
   named by `QUEUE_REDIS_URL` (`check_queue_placement` refuses otherwise).
 
-Every URL takes redis-py's query options (`?socket_timeout=5&...`).
+Every URL takes redis-py's query options (`?socket_timeout=5&...`), and
+they win over the bridge's defaults: every client has a connect timeout, a
+read timeout and a cap on its connections (`DEFAULT_OPTIONS`), so a Redis
+that hangs costs a request seconds, never forever (docs/operations.md,
+"Redis timeouts"). The queue's arq settings carry the URL's options too
+(arq's own `RedisSettings.from_dsn` drops them). A pub/sub subscription
+gets a client of its own without the read timeout (`connect_listener`).
 
 The shadow store is cluster-safe by construction: each tenant's keys share
 the hash tag `{t:<tenant>}` (shadow/keys.py), so every Lua script and every
@@ -35,6 +41,7 @@ commands both clients share, with these additions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -44,8 +51,8 @@ import redis as redis_sync
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.connection import SSLConnection, parse_url
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,6 +68,7 @@ __all__ = [
     "check_queue_placement",
     "close_sentinels",
     "connect",
+    "connect_listener",
     "connect_queue",
     "describe",
     "is_cluster",
@@ -68,6 +76,17 @@ __all__ = [
     "persistence",
     "queue_settings",
 ]
+
+#: Seconds to open a connection, seconds to wait for any answer, connections
+#: per client (per node on a cluster; past it a command fails at once, a 503).
+SOCKET_CONNECT_TIMEOUT_S = 2.0
+SOCKET_TIMEOUT_S = 3.0
+MAX_CONNECTIONS = 256
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT_S,
+    "socket_timeout": SOCKET_TIMEOUT_S,
+    "max_connections": MAX_CONNECTIONS,
+}
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -173,16 +192,18 @@ def check_queue_placement(redis_url: str, queue_redis_url: str) -> None:
 def connect(url: str, **options: Any) -> Redis:
     """The shadow store's client for `url` (plain, Sentinel or Cluster).
 
-    `options` go to the connections (e.g. `socket_connect_timeout=2`); the
-    caller closes the client with `aclose()`. No I/O happens here.
+    `options` go to the connections (e.g. `socket_connect_timeout=2`) over
+    `DEFAULT_OPTIONS`; the URL's own options win over both. The caller closes
+    the client with `aclose()`. No I/O happens here.
     """
     parsed = parse(url)
+    options = {**DEFAULT_OPTIONS, **options}
     if parsed.kind == "plain":
-        return _with_fast_wire(cast(Redis, Redis.from_url(url, **options)))
+        return _with_fast_wire(Redis.from_pool(_Pool.from_url(url, **options)))
     if parsed.kind == "sentinel":
         client: Redis = _sentinel_master(parsed, options, _SentinelRedis)
         return _with_fast_wire(client)
-    kwargs = {**_connection_options(parsed), **options}
+    kwargs = {**options, **_connection_options(parsed)}
     if parsed.tls:
         kwargs["ssl"] = True
     return cast(
@@ -203,26 +224,62 @@ def _with_fast_wire(client: Redis) -> Redis:
     return client
 
 
+def connect_listener(url: str) -> Redis:
+    """A client for a pub/sub subscription (the credential-change watcher,
+    shadow/tenants.py): its own connections, the connect timeout kept but no
+    read timeout, since a subscription is quiet for hours and a read timeout
+    would drop it (and every cache it keeps honest) each time; TCP keepalive
+    on. Commands go through the ordinary client."""
+    client = connect(url, socket_keepalive=True)
+    pool = getattr(client, "connection_pool", None)  # a cluster has none (and no watcher)
+    if pool is not None:
+        pool.connection_kwargs["socket_timeout"] = None
+    return client
+
+
 def connect_queue(url: str, **options: Any) -> ArqRedis:
-    """An arq client of the queue's Redis (plain or Sentinel) for enqueueing
-    and reading the queue outside a worker (CLI)."""
+    """An arq client of the queue's Redis (plain or Sentinel), with the same
+    defaults and URL options as `connect`, for enqueueing and reading the
+    queue outside a worker (API, CLI)."""
     parsed = parse(url)
     if parsed.kind == "cluster":
         raise RedisUrlError(f"the arq queue cannot live on a Redis Cluster ({describe(url)})")
+    options = {**DEFAULT_OPTIONS, **options}
     if parsed.kind == "sentinel":
         queue: ArqRedis = _sentinel_master(parsed, options, _SentinelArqRedis)
         return queue
-    return cast(ArqRedis, ArqRedis.from_url(url, **options))
+    return cast(ArqRedis, ArqRedis.from_pool(_Pool.from_url(url, **options)))
 
 
 def queue_settings(url: str) -> RedisSettings:
-    """arq's `RedisSettings` for the queue's URL (plain or Sentinel)."""
+    """arq's `RedisSettings` for the queue's URL (plain or Sentinel), with
+    what of the URL's options and `DEFAULT_OPTIONS` arq can take: the connect
+    timeout, the connection cap, TLS settings. (arq's `create_pool` sets no
+    read timeout; a worker that should have one passes `connect_queue`'s
+    client as arq's `redis_pool`.)"""
     parsed = parse(url)
     if parsed.kind == "cluster":
         raise RedisUrlError(f"the arq queue cannot live on a Redis Cluster ({describe(url)})")
     if parsed.kind == "plain":
-        return RedisSettings.from_dsn(url)
-    opts = parsed.options
+        opts = {**DEFAULT_OPTIONS, **parse_url(url)}
+        unix = opts.get("path") if url.lower().startswith("unix://") else None
+        place: dict[str, Any] = (
+            {"unix_socket_path": unix}
+            if unix
+            else {"host": opts.get("host") or "localhost", "port": int(opts.get("port") or 6379)}
+        )
+        tls = {k: opts[k] for k in _ARQ_TLS_OPTIONS if k in opts}
+        return RedisSettings(
+            **place,
+            **tls,
+            database=int(opts.get("db") or 0),
+            username=opts.get("username"),
+            password=opts.get("password"),
+            ssl=opts.get("connection_class") is SSLConnection,
+            conn_timeout=_whole_seconds(opts["socket_connect_timeout"]),
+            max_connections=int(opts["max_connections"]),
+        )
+    opts = {**DEFAULT_OPTIONS, **parsed.options}
     return RedisSettings(
         host=list(parsed.hosts),
         sentinel=True,
@@ -231,8 +288,50 @@ def queue_settings(url: str) -> RedisSettings:
         username=opts.get("username"),
         password=opts.get("password"),
         ssl=parsed.tls,
-        conn_timeout=int(opts.get("socket_connect_timeout") or 1),
+        conn_timeout=_whole_seconds(opts["socket_connect_timeout"]),
+        max_connections=int(opts["max_connections"]),
     )
+
+
+#: TLS options arq's `RedisSettings` has, by the names redis-py's URLs use.
+_ARQ_TLS_OPTIONS = ("ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs")
+
+
+def _whole_seconds(value: Any) -> int:
+    """arq's `conn_timeout` is whole seconds: a fraction rounds up, never to 0."""
+    return max(1, math.ceil(float(value)))
+
+
+class _ConnectsOutsideTheLock:
+    """Mixin for a redis-py asyncio pool: a new connection is opened outside
+    the pool's lock. redis-py 5 opens it holding the lock, so while Redis
+    hangs each request waits for every earlier one's connection to time
+    out, and the hundredth waits a hundred timeouts. The lock guards the
+    pool's lists; the connection taken from them is this caller's alone
+    (redis-py's `BlockingConnectionPool` connects outside its lock too)."""
+
+    _lock: Any
+    get_available_connection: Any
+    ensure_connection: Any
+    release: Any
+
+    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
+        async with self._lock:
+            connection = self.get_available_connection()
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+
+class _Pool(_ConnectsOutsideTheLock, ConnectionPool):
+    pass
+
+
+class _SentinelPool(_ConnectsOutsideTheLock, SentinelConnectionPool):
+    pass
 
 
 class _ClosesSentinels:
@@ -260,8 +359,9 @@ class _SentinelArqRedis(_ClosesSentinels, ArqRedis):  # type: ignore[misc]
 
 
 def _sentinel_master(parsed: RedisUrl, extra: dict[str, Any], redis_class: type[Any]) -> Any:
-    """The client of the primary the Sentinels name; closing it closes them too."""
-    options = {**_connection_options(parsed), **extra, "db": parsed.db}
+    """The client of the primary the Sentinels name; closing it closes them too.
+    The URL's options win over `extra`, as redis-py's `from_url` has it."""
+    options = {**extra, **_connection_options(parsed), "db": parsed.db}
     sentinel_password = options.pop("sentinel_password", None)
     sentinel_kwargs = {
         k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")
@@ -271,7 +371,9 @@ def _sentinel_master(parsed: RedisUrl, extra: dict[str, Any], redis_class: type[
     manager = Sentinel(  # type: ignore[no-untyped-call]
         list(parsed.hosts), sentinel_kwargs=sentinel_kwargs, **options
     )
-    return manager.master_for(parsed.service, redis_class=redis_class)
+    return manager.master_for(
+        parsed.service, redis_class=redis_class, connection_pool_class=_SentinelPool
+    )
 
 
 def _connection_options(parsed: RedisUrl) -> dict[str, Any]:

@@ -204,14 +204,18 @@ class TenantStore:
         self._tokens.clear()
         self._misses.clear()
 
-    async def watch_changes(self) -> None:
+    async def watch_changes(self, listener: Redis | None = None) -> None:
         """Keep the cache honest: evict what other processes change and confirm
         each eviction. Runs until cancelled; after a Redis outage it starts
-        again with an empty cache, which is bypassed while unsubscribed."""
+        again with an empty cache, which is bypassed while unsubscribed.
+
+        `listener` subscribes: a client without a read timeout
+        (`shadow.connect.connect_listener`), else a quiet hour would drop the
+        subscription, and the cache with it, at every read timeout."""
         if not self.caches:
             return
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = (listener or self._redis).pubsub()
             try:
                 await pubsub.subscribe(self.changes_channel)
                 self._evict_all()
