@@ -13,6 +13,7 @@ from litestar import Litestar
 
 from api.admin.openapi import admin_openapi_config
 from api.admin.router import admin_router
+from api.drain import DrainUnreadBody
 from api.errors import EXCEPTION_HANDLERS
 from api.forwarded import ForwardedBase
 from api.middleware import observe_requests
@@ -70,5 +71,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app.asgi_handler = ScimPathCase(app.asgi_handler)  # `/users` is `/Users`
     app.asgi_handler = ForwardedBase(app.asgi_handler, settings)  # BRIDGE_TRUSTED_PROXIES
+    app.asgi_handler = DrainUnreadBody(app.asgi_handler)  # a refused body is read first
     observe_requests(app)  # request id, access log, SCIM request metrics
     return app
