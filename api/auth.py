@@ -7,6 +7,7 @@ with a SCIM error body: the URL alone never reveals whether a tenant exists.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NoReturn
 
 from litestar import Request
@@ -16,6 +17,7 @@ from api.scim_io import header
 from api.services import Services
 from scim.errors import TooManyRequests, Unauthorized
 from shadow import Tenant
+from shadow.limits import ScimRateLimiter
 from shadow.tenants import is_slug, parse_token
 
 
@@ -61,6 +63,20 @@ async def _failed_attempt(
     raise Unauthorized(detail)
 
 
+async def _within_rate(
+    request: Request[Any, Any, Any], limiter: ScimRateLimiter, tenant: Tenant
+) -> None:
+    """429 with Retry-After once the tenant is over its SCIM request rate
+    (shadow/limits.py), counted per tenant in /metrics."""
+    wait = await limiter.wait_s(tenant.slug, tenant.scim_rate, tenant.scim_burst)
+    if wait > 0:
+        request.app.state.request_metrics.throttled(tenant.slug)
+        raise TooManyRequests(
+            f"over this tenant's {tenant.scim_rate:g} SCIM requests a second; retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
 async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str]) -> Tenant:
     """Litestar dependency: the authenticated tenant of a SCIM request."""
     services: Services = request.app.state.services
@@ -78,6 +94,8 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
         await _failed_attempt(request, services, "the bearer token is not valid for this tenant")
     if not tenant.enabled:
         raise Unauthorized("this tenant is disabled")
+    if services.scim_limiter is not None:
+        await _within_rate(request, services.scim_limiter, tenant)
     # Straight into the scope's state dict (Litestar always sets it): the
     # access log names the tenant (api.middleware). `request.state` would
     # build a State wrapper on every request.

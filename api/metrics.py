@@ -81,6 +81,8 @@ class RequestMetrics(Collector):
         self._counts: dict[tuple[str, str, int], int] = {}
         # per (route, method): a count per bucket (the last one +Inf), then the sum
         self._timings: dict[tuple[str, str], list[float]] = {}
+        # per authenticated tenant (so bounded by the tenants): 429s of its rate
+        self._throttled: dict[str, int] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(namespace=PREFIX.rstrip("_"), registry=self.registry)
@@ -96,7 +98,19 @@ class RequestMetrics(Collector):
         timing[bisect_left(SCIM_DURATION_BUCKETS, seconds)] += 1
         timing[-1] += seconds
 
+    def throttled(self, tenant: str) -> None:
+        """A SCIM request refused for being over its tenant's rate."""
+        self._throttled[tenant] = self._throttled.get(tenant, 0) + 1
+
     def collect(self) -> Iterator[Metric]:
+        throttled = CounterMetricFamily(
+            PREFIX + "scim_throttled",
+            "SCIM requests answered 429 for being over their tenant's request rate.",
+            labels=("tenant",),
+        )
+        for tenant, count in sorted(self._throttled.items()):
+            throttled.add_metric([tenant], count)
+        yield throttled
         requests = CounterMetricFamily(
             PREFIX + "scim_requests",
             "SCIM requests answered, by route template, method and status.",

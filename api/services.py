@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from api.settings import Settings
 from shadow import ResourceStore, SyncStore, TenantStore
+from shadow.limits import ScimRateLimiter
 
 # Tenants and token records are cached per process; a change waits until
 # every API process has evicted it (see shadow/tenants.py), so the TTL only
@@ -24,6 +25,7 @@ class Services:
     tenants: TenantStore
     resources: ResourceStore
     sync: SyncStore
+    scim_limiter: ScimRateLimiter | None
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, queue: ArqRedis) -> Services:
@@ -34,4 +36,5 @@ class Services:
             tenants=TenantStore(redis, cache_ttl_s=_CREDENTIALS_TTL_S, sealer=settings.sealer()),
             resources=ResourceStore(redis),
             sync=SyncStore(redis, retention=settings.retention),
+            scim_limiter=ScimRateLimiter(redis) if settings.scim_rate_limit else None,
         )

@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Failed authentications one client address may make a minute before
     # its further failures are answered 429 (valid tokens always pass).
     auth_failures_per_minute: int = 60
+    # Each tenant's SCIM request rate (Tenant.scim_rate, shadow/limits.py);
+    # BRIDGE_SCIM_RATE_LIMIT=off turns it off (benchmarks of the pipeline).
+    scim_rate_limit: bool = True
     max_jobs: int = 50
     poll_delay_s: float = 0.05
     # Drift reconciliation on a schedule: every tenant at most this often
@@ -243,6 +246,14 @@ def _secret_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     return found
 
 
+def _switch(env: Mapping[str, str], var: str) -> bool:
+    """An on/off variable, on when unset."""
+    text = env.get(var, "on").strip().lower()
+    if text not in ("on", "off", "yes", "no", "true", "false", "1", "0"):
+        raise ConfigError(f"{var}={_shown(text)}: expected on or off")
+    return text in ("on", "yes", "true", "1")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from `REDIS_URL`, `PORT`, `BRIDGE_PUBLIC_URL`, `BRIDGE_ADMIN_TOKEN`, ...
 
@@ -279,6 +290,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         "metrics_token": _secret(env, "BRIDGE_METRICS_TOKEN", MIN_TOKEN_LENGTH),
         "log_level": level,
         "trusted_proxies": env.get("BRIDGE_TRUSTED_PROXIES", "").strip(),
+        "scim_rate_limit": _switch(env, "BRIDGE_SCIM_RATE_LIMIT"),
     }
     for field, var, cast, low in (
         ("max_jobs", "WORKER_MAX_JOBS", int, 1),

@@ -190,6 +190,11 @@ def limiter(tenant: str) -> str:
     return f"{prefix(tenant)}lms:tat"
 
 
+def scim_limiter(tenant: str) -> str:
+    """GCRA state of the tenant's SCIM request rate at the API (shadow/limits.py)."""
+    return f"{prefix(tenant)}scim:tat"
+
+
 def events(tenant: str, user_id: str) -> str:
     """Capped stream of what happened to one user (the provisioning log)."""
     return f"{prefix(tenant)}events:{user_id}"

@@ -66,6 +66,10 @@ class Tenant(msgspec.Struct, kw_only=True):
     lms_burst: int = 40
     enabled: bool = True
     created_at: str = ""
+    #: SCIM requests a second the API takes from this tenant, and its burst
+    #: (shadow/limits.py): four times Entra's 25 a second by default.
+    scim_rate: float = 100.0
+    scim_burst: int = 200
 
     def __repr__(self) -> str:
         """Never the LMS API key, sealed or not."""

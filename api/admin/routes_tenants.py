@@ -102,10 +102,12 @@ async def read_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) ->
 async def update_tenant(
     request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[TenantUpdate]
 ) -> Json:
-    """Change any of name, lms_url, lms_api_key, lms_rate, lms_burst, enabled.
+    """Change any of name, lms_url, lms_api_key, lms_rate, lms_burst, enabled,
+    scim_rate, scim_burst.
 
     A tenant key may change name, lms_api_key and enabled; the LMS URL and
-    its rate and burst are the operator's."""
+    its rate and burst, and the tenant's SCIM request rate and burst, are
+    the operator's."""
     tenant = await reach_tenant(request, principal, slug)
     values = set_fields(data)
     if not principal.operator and (denied := sorted(set(values) - TENANT_KEY_FIELDS)):

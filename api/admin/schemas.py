@@ -58,6 +58,8 @@ class TenantUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     lms_rate: float | UnsetType = UNSET
     lms_burst: int | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
+    scim_rate: float | UnsetType = UNSET
+    scim_burst: int | UnsetType = UNSET
 
 
 class KeyIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

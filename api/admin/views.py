@@ -51,6 +51,8 @@ def tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
         "lms_burst": tenant.lms_burst,
         "enabled": tenant.enabled,
         "created_at": tenant.created_at,
+        "scim_rate": tenant.scim_rate,
+        "scim_burst": tenant.scim_burst,
     }
 
 
@@ -69,6 +71,10 @@ def check_tenant_settings(values: dict[str, Any]) -> list[str]:
         problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
     if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
         problems.append("lms_burst must be between 1 and 100000")
+    if "scim_rate" in values and not 0 < float(values["scim_rate"]) <= 100_000:
+        problems.append("scim_rate must be more than 0 and at most 100000 requests a second")
+    if "scim_burst" in values and not 1 <= int(values["scim_burst"]) <= 1_000_000:
+        problems.append("scim_burst must be between 1 and 1000000")
     return problems
 
 

@@ -85,6 +85,7 @@ def api_settings(redis_url: str, **overrides: Any) -> Settings:
     """Test settings; failed-auth throttling is out of the way unless a test asks."""
     values: dict[str, Any] = {
         "auth_failures_per_minute": 10_000,
+        "scim_rate_limit": False,  # tenants' request rates: on where a test asks
         "metrics_token": METRICS_TOKEN,
         "secret_keys": (os.environ["BRIDGE_SECRET_KEY"],),
         **overrides,

@@ -69,6 +69,8 @@ async def test_create_read_update_list_never_show_the_lms_key(
         "lms_burst": 20,
         "enabled": True,
         "created_at": created["created_at"],
+        "scim_rate": 100.0,
+        "scim_burst": 200,
     }
     again = await http.post(
         "/admin/v1/tenants",
