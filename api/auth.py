@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from litestar import Request
 from litestar.params import FromPath
 
+from api.inflight import TenantInFlight
 from api.scim_io import header
 from api.services import Services
 from scim.errors import TooManyRequests, Unauthorized
@@ -96,6 +97,13 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
         raise Unauthorized("this tenant is disabled")
     if services.scim_limiter is not None:
         await _within_rate(request, services.scim_limiter, tenant)
+    inflight: TenantInFlight = request.app.state.inflight
+    if not inflight.admit(request.scope, tenant.slug):  # api/inflight.py
+        request.app.state.request_metrics.throttled(tenant.slug)
+        raise TooManyRequests(
+            f"this tenant has {inflight.cap} SCIM requests in progress here; retry later",
+            headers={"Retry-After": "1"},
+        )
     # Straight into the scope's state dict (Litestar always sets it): the
     # access log names the tenant (api.middleware). `request.state` would
     # build a State wrapper on every request.

@@ -60,6 +60,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Each tenant's SCIM request rate (Tenant.scim_rate, shadow/limits.py);
     # BRIDGE_SCIM_RATE_LIMIT=off turns it off (benchmarks of the pipeline).
     scim_rate_limit: bool = True
+    # One tenant's SCIM requests in flight in one API process (api/inflight.py).
+    scim_inflight_per_tenant: int = 32
     max_jobs: int = 50
     poll_delay_s: float = 0.05
     # Drift reconciliation on a schedule: every tenant at most this often
