@@ -81,7 +81,7 @@ class RequestMetrics(Collector):
         self._counts: dict[tuple[str, str, int], int] = {}
         # per (route, method): a count per bucket (the last one +Inf), then the sum
         self._timings: dict[tuple[str, str], list[float]] = {}
-        # per authenticated tenant (so bounded by the tenants): 429s of its rate
+        # per authenticated tenant (so bounded by the tenants): its 429s
         self._throttled: dict[str, int] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -99,13 +99,13 @@ class RequestMetrics(Collector):
         timing[-1] += seconds
 
     def throttled(self, tenant: str) -> None:
-        """A SCIM request refused for being over its tenant's rate."""
+        """A SCIM request refused for its tenant's rate or requests in flight."""
         self._throttled[tenant] = self._throttled.get(tenant, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
         throttled = CounterMetricFamily(
             PREFIX + "scim_throttled",
-            "SCIM requests answered 429 for being over their tenant's request rate.",
+            "SCIM requests answered 429: over their tenant's request rate or requests in flight.",
             labels=("tenant",),
         )
         for tenant, count in sorted(self._throttled.items()):
