@@ -16,7 +16,7 @@
 
 Every URL takes redis-py's query options (`?socket_timeout=5&...`), and
 they win over the bridge's defaults: every client has a connect timeout, a
-read timeout and a cap on its connections (`DEFAULT_OPTIONS`), so a Redis
+read timeout (`DEFAULT_OPTIONS`) and, for a plain URL, a capped pool, so a Redis
 that hangs costs a request seconds, never forever (docs/operations.md,
 "Redis timeouts"). The queue's arq settings carry the URL's options too
 (arq's own `RedisSettings.from_dsn` drops them). A pub/sub subscription
@@ -51,7 +51,7 @@ import redis as redis_sync
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
-from redis.asyncio.connection import ConnectionPool, SSLConnection, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
@@ -77,16 +77,18 @@ __all__ = [
     "queue_settings",
 ]
 
-#: Seconds to open a connection, seconds to wait for any answer, connections
-#: per client (per node on a cluster; past it a command fails at once, a 503).
+#: Seconds to open a connection, seconds to wait for any answer.
 SOCKET_CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 3.0
-MAX_CONNECTIONS = 256
 DEFAULT_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": SOCKET_CONNECT_TIMEOUT_S,
     "socket_timeout": SOCKET_TIMEOUT_S,
-    "max_connections": MAX_CONNECTIONS,
 }
+#: Connections of one plain-URL client, and how long a command waits for one
+#: of them to be free before it fails (a 503). A URL's `max_connections`
+#: caps Sentinel and Cluster clients too, failing at once past the cap.
+MAX_CONNECTIONS = 256
+POOL_WAIT_S = 2.0
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -199,7 +201,7 @@ def connect(url: str, **options: Any) -> Redis:
     parsed = parse(url)
     options = {**DEFAULT_OPTIONS, **options}
     if parsed.kind == "plain":
-        return _with_fast_wire(Redis.from_pool(_Pool.from_url(url, **options)))
+        return _with_fast_wire(Redis.from_pool(_plain_pool(url, options)))
     if parsed.kind == "sentinel":
         client: Redis = _sentinel_master(parsed, options, _SentinelRedis)
         return _with_fast_wire(client)
@@ -248,15 +250,24 @@ def connect_queue(url: str, **options: Any) -> ArqRedis:
     if parsed.kind == "sentinel":
         queue: ArqRedis = _sentinel_master(parsed, options, _SentinelArqRedis)
         return queue
-    return cast(ArqRedis, ArqRedis.from_pool(_Pool.from_url(url, **options)))
+    return cast(ArqRedis, ArqRedis.from_pool(_plain_pool(url, options)))
+
+
+def _plain_pool(url: str, options: dict[str, Any]) -> BlockingConnectionPool:
+    """A capped pool that makes a command wait for a free connection (at most
+    `POOL_WAIT_S`) rather than fail, and connects outside its lock."""
+    return BlockingConnectionPool.from_url(
+        url, **{"max_connections": MAX_CONNECTIONS, "timeout": POOL_WAIT_S, **options}
+    )
 
 
 def queue_settings(url: str) -> RedisSettings:
     """arq's `RedisSettings` for the queue's URL (plain or Sentinel), with
     what of the URL's options and `DEFAULT_OPTIONS` arq can take: the connect
-    timeout, the connection cap, TLS settings. (arq's `create_pool` sets no
-    read timeout; a worker that should have one passes `connect_queue`'s
-    client as arq's `redis_pool`.)"""
+    timeout, a connection cap the URL sets, TLS settings. (arq's
+    `create_pool` sets no read timeout, and its pool fails at once past a
+    cap, so none is imposed; a worker that should have a read timeout passes
+    `connect_queue`'s client as arq's `redis_pool`.)"""
     parsed = parse(url)
     if parsed.kind == "cluster":
         raise RedisUrlError(f"the arq queue cannot live on a Redis Cluster ({describe(url)})")
@@ -277,7 +288,7 @@ def queue_settings(url: str) -> RedisSettings:
             password=opts.get("password"),
             ssl=opts.get("connection_class") is SSLConnection,
             conn_timeout=_whole_seconds(opts["socket_connect_timeout"]),
-            max_connections=int(opts["max_connections"]),
+            max_connections=opts.get("max_connections"),
         )
     opts = {**DEFAULT_OPTIONS, **parsed.options}
     return RedisSettings(
@@ -289,7 +300,7 @@ def queue_settings(url: str) -> RedisSettings:
         password=opts.get("password"),
         ssl=parsed.tls,
         conn_timeout=_whole_seconds(opts["socket_connect_timeout"]),
-        max_connections=int(opts["max_connections"]),
+        max_connections=opts.get("max_connections"),
     )
 
 
@@ -308,7 +319,8 @@ class _ConnectsOutsideTheLock:
     hangs each request waits for every earlier one's connection to time
     out, and the hundredth waits a hundred timeouts. The lock guards the
     pool's lists; the connection taken from them is this caller's alone
-    (redis-py's `BlockingConnectionPool` connects outside its lock too)."""
+    (redis-py's `BlockingConnectionPool`, which plain URLs get, connects
+    outside its lock already)."""
 
     _lock: Any
     get_available_connection: Any
@@ -324,10 +336,6 @@ class _ConnectsOutsideTheLock:
             await self.release(connection)
             raise
         return connection
-
-
-class _Pool(_ConnectsOutsideTheLock, ConnectionPool):
-    pass
 
 
 class _SentinelPool(_ConnectsOutsideTheLock, SentinelConnectionPool):

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.asyncio.connection import BlockingConnectionPool
+
 from shadow.connect import (
     MAX_CONNECTIONS,
+    POOL_WAIT_S,
     SOCKET_CONNECT_TIMEOUT_S,
     SOCKET_TIMEOUT_S,
     connect,
@@ -28,6 +31,8 @@ def test_store_and_queue_clients_have_timeouts_and_a_cap_by_default() -> None:
         assert options["socket_timeout"] == SOCKET_TIMEOUT_S
         assert options["socket_connect_timeout"] == SOCKET_CONNECT_TIMEOUT_S
         assert options["max_connections"] == MAX_CONNECTIONS
+        assert isinstance(client.connection_pool, BlockingConnectionPool)  # waits, not fails
+        assert client.connection_pool.timeout == POOL_WAIT_S
 
 
 def test_url_options_win_for_store_and_queue() -> None:
@@ -39,11 +44,11 @@ def test_url_options_win_for_store_and_queue() -> None:
 
 
 def test_sentinel_clients_take_the_defaults_and_the_url_options() -> None:
-    url = "redis+sentinel://s1:26379,s2:26379/main/0?socket_timeout=4"
+    url = "redis+sentinel://s1:26379,s2:26379/main/0?socket_timeout=4&max_connections=64"
     options = pool_options(connect(url))
     assert options["socket_timeout"] == 4
     assert options["socket_connect_timeout"] == SOCKET_CONNECT_TIMEOUT_S
-    assert options["max_connections"] == MAX_CONNECTIONS
+    assert options["max_connections"] == 64
 
 
 def test_the_workers_arq_settings_keep_the_url_options() -> None:
@@ -54,7 +59,7 @@ def test_the_workers_arq_settings_keep_the_url_options() -> None:
     assert (plain.conn_timeout, plain.max_connections) == (3, 9)
     default = queue_settings("redis://q:6379/0")
     assert default.conn_timeout == 2
-    assert default.max_connections == MAX_CONNECTIONS
+    assert default.max_connections is None  # arq's pool would fail past a cap
     sentinel = queue_settings("redis+sentinel://s1:26379/main/1?socket_connect_timeout=0.2")
     assert sentinel.sentinel
     assert (sentinel.database, sentinel.conn_timeout) == (1, 1)
