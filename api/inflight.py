@@ -33,7 +33,9 @@ class TenantInFlight:
 
     def admit(self, scope: Scope, tenant: str) -> bool:
         """Count this request against `tenant`; False (nothing counted) when
-        the tenant already has `cap` in flight."""
+        the tenant already has `cap` in flight. Once per request."""
+        if _ADMITTED in scope["state"]:
+            return True
         count = self._counts.get(tenant, 0)
         if count >= self.cap:
             return False
