@@ -9,6 +9,7 @@ second, bursts of 200) are four times Entra's 25 requests a second.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from redis.asyncio import Redis
@@ -53,25 +54,40 @@ class ScimRateLimiter:
         #: Until when a tenant is refused without asking Redis: the wait it
         #: was told depends only on time, so its 429s cost nothing more.
         self._refused_until: dict[str, float] = {}
+        #: A tenant's lease being asked for, awaited by its other requests.
+        self._asking: dict[str, asyncio.Future[None]] = {}
 
     async def wait_s(self, tenant: str, rate: float, burst: int) -> float:
         """0 when the tenant may make this request now (its slot is taken),
-        else the seconds until it may."""
-        now = time.monotonic()
-        refused_until = self._refused_until.get(tenant)
-        if refused_until is not None:
-            if refused_until > now:
-                return refused_until - now
-            del self._refused_until[tenant]
-        lease = self._leases.get(tenant)
-        if lease is not None and lease[0] > 0 and lease[1] > now:
-            self._leases[tenant] = (lease[0] - 1, lease[1])
-            return 0.0
-        interval_us = max(1, int(1_000_000 / rate))
-        batch = max(1, min(burst // 20, int(rate / 10)))
-        taken, wait_us = await self._take(
-            keys=[keys.scim_limiter(tenant)], args=[interval_us, burst, batch]
-        )
+        else the seconds until it may. One request at a time asks Redis for
+        a tenant; the others wait for its answer and look again, so that
+        concurrent requests never lease (and waste) a batch each."""
+        while True:
+            now = time.monotonic()
+            refused_until = self._refused_until.get(tenant)
+            if refused_until is not None:
+                if refused_until > now:
+                    return refused_until - now
+                del self._refused_until[tenant]
+            lease = self._leases.get(tenant)
+            if lease is not None and lease[0] > 0 and lease[1] > now:
+                self._leases[tenant] = (lease[0] - 1, lease[1])
+                return 0.0
+            asking = self._asking.get(tenant)
+            if asking is None:
+                break
+            await asking
+        asked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._asking[tenant] = asked
+        try:
+            interval_us = max(1, int(1_000_000 / rate))
+            batch = max(1, min(burst // 20, int(rate / 10)))
+            taken, wait_us = await self._take(
+                keys=[keys.scim_limiter(tenant)], args=[interval_us, burst, batch]
+            )
+        finally:
+            del self._asking[tenant]
+            asked.set_result(None)
         if int(taken) > 0:
             self._leases[tenant] = (int(taken) - 1, now + LEASE_S)
             return 0.0
