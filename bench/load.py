@@ -710,6 +710,11 @@ async def verify(cluster: Cluster, load: Load) -> dict[str, Any]:
                     problems.append(f"{tenant.slug}: {person.email} deleted, learner active")
                 continue
             counts["checked"] += 1
+            if linked is None and not person.active:
+                # Disabled before its first sync ran: no learner is right
+                # (docs/architecture.md, "Withdrawal of access").
+                counts["inactive_without_learner"] += 1
+                continue
             if linked is None:
                 counts["missing"] += 1
                 problems.append(f"{tenant.slug}: {person.email} ({person.scim_id}) no learner")

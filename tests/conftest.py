@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.api import SECRET_KEY
 from tests.support.redis_server import RedisServer, start_redis
 
 # LMS keys are sealed at rest: every process and CLI run of the tests seals
-# with this key, as a deployment does with its own (core/sealing.py).
-TEST_SECRET_KEY = "test-sealing-key-0123456789-abcdefghij"
-os.environ.setdefault("BRIDGE_SECRET_KEY", TEST_SECRET_KEY)
+# with one key, as a deployment does with its own (core/sealing.py).
+os.environ.setdefault("BRIDGE_SECRET_KEY", SECRET_KEY)
 
 # The sandbox LMS in-process and worker deps over the test Redis.
 pytest_plugins = ["tests.support.worker_fixtures"]

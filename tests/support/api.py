@@ -76,6 +76,10 @@ class ScimClient:
         return result
 
 
+#: The sealing key of every process and CLI run the tests and benchmarks
+#: start (core/sealing.py), unless the environment names one.
+SECRET_KEY = os.environ.get("BRIDGE_SECRET_KEY") or "test-sealing-key-0123456789-abcdefghij"
+
 #: What the tests' Prometheus sends (api_settings sets it as the metrics token).
 METRICS_TOKEN = "metrics-token-for-tests-0123456789-abcdef"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -87,7 +91,7 @@ def api_settings(redis_url: str, **overrides: Any) -> Settings:
         "auth_failures_per_minute": 10_000,
         "scim_rate_limit": False,  # tenants' request rates: on where a test asks
         "metrics_token": METRICS_TOKEN,
-        "secret_keys": (os.environ["BRIDGE_SECRET_KEY"],),
+        "secret_keys": (SECRET_KEY,),
         **overrides,
     }
     return Settings(redis_url=redis_url, public_url="https://bridge.test", **values)

@@ -86,7 +86,7 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 from shadow import StateCounts, SyncRecord, SyncStore, Tenant, TenantStore
-from tests.support.api import METRICS_TOKEN
+from tests.support.api import METRICS_TOKEN, SECRET_KEY
 from tests.support.redis_server import free_port, redis_executable
 
 __all__ = [
@@ -732,7 +732,7 @@ class Cluster:
         }
         env.update(
             REDIS_URL=self.redis_url,
-            BRIDGE_SECRET_KEY=os.environ["BRIDGE_SECRET_KEY"],
+            BRIDGE_SECRET_KEY=SECRET_KEY,
             BRIDGE_METRICS_TOKEN=METRICS_TOKEN,
             LOG_LEVEL=self.options.log_level,
             PYTHONUNBUFFERED="1",

@@ -9,7 +9,6 @@ a real socket would give.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -24,6 +23,7 @@ from lms_sandbox import Sandbox, SandboxConfig, create_app
 from lms_sandbox.gate import ConnectionDropped
 from lms_sandbox.store import Learner as SandboxLearner
 from shadow import SyncRecord, Tenant
+from tests.support.api import SECRET_KEY
 from worker import sync as sync_module
 from worker.deps import WorkerDeps
 from worker.sync import sync_user
@@ -158,7 +158,7 @@ def worker_settings(redis_url: str) -> Settings:
         redis_url=redis_url,
         job_timeout_s=30.0,
         sweep_grace_s=0.0,
-        secret_keys=(os.environ["BRIDGE_SECRET_KEY"],),
+        secret_keys=(SECRET_KEY,),
     )
 
 

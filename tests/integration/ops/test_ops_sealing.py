@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.integration.ops.conftest import Run
 
@@ -36,7 +37,7 @@ def test_a_short_sealing_key_is_refused_without_echoing_it(run_cli: Run) -> None
     assert "BRIDGE_SECRET_KEY: key 1 has 17 characters" in done.stderr
 
 
-def test_reseal_moves_every_tenant_to_the_newest_key(run_cli: Run) -> None:
+def test_reseal_moves_every_tenant_to_the_newest_key(run_cli: Run, redis: Redis) -> None:
     made = run_cli(
         "tenant", "create", "acme", "--name", "Acme", "--lms-url",
         "https://lms.example.com/org/acme", "--lms-api-key", "sk-acme-1234567890", "--json",
