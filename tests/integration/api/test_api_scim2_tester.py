@@ -68,7 +68,14 @@ def serving(redis_url: str) -> Iterator[tuple[str, str]]:
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(Settings(redis_url=redis_url, public_url=f"http://127.0.0.1:{port}")),
+            create_app(
+                Settings(
+                    redis_url=redis_url,
+                    public_url=f"http://127.0.0.1:{port}",
+                    # its checks come as fast as the machine sends them
+                    scim_rate_limit=False,
+                )
+            ),
             host="127.0.0.1",
             port=port,
             ws="none",
