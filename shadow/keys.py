@@ -147,6 +147,12 @@ def followup_users(tenant: str) -> str:
     return f"{prefix(tenant)}followup:users"
 
 
+def followup_version(tenant: str) -> str:
+    """Counter every write of a follow-up bumps: a drain drops what it read
+    only if no change wrote follow-ups meanwhile (none is lost)."""
+    return f"{prefix(tenant)}followup:v"
+
+
 def followup_groups(tenant: str) -> str:
     """Set of groups renamed (or given another externalId) whose members
     are still to be re-synced, a page at a time."""

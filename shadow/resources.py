@@ -45,6 +45,14 @@ class WriteOutcome(msgspec.Struct, frozen=True):
     enqueued: bool = False
 
 
+class Followups(msgspec.Struct, frozen=True):
+    """Group follow-ups as read, with the version a drop is checked against."""
+
+    users: list[str]
+    groups: list[str]
+    version: str
+
+
 class MemberOutcome(msgspec.Struct, frozen=True):
     """What a membership change did: the users whose membership changed (to
     re-sync) and the ids to add that were left out, not being live users."""
@@ -100,6 +108,7 @@ class ResourceStore:
         self._members = redis.register_script(scripts.CHANGE_MEMBERS)
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._find_user_name = redis.register_script(scripts.FIND_BY_USER_NAME)
+        self._drop_followups = redis.register_script(scripts.DROP_FOLLOWUPS)
 
     async def write(
         self,
@@ -348,27 +357,38 @@ class ResourceStore:
             for g in found
         ]
 
-    async def followups(self, tenant: str, count: int) -> tuple[list[str], list[str]]:
+    async def followups(self, tenant: str, count: int) -> Followups:
         """Up to `count` users, and the groups, whose teams are still to be
         re-synced after a group change (see `keys.followup_users`)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:
             pipe.srandmember(keys.followup_users(tenant), count)
             pipe.smembers(keys.followup_groups(tenant))
-            users, groups = await pipe.execute()
-        return sorted(_text(u) for u in users), sorted(_text(g) for g in groups)
+            pipe.get(keys.followup_version(tenant))
+            users, groups, version = await pipe.execute()
+        return Followups(
+            users=sorted(_text(u) for u in users),
+            groups=sorted(_text(g) for g in groups),
+            version=_text(version) or "0",
+        )
 
     async def add_followup_users(self, tenant: str, user_ids: Sequence[str]) -> None:
         if user_ids:
             await self._redis.sadd(keys.followup_users(tenant), *user_ids)  # type: ignore[misc]
 
     async def drop_followups(
-        self, tenant: str, *, users: Sequence[str] = (), group: str | None = None
-    ) -> None:
-        """Done with these: after their re-sync was marked, never before."""
-        if users:
-            await self._redis.srem(keys.followup_users(tenant), *users)  # type: ignore[misc]
-        if group is not None:
-            await self._redis.srem(keys.followup_groups(tenant), group)  # type: ignore[misc]
+        self, tenant: str, read: Followups, *, users: Sequence[str] = (), group: str | None = None
+    ) -> bool:
+        """Done with these: after their re-sync was marked, never before, and
+        only if no group change wrote follow-ups since `read` (else False)."""
+        dropped = await self._drop_followups(
+            keys=[
+                keys.followup_users(tenant),
+                keys.followup_groups(tenant),
+                keys.followup_version(tenant),
+            ],
+            args=[read.version, group or "", *users],
+        )
+        return bool(int(dropped))
 
     async def exists(self, tenant: str, kind: Kind, rid: str) -> bool:
         """True while the resource is stored, live or with its delete still

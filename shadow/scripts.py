@@ -74,6 +74,7 @@ if mode == 'delete' then
       redis.call('SADD', prefix .. 'followup:users', oid)
     end
   end
+  if kind == 'g' and #linked > 0 then redis.call('INCR', prefix .. 'followup:v') end
   redis.call('DEL', links)
 else
   if mode == 'create' then
@@ -92,6 +93,7 @@ else
     -- A group renamed (or given another externalId): its members' teams may
     -- change. A durable follow-up in this step; workers page through them.
     redis.call('SADD', prefix .. 'followup:groups', id)
+    redis.call('INCR', prefix .. 'followup:v')
   end
 end
 local due = -1
@@ -281,7 +283,19 @@ end
 for _, uid in ipairs(changed) do
   redis.call('SADD', prefix .. 'followup:users', uid)
 end
+if #changed > 0 then redis.call('INCR', prefix .. 'followup:v') end
 return {'ok', table.concat(changed, ' '), table.concat(skipped, ' ')}
+"""
+
+# Drop group follow-ups that were re-queued, unless a group change wrote
+# follow-ups since they were read (it may have named the same users again:
+# they stay for the next drain). KEYS: 1 users, 2 groups, 3 version
+# ARGV: 1 version read, 2 group or "", then users. Returns 1 when dropped.
+DROP_FOLLOWUPS = """
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then redis.call('SREM', KEYS[2], ARGV[2]) end
+for i = 3, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end
+return 1
 """
 
 # Take or release a per-user lock (token-checked release).

@@ -122,24 +122,25 @@ async def drain_group_followups(
     teams = await MappingStore(redis).uses_groups(slug)
     done = 0
     while pages is None or done < pages:
-        users, groups = await resources.followups(slug, PAGE_SIZE)
-        if groups:  # a renamed group: its members, a page at a time
-            gid = groups[0]
+        read = await resources.followups(slug, PAGE_SIZE)
+        if read.groups:  # a renamed group: its members, a page at a time
+            gid = read.groups[0]
             after: str | None = None
             while teams and (ids := await resources.member_ids_after(slug, gid, after, PAGE_SIZE)):
                 await resources.add_followup_users(slug, ids)
                 after = ids[-1]
-            await resources.drop_followups(slug, group=gid)
-            continue
-        if not users:
+        elif not read.users:
             return True
-        if teams:
+        elif teams:
             due_jobs = await resources.requeue_changed_groups(
-                slug, users, interval_ms=tenant.job_interval_ms
+                slug, read.users, interval_ms=tenant.job_interval_ms
             )
             await enqueue_many(queue, slug, due_jobs)
-        await resources.drop_followups(slug, users=users)
-        done += 1
+        group = read.groups[0] if read.groups else None
+        users = () if group else read.users
+        if not await resources.drop_followups(slug, read, users=users, group=group):
+            return False  # a group changed meanwhile: the next drain takes it all again
+        done += 0 if group else 1  # a group's expansion is not a page of re-syncs
     return False
 
 
@@ -149,7 +150,8 @@ async def followups_job(ctx: dict[str, Any], slug: str) -> str:
     tenant = await deps.tenants.get(slug)
     if tenant is None:
         return "tenant missing"
-    await drain_group_followups(deps.redis, deps.queue, tenant)
+    if not await drain_group_followups(deps.redis, deps.queue, tenant):
+        raise Retry(defer=1)  # groups changed meanwhile: drain again shortly
     return f"group follow-ups of {slug} drained"
 
 

@@ -237,3 +237,29 @@ async def test_a_crash_after_a_group_change_only_delays_the_teams(
             "delete": {"c0@example.com": None, "c1@example.com": None},
         }[change]
         assert _teams(lms) == want
+
+
+async def test_a_group_change_during_a_drain_keeps_its_follow_up(
+    redis: Redis, deps: WorkerDeps, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change that names the same user again while a drain re-queues it
+    must not have its follow-up dropped with the drained one."""
+    await _teams_from_team_groups(redis, deps)
+    for uid in ("u-1", "u-2"):
+        await deps.resources.write(ORG, "u", uid, "create", {"userName": f"{uid}@x.example"})
+    await deps.resources.write(ORG, "g", "g-1", "create", {"displayName": "Team A"})
+    await deps.resources.change_members(ORG, "g-1", add=["u-1"])
+    requeue = ResourceStore.requeue_changed_groups
+
+    async def change_meanwhile(self: ResourceStore, *args: Any, **kwargs: Any) -> Any:
+        found = await requeue(self, *args, **kwargs)
+        monkeypatch.setattr(ResourceStore, "requeue_changed_groups", requeue)
+        await deps.resources.change_members(ORG, "g-1", remove=["u-1"], add=["u-2"])
+        return found
+
+    monkeypatch.setattr(ResourceStore, "requeue_changed_groups", change_meanwhile)
+    assert not await worker_rules.drain_group_followups(redis, deps.queue, tenant)
+    left = {m.decode() for m in await redis.smembers(keys.followup_users(ORG))}
+    assert left == {"u-1", "u-2"}  # the second change's follow-up survived
+    assert await worker_rules.drain_group_followups(redis, deps.queue, tenant)
+    assert await redis.scard(keys.followup_users(ORG)) == 0
