@@ -10,6 +10,14 @@ arq's `arq:in-progress:<id>` key with the same lifetime), then runs each
 exactly as arq does. Everything else (running, retrying, finishing, aborting,
 health) is arq's. It overrides arq internals, hence arq is pinned to 0.28.
 
+A poll reads the queue itself (`CLAIM_DUE_SCRIPT`): arq reads only the
+first `queue_read_limit` due jobs, and a running job stays in the queue
+until it ends, so once that many ran fleet-wide no worker found anything
+to start, however many slots it had free. The script walks the due jobs,
+skips those in progress, and claims as many as the worker has free slots,
+oldest due first: delivery grows with workers × `max_jobs`
+(docs/operations.md, "Sizing").
+
 A claim names its worker (the in-progress key's value, and the worker's
 claims set, in the same script), and the worker beats and hands back dead
 workers' claims from arq's own heartbeat step (worker/liveness.py).
@@ -38,7 +46,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from lms_client import call_deadline
 from worker.liveness import Liveness, claims_key, new_worker_id
 
-__all__ = ["CLAIM_SCRIPT", "REDIS_LOST", "BatchClaimWorker"]
+__all__ = ["CLAIM_DUE_SCRIPT", "CLAIM_SCRIPT", "DUE_SCAN_LIMIT", "REDIS_LOST", "BatchClaimWorker"]
 
 logger = logging.getLogger("worker.claim")
 
@@ -76,11 +84,45 @@ end
 return out
 """
 
+#: Due jobs one poll looks at, at most, to find free ones: a bound on the
+#: script's time (running jobs it skips count), well above the jobs a fleet
+#: runs at once.
+DUE_SCAN_LIMIT = 5000
+
+#: KEYS: the queue, the worker's claims set. ARGV: now (ms), claim lifetime
+#: (ms), how many to claim at most, the worker's id, the in-progress key
+#: prefix, how many due jobs to look at at most. The in-progress keys are
+#: named in the script: the queue's Redis is never a Cluster
+#: (shadow/connect.py). Returns [job_id, score, ...] claimed, due order.
+CLAIM_DUE_SCRIPT = """
+local now, limit, scan = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
+local out, claimed, offset, chunk = {}, 0, 0, 100
+while claimed < limit and offset < scan do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, chunk)
+  if #due == 0 then break end
+  for i = 1, #due, 2 do
+    local job_id = due[i]
+    local key = ARGV[5] .. job_id
+    if redis.call('EXISTS', key) == 0 then
+      redis.call('SET', key, ARGV[4], 'PX', ARGV[2])
+      redis.call('SADD', KEYS[2], job_id)
+      claimed = claimed + 1
+      out[#out + 1] = job_id
+      out[#out + 1] = due[i + 1]
+      if claimed >= limit then break end
+    end
+  end
+  offset = offset + chunk
+end
+return out
+"""
+
 
 class BatchClaimWorker(Worker):
     """arq's `Worker`, claiming the jobs of one poll in a single script call."""
 
     _claim_script: Any = None
+    _claim_due_script: Any = None
     liveness: Liveness | None = None
 
     def __init__(self, *args: Any, previous: str = "", **kwargs: Any) -> None:
@@ -175,6 +217,44 @@ class BatchClaimWorker(Worker):
         logger.warning("judged dead by another worker: %d running jobs cancelled", len(running))
         for task in running:
             task.cancel()
+
+    async def _poll_iteration(self) -> None:
+        """arq's poll step, with the queue read by `CLAIM_DUE_SCRIPT`: as
+        many due, unclaimed jobs as there are free slots, in one call."""
+        free = self.max_jobs - self.job_counter
+        if self.burst and self.max_burst_jobs >= 0:
+            free = min(free, self.max_burst_jobs - self._jobs_started())
+        if self.allow_pick_jobs and free > 0:
+            for job_id, score in await self._claim_due(free):
+                await self.sem.acquire()  # free: never waits
+                self.job_counter += 1
+                task = self.loop.create_task(self.run_job(job_id, score))
+                task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                self.tasks[job_id] = task
+        if self.allow_abort_jobs:
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error of run_job reaches the loop, as in arq
+        await self.heart_beat()
+
+    async def _claim_due(self, limit: int) -> list[tuple[str, int]]:
+        if self._claim_due_script is None:
+            self._claim_due_script = self.pool.register_script(CLAIM_DUE_SCRIPT)
+        lifetime_ms = int(self.in_progress_timeout_s * 1000)
+        args = [
+            timestamp_ms(),
+            lifetime_ms,
+            limit,
+            self.worker_id,
+            in_progress_key_prefix,
+            DUE_SCAN_LIMIT,
+        ]
+        flat = await self._claim_due_script(
+            keys=[self.queue_name, claims_key(self.worker_id)], args=args
+        )
+        return [(_text(flat[i]), int(float(_text(flat[i + 1])))) for i in range(0, len(flat), 2)]
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         pending = [job_id.decode() for job_id in job_ids]

@@ -120,9 +120,9 @@ def worker_options(
         "max_jobs": settings.max_jobs,
         # arq polls its queue; the sync lag of a lone change is about half this.
         "poll_delay": settings.poll_delay_s,
-        # arq works through the due jobs it read before it looks again; a
-        # short read keeps a job that just reached the head from waiting
-        # behind a long batch (fair share), at up to 20 jobs per poll.
+        # Read only by arq's own CLI worker: the bridge's worker reads the
+        # queue itself, as many due jobs as it has free slots, skipping
+        # running ones (worker/claim.py).
         "queue_read_limit": 20,
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,

@@ -152,3 +152,47 @@ async def test_a_failed_claim_gives_every_slot_back(
         assert (worker.sem._value, worker.job_counter, worker.tasks) == (slots, 0, {})
     finally:
         await worker.close()
+
+
+async def slow(ctx: dict[str, Any], name: str) -> None:
+    """A job that holds its slot until the test lets every job go: what a
+    sync waiting on a slow LMS looks like to the queue."""
+    await ctx["redis"].incr("claim-test:running")
+    gate: asyncio.Event = ctx["gate"]
+    await gate.wait()
+    await ctx["redis"].hincrby("claim-test:runs", name, 1)
+
+
+async def test_workers_run_as_many_jobs_at_once_as_their_slots_not_the_read_limit(
+    pool: ArqRedis, redis: Redis, redis_url: str
+) -> None:
+    """Running jobs stay at the head of the queue until they end: a read of
+    the first `queue_read_limit` due jobs would find only those and start
+    nothing more. Three workers of 15 slots run 45 at once."""
+    names = [f"slow-{n:03d}" for n in range(60)]
+    for name in names:
+        await pool.enqueue_job("slow", name, _job_id=name, _queue_name=QUEUE)
+    gate = asyncio.Event()
+    pools = [await create_pool(RedisSettings.from_dsn(redis_url)) for _ in range(3)]
+    workers = [
+        claim_worker(p, functions=[func(slow, name="slow")], max_jobs=15, queue_read_limit=20)
+        for p in pools
+    ]
+    for w in workers:
+        w.ctx["gate"] = gate
+    mains = [asyncio.create_task(w.main()) for w in workers]
+    try:
+        async with asyncio.timeout(30):  # stuck at 20 before the queue read was ours
+            while int(await redis.get("claim-test:running") or 0) < 45:
+                done = [t for t in mains if t.done()]
+                assert not done, done[0].result()
+                await asyncio.sleep(0.01)
+        assert sum(w.job_counter for w in workers) == 45
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(*mains), 60)
+    finally:
+        gate.set()
+        for w, p in zip(workers, pools, strict=True):
+            await w.close()
+            await p.aclose()
+    assert await runs(redis) == dict.fromkeys(names, 1)
