@@ -2,7 +2,9 @@
 
 Every key of a tenant starts with the hash tag `{t:<tenant>}` so that all of
 one tenant's multi-key steps (Lua scripts, transactions) stay in one slot on
-Redis Cluster. The only untagged key is the registry of tenant slugs.
+Redis Cluster. The untagged keys are the fleet's: the registry of tenant
+slugs, of tenants being deleted, and the index of tenants with work
+(shadow/work.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def is_resource_id(text: object) -> bool:
 TENANTS = "scim-bridge:tenants"
 #: Hash slug -> when its purge began: tenants being offboarded (shadow/lifecycle.py).
 TENANTS_DELETING = "scim-bridge:tenants:deleting"
+#: Sorted set slug -> touch count: tenants that may have work (shadow/work.py).
+TENANTS_WORK = "scim-bridge:tenants:work"
 
 
 def credential_changes(db: int) -> str:

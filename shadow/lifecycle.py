@@ -30,6 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from shadow import keys
 from shadow.tenants import SLUG_RE, TenantError, TenantStore, now_iso
+from shadow.work import WorkIndex
 
 __all__ = [
     "Erasure",
@@ -188,6 +189,7 @@ async def purge_keys(
             return result
         await _wait_released(redis, locks, wait_until, deadline)
     await redis.hdel(keys.TENANTS_DELETING, slug)  # type: ignore[misc]
+    await WorkIndex(redis).forget(slug)
     result.state = "deleted"
     result.running_jobs = 0
     return result

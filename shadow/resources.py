@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from mappings import GroupRef
 from shadow import keys, scripts
 from shadow.keys import Kind
 from shadow.tenants import now_iso
+from shadow.work import WorkIndex
 
 WriteMode = Literal["create", "update", "delete"]
 
@@ -109,6 +111,10 @@ class ResourceStore:
         self._requeue = redis.register_script(scripts.REQUEUE)
         self._find_user_name = redis.register_script(scripts.FIND_BY_USER_NAME)
         self._drop_followups = redis.register_script(scripts.DROP_FOLLOWUPS)
+        self._work = WorkIndex(redis)
+        #: The index of tenants with work, touched inside the write scripts;
+        #: "" on a Cluster, where the store touches it around them.
+        self._work_key = "" if isinstance(redis, RedisCluster) else keys.TENANTS_WORK
 
     async def write(
         self,
@@ -136,6 +142,8 @@ class ResourceStore:
         now_ms = int(time.time() * 1000)
         stamp = now_iso()
         links = keys.user_groups(tenant, rid) if kind == "u" else keys.members(tenant, rid)
+        if not self._work_key:
+            await self._work.mark(tenant)
         result = await self._put(
             keys=[
                 keys.resource(tenant, kind, rid),
@@ -173,10 +181,14 @@ class ResourceStore:
                         job.expires_extra_ms,
                     )
                     if job is not None and kind == "u"
-                    else ()
+                    else ("", "", "", "", "")
                 ),
+                self._work_key,
+                tenant,
             ],
         )
+        if not self._work_key:  # a Cluster: touched before and after (shadow/work.py)
+            await self._work.mark(tenant)
         status = _text(result[0])
         if status != "ok":
             self._recent.pop((tenant, kind, rid), None)
@@ -416,6 +428,8 @@ class ResourceStore:
                 interval_ms,
                 "force" if force else "",
                 "bump" if bump else "",
+                self._work_key,
+                tenant,
             ],
         )
 
@@ -425,8 +439,16 @@ class ResourceStore:
         """Mark a user pending again (replay, sweep); the due time of the job to
         enqueue, or None when one is queued already or the user is gone."""
         call_keys, args = self._requeue_call(tenant, user_id, interval_ms, force, False)
+        await self._touch_outside(tenant)
         due = int(await self._requeue(keys=call_keys, args=args))
+        await self._touch_outside(tenant)
         return due if due >= 0 else None
+
+    async def _touch_outside(self, *tenants: str) -> None:
+        """On a Cluster, touch the index of tenants with work around a
+        script that cannot (shadow/work.py); elsewhere the script does."""
+        if not self._work_key:
+            await self._work.mark(*sorted(set(tenants)))
 
     async def requeue_many(
         self, users: Sequence[tuple[str, str, int]], *, force: bool = False
@@ -434,6 +456,7 @@ class ResourceStore:
         """`requeue` for many (tenant, user id, interval ms), a batch per round
         trip (the sweep, across tenants); each one's due time or None."""
         dues: list[int | None] = []
+        await self._touch_outside(*(tenant for tenant, _, _ in users))
         for start in range(0, len(users), 500):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for tenant, uid, interval_ms in users[start : start + 500]:
@@ -441,6 +464,7 @@ class ResourceStore:
                     await self._requeue(keys=call_keys, args=args, client=pipe)
                 raw = await pipe.execute()
             dues += [int(d) if int(d) >= 0 else None for d in raw]
+        await self._touch_outside(*(tenant for tenant, _, _ in users))
         return dues
 
     async def requeue_changed_groups(
@@ -451,6 +475,7 @@ class ResourceStore:
         queued twice (Entra's member batches coalesce into one sync per user).
         Returns (user id, due ms) for the jobs to enqueue."""
         due_jobs: list[tuple[str, int]] = []
+        await self._touch_outside(tenant)
         for start in range(0, len(user_ids), batch):
             chunk = user_ids[start : start + batch]
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -461,6 +486,7 @@ class ResourceStore:
             due_jobs += [(uid, int(d)) for uid, d in zip(chunk, dues, strict=True) if int(d) >= 0]
             for uid in chunk:
                 self._recent.pop((tenant, "u", uid), None)
+        await self._touch_outside(tenant)
         return due_jobs
 
 

@@ -30,6 +30,7 @@ from mappings import (
 from shadow import keys
 from shadow.resources import ResourceStore
 from shadow.tenants import now_iso
+from shadow.work import WorkIndex
 
 __all__ = ["MappingStore", "ResyncPage", "ResyncProgress"]
 
@@ -113,7 +114,9 @@ class MappingStore:
 
     async def replace(self, tenant: str, overrides_json: bytes | None) -> int:
         """Store new overrides (None: back to the defaults) and start the
-        re-sync of every user, in one step; the new generation."""
+        re-sync of every user, in one step; the new generation. The
+        tenant has work until the re-sync ends (shadow/work.py)."""
+        await WorkIndex(self._redis).mark(tenant)
         return int(
             await self._set(
                 keys=[

@@ -16,7 +16,8 @@ from __future__ import annotations
 #       10 fair-share interval ms, 11 track sync "1"/"0", 12 tenant prefix, 13 kind,
 #       and, when the queue lives on this Redis, the job to write in the same
 #       step: 14 payload, 15 queue key, 16 job key prefix, 17 job id prefix,
-#       18 expiry margin ms
+#       18 expiry margin ms (all "" without one), 19 the index of tenants
+#       with work or "" (on a Cluster), 20 the tenant's slug
 # Returns {status, version, created, due_ms, enqueued}; status is ok |
 # not_found | exists | version_mismatch | uniqueness.
 PUT_RESOURCE = """
@@ -37,6 +38,8 @@ if mode ~= 'delete' and ARGV[5] ~= '' then
   local owner = redis.call('HGET', uidx, ARGV[5])
   if owner and owner ~= id then return {'uniqueness', 0, '', -1, 0} end
 end
+-- The tenant may have work now (shadow/work.py), in this same step.
+if ARGV[19] and ARGV[19] ~= '' then redis.call('ZINCRBY', ARGV[19], 1, ARGV[20]) end
 -- Index entries move only when their value changes (most updates keep them).
 local keep = mode ~= 'delete'
 local same_un = keep and cur[3] == ARGV[5]
@@ -135,10 +138,12 @@ return {'ok', version, created, due, 0}
 # KEYS: 1 doc, 2 pending, 3 synced, 4 failed, 5 sync state, 6 queued, 7 vclock
 # ARGV: 1 id, 2 now ms, 3 interval ms, 4 "force" to re-queue even if queued,
 #       5 "bump" to give the user a new version (its groups changed: a sync
-#       pass already running must not record the old teams as current)
+#       pass already running must not record the old teams as current),
+#       6 the index of tenants with work or "" (on a Cluster), 7 the slug
 # Returns due ms, or -1 when already queued, or -2 when the user is gone.
 REQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+if ARGV[6] ~= '' then redis.call('ZINCRBY', ARGV[6], 1, ARGV[7]) end
 local id, now = ARGV[1], tonumber(ARGV[2])
 if ARGV[5] == 'bump' and redis.call('HGET', KEYS[1], 'del') ~= '1' then
   redis.call('HINCRBY', KEYS[1], 'v', 1)

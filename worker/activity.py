@@ -14,6 +14,7 @@ from typing import Any
 
 from arq.cron import CronJob, cron
 
+from shadow.work import WorkIndex
 from worker.deps import WorkerDeps
 from worker.webhooks import notify
 
@@ -36,9 +37,11 @@ async def note_finished(
 
 
 async def sample_queues(ctx: dict[str, Any]) -> int:
-    """The cron job: note each tenant's queue depth in this minute's bucket."""
+    """The cron job: note the queue depth of each tenant with work
+    (shadow/work.py) in this minute's bucket; an idle tenant's queue is
+    empty, which a minute without a sample already says."""
     deps = WorkerDeps.of(ctx)
-    slugs = await deps.tenants.slugs()
+    slugs = await WorkIndex(deps.redis).tenants()
     for slug in slugs:
         try:
             await deps.charts.sample_queue(slug)

@@ -15,7 +15,7 @@ first `queue_read_limit` due jobs, and a running job stays in the queue
 until it ends, so once that many ran fleet-wide no worker found anything
 to start, however many slots it had free. The script walks the due jobs,
 skips those in progress, and claims as many as the worker has free slots,
-oldest due first: delivery grows with workers × `max_jobs`
+oldest due first: delivery grows with workers times `max_jobs`
 (docs/operations.md, "Sizing").
 
 A claim names its worker (the in-progress key's value, and the worker's
@@ -98,7 +98,8 @@ CLAIM_DUE_SCRIPT = """
 local now, limit, scan = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[6])
 local out, claimed, offset, chunk = {}, 0, 0, 100
 while claimed < limit and offset < scan do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, chunk)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now,
+    'WITHSCORES', 'LIMIT', offset, chunk)
   if #due == 0 then break end
   for i = 1, #due, 2 do
     local job_id = due[i]

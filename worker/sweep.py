@@ -1,5 +1,8 @@
 """The sweep: re-enqueue users whose change is pending but whose job is gone.
 
+A run looks at the tenants with work only (shadow/work.py), plus a bounded
+walk of the registry, so its cost follows the busy tenants, not all of them.
+
 The shadow's pending mark is the source of truth and the arq job only a
 wake-up call (design.md flow step 3), so a job lost to a failed enqueue, a
 crashed worker, an expired or exhausted job only delays its user until the
@@ -22,6 +25,7 @@ from arq.cron import CronJob, cron
 from api.settings import Settings
 from shadow import Tenant, keys
 from shadow.sync import GONE_KEPT_MS
+from shadow.work import WorkIndex
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_jobs, sync_job_id
 from worker.rules import drain_group_followups, resume_lost_resync
@@ -29,7 +33,9 @@ from worker.rules import drain_group_followups, resume_lost_resync
 __all__ = [
     "SWEEP_BATCH",
     "SWEEP_CURSOR",
+    "SWEEP_WALK_CURSOR",
     "TENANT_BATCH",
+    "WALK_PER_RUN",
     "sweep",
     "sweep_cron",
     "sweep_round",
@@ -43,7 +49,11 @@ logger = logging.getLogger("worker.sweep")
 SWEEP_BATCH = 1000
 #: Tenants whose state is read in one round trip (and users checked in one).
 TENANT_BATCH = 250
-#: Where in the sorted tenants the next run starts (in the queue's Redis,
+#: Tenants of the whole registry looked at per run (`_walk`).
+WALK_PER_RUN = 100
+#: The walk's SSCAN cursor over the registry (queue's Redis, like SWEEP_CURSOR).
+SWEEP_WALK_CURSOR = "scim-bridge:sweep:walk"
+#: Where in the sorted tenants with work the next run starts (in the queue's Redis,
 #: beside arq's keys): a run that spends its time budget leaves the rest to
 #: the next, and no tenant is always last.
 SWEEP_CURSOR = "scim-bridge:sweep:next"
@@ -62,10 +72,13 @@ async def sweep(ctx: dict[str, Any]) -> int:
 
 
 async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TENANT_BATCH) -> int:
-    """Sweep the enabled tenants, a batch at a time, from where the last
-    run stopped, until done or `budget_s` is spent (one batch at least);
-    the number re-enqueued."""
-    slugs = await deps.tenants.slugs()
+    """Sweep the tenants with work (shadow/work.py), a batch at a time,
+    from where the last run stopped, until done or `budget_s` is spent (one
+    batch at least), and walk a few of all the tenants; the number
+    re-enqueued. Idle tenants cost nothing here but the walk."""
+    index = WorkIndex(deps.redis)
+    await _walk(deps, index)
+    slugs = await index.tenants()
     if not slugs:
         return 0
     first = int(await deps.queue.get(SWEEP_CURSOR) or 0) % len(slugs)
@@ -76,6 +89,7 @@ async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TE
         batch = order[swept : swept + batch_size]
         try:
             total += await sweep_tenants(deps, batch)
+            await index.settle(batch)  # the idle ones leave the index
         except Exception:  # one batch's trouble must not stop the others' sweep
             logger.exception("sweep of tenants %s to %s failed", batch[0], batch[-1])
         swept += len(batch)
@@ -84,13 +98,30 @@ async def sweep_round(deps: WorkerDeps, *, budget_s: float, batch_size: int = TE
     await deps.queue.set(SWEEP_CURSOR, (first + (swept if swept < len(order) else 1)) % len(order))
     if swept < len(order):
         logger.warning(
-            "sweep used its time budget after %d of %d tenants; the next run goes on",
+            "sweep used its time budget after %d of %d tenants with work; the next run goes on",
             swept,
             len(order),
         )
     if total:
         logger.info("sweep re-enqueued %d users", total)
     return total
+
+
+async def _walk(deps: WorkerDeps, index: WorkIndex) -> None:
+    """Look at `WALK_PER_RUN` of all the tenants (a cursor over the
+    registry) and put any with work the index missed back in it: the index
+    is kept by every change, this only guards against the one gap a Redis
+    Cluster leaves (shadow/work.py). Bounded per run whatever the tenants."""
+    cursor = int(await deps.queue.get(SWEEP_WALK_CURSOR) or 0)
+    cursor, raw = await deps.redis.sscan(keys.TENANTS, cursor, count=WALK_PER_RUN)
+    await deps.queue.set(SWEEP_WALK_CURSOR, int(cursor))
+    slugs = sorted(_text(m) for m in raw)
+    await index.settle(slugs)
+    now_ms = int(time.time() * 1000)
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        for slug in slugs:  # deleted users' ids whose 90 days are up, idle tenants too
+            pipe.zremrangebyscore(keys.gone_users(slug), "-inf", f"({now_ms - GONE_KEPT_MS}")
+        await pipe.execute()
 
 
 async def sweep_tenant(
