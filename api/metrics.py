@@ -4,12 +4,15 @@ gauges read at scrape time, and the workers' figures aggregated in Redis.
 Three sources, one scrape:
 - `RequestMetrics`: SCIM requests by route template, method and status, and
   their latency, counted in this process by `api.middleware`.
-- Gauges per tenant read from Redis at scrape time: queue depth, users per
-  sync state, age of the oldest pending change, the breaker (tripped, users
-  held). One pipeline reads every tenant's figures (seven O(1)/O(log n)
-  commands each), so a scrape costs
-  two round trips whatever the number of tenants (three when the queue has
-  a Redis of its own).
+- Gauges read from Redis at scrape time: queue depth, users per sync
+  state, age of the oldest pending change, the breaker (tripped, users
+  held). Fleet totals always; per-tenant series only for the tenants with
+  work (shadow/work.py), the `top_k` most in need of a look
+  (METRICS_TENANT_TOP_K): an idle tenant is read on demand, by the admin
+  API or `scim-bridge status` (docs/operations.md, "Sizing"). One pipeline
+  reads their figures, so a scrape costs two round trips whatever the
+  number of tenants (three when the queue has a Redis of its own), and
+  its work follows the busy tenants.
 - The workers' counters and histograms (sync lag, LMS calls), flushed by
   every worker into one hash (`worker.metrics`) and read with one HGETALL
   in the first of those round trips.
@@ -42,16 +45,20 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shadow import keys
+from shadow.work import TenantFigures, read_figures
 from worker.health import HEALTH_KEY as WORKER_HEALTH_KEY
 from worker.metrics import METRICS_KEY, SERIES, decode_field
 from worker.queue import QUEUE_NAME
 
 __all__ = [
+    "DEFAULT_TOP_K",
     "PREFIX",
     "SCIM_DURATION_BUCKETS",
+    "Fleet",
     "RequestMetrics",
     "StoreFigures",
     "TenantFigures",
+    "attention",
     "read_store",
     "render_metrics",
     "store_families",
@@ -66,6 +73,8 @@ STORE_READ_TIMEOUT_S = 5.0
 _SCIM_LE = (*(repr(b) for b in SCIM_DURATION_BUCKETS), "+Inf")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _STATES = ("pending", "synced", "failed")
+#: Tenants with work given per-tenant series, at most (METRICS_TENANT_TOP_K).
+DEFAULT_TOP_K = 500
 
 
 class RequestMetrics(Collector):
@@ -133,77 +142,86 @@ class RequestMetrics(Collector):
         yield duration
 
 
-class TenantFigures(NamedTuple):
-    tenant: str
-    pending: int
-    synced: int
-    failed: int
-    queued: int
-    oldest_pending_ms: int | None
-    breaker_tripped: bool = False
-    held: int = 0
-
-
 class StoreFigures(NamedTuple):
+    #: The tenants with per-tenant series: those with work, `top_k` at most.
     tenants: list[TenantFigures]
     worker: dict[bytes, bytes]
     arq_queue_depth: int | None
     # Whether arq's health key exists: some worker's main loop ran lately.
     worker_alive: bool | None = None
+    #: Tenants configured, and those with work (shadow/work.py).
+    tenant_count: int = 0
+    fleet: Fleet | None = None
 
 
-async def read_store(redis: Redis, queue: Redis | None = None) -> StoreFigures:
+class Fleet(NamedTuple):
+    """Totals over every tenant: exact, as an idle tenant adds nothing to
+    them (no pending, failed, queued or held users)."""
+
+    with_work: int
+    pending: int
+    failed: int
+    queued: int
+    held: int
+    tripped: int
+    oldest_pending_ms: int | None
+    #: Tenants with work left without per-tenant series by `top_k`.
+    left_out: int
+
+
+def attention(f: TenantFigures) -> tuple[int, int, int, float, str]:
+    """Sort key, most in need of a look first: breaker, failed, pending,
+    oldest pending; then the slug (the admin list sorts the same way)."""
+    oldest = float(f.oldest_pending_ms) if f.oldest_pending_ms is not None else float("inf")
+    return (-int(f.breaker_tripped or f.held > 0), -f.failed, -f.pending, oldest, f.tenant)
+
+
+async def read_store(
+    redis: Redis, queue: Redis | None = None, *, top_k: int = DEFAULT_TOP_K
+) -> StoreFigures:
     """Everything the scrape needs from Redis, in two round trips (three with
-    `queue`, the arq queue's Redis when it is not `redis`)."""
+    `queue`, the arq queue's Redis when it is not `redis`). It reads the
+    tenants with work only: its cost follows them, not every tenant."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.smembers(keys.TENANTS)
+        pipe.scard(keys.TENANTS)
+        pipe.zrange(keys.TENANTS_WORK, 0, -1)
         pipe.hgetall(METRICS_KEY)
         if queue is None:
             pipe.zcard(QUEUE_NAME)
             pipe.exists(WORKER_HEALTH_KEY)
         first = await pipe.execute()
-    slugs = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in first[0])
-    async with redis.pipeline(transaction=False) as pipe:
-        for slug in slugs:
-            pipe.zcard(keys.state_set(slug, "pending"))
-            pipe.zcard(keys.state_set(slug, "synced"))
-            pipe.zcard(keys.state_set(slug, "failed"))
-            pipe.zcard(keys.queued(slug))
-            pipe.zrange(keys.state_set(slug, "pending"), 0, 0, withscores=True)
-            pipe.hget(keys.breaker_state(slug), "tripped")
-            pipe.zcard(keys.breaker_held(slug))
-        rows = await pipe.execute() if slugs else []
-    tenants = []
-    for i, slug in enumerate(slugs):
-        pending, synced, failed, queued, oldest, tripped, held = rows[i * 7 : i * 7 + 7]
-        tenants.append(
-            TenantFigures(
-                slug,
-                int(pending),
-                int(synced),
-                int(failed),
-                int(queued),
-                int(oldest[0][1]) if oldest else None,
-                tripped in (b"1", "1"),
-                int(held),
-            )
-        )
+    busy = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in first[1])
+    figures = await read_figures(redis, busy)
+    ranked = sorted(figures, key=attention)
+    oldest = [f.oldest_pending_ms for f in figures if f.oldest_pending_ms is not None]
+    fleet = Fleet(
+        with_work=len(figures),
+        pending=sum(f.pending for f in figures),
+        failed=sum(f.failed for f in figures),
+        queued=sum(f.queued for f in figures),
+        held=sum(f.held for f in figures),
+        tripped=sum(1 for f in figures if f.breaker_tripped),
+        oldest_pending_ms=min(oldest) if oldest else None,
+        left_out=max(0, len(ranked) - top_k),
+    )
     if queue is None:
-        depth, alive = int(first[2]), bool(first[3])
+        depth, alive = int(first[3]), bool(first[4])
     else:
         async with queue.pipeline(transaction=False) as pipe:
             pipe.zcard(QUEUE_NAME)
             pipe.exists(WORKER_HEALTH_KEY)
             depth_raw, alive_raw = await pipe.execute()
         depth, alive = int(depth_raw), bool(alive_raw)
-    return StoreFigures(tenants, first[1], depth, alive)
+    shown = sorted(ranked[:top_k], key=lambda f: f.tenant)
+    return StoreFigures(shown, first[2], depth, alive, int(first[0]), fleet)
 
 
 def store_families(figures: StoreFigures, now: float | None = None) -> list[Metric]:
-    """The per-tenant gauges (and the arq queue's depth)."""
+    """The per-tenant gauges of the tenants shown, the fleet's totals (and
+    the arq queue's depth)."""
     now_ms = (time.time() if now is None else now) * 1000
     tenants = GaugeMetricFamily(
-        PREFIX + "tenants", "Tenants configured.", value=len(figures.tenants)
+        PREFIX + "tenants", "Tenants configured.", value=figures.tenant_count
     )
     depth = GaugeMetricFamily(
         PREFIX + "queue_depth",
@@ -237,6 +255,8 @@ def store_families(figures: StoreFigures, now: float | None = None) -> list[Metr
         )
         oldest.add_metric([t.tenant], age)
     families: list[Metric] = [tenants, depth, users, oldest, tripped, held]
+    if figures.fleet is not None:
+        families += fleet_families(figures.fleet, now_ms)
     if figures.worker_alive is not None:
         families.append(
             GaugeMetricFamily(
@@ -256,8 +276,54 @@ def store_families(figures: StoreFigures, now: float | None = None) -> list[Metr
     return families
 
 
-def worker_families(raw: dict[bytes, bytes]) -> list[Metric]:
-    """The workers' series from the hash they flush into (`worker.metrics`)."""
+def fleet_families(fleet: Fleet, now_ms: float) -> list[Metric]:
+    """Totals over every tenant, always present whatever `top_k` leaves out."""
+    users = GaugeMetricFamily(
+        PREFIX + "fleet_users",
+        "Users pending or failed, all tenants together.",
+        labels=("state",),
+    )
+    users.add_metric(["pending"], fleet.pending)
+    users.add_metric(["failed"], fleet.failed)
+    age = 0.0
+    if fleet.oldest_pending_ms is not None:
+        age = max(0.0, (now_ms - fleet.oldest_pending_ms) / 1000)
+    return [
+        users,
+        GaugeMetricFamily(
+            PREFIX + "fleet_queue_depth", "Sync jobs queued, all tenants.", value=fleet.queued
+        ),
+        GaugeMetricFamily(
+            PREFIX + "fleet_oldest_pending_seconds",
+            "Age of the oldest pending change of any tenant (0 when none is pending).",
+            value=age,
+        ),
+        GaugeMetricFamily(
+            PREFIX + "fleet_users_held",
+            "Deactivations held by breakers, all tenants.",
+            value=fleet.held,
+        ),
+        GaugeMetricFamily(
+            PREFIX + "tenants_breaker_tripped",
+            "Tenants whose mass-deactivation breaker is tripped.",
+            value=fleet.tripped,
+        ),
+        GaugeMetricFamily(
+            PREFIX + "tenants_with_work",
+            "Tenants with users pending, queued or failed, or deactivations held.",
+            value=fleet.with_work,
+        ),
+        GaugeMetricFamily(
+            PREFIX + "tenants_unlisted",
+            "Tenants with work shown without per-tenant series (over METRICS_TENANT_TOP_K).",
+            value=fleet.left_out,
+        ),
+    ]
+
+
+def worker_families(raw: dict[bytes, bytes], tenants: set[str] | None = None) -> list[Metric]:
+    """The workers' series from the hash they flush into (`worker.metrics`);
+    with `tenants`, only theirs (every series is labelled by tenant first)."""
     counters: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in SERIES}
     histograms: dict[str, dict[tuple[str, ...], dict[str, float]]] = {n: {} for n in SERIES}
     for field, value in raw.items():
@@ -265,6 +331,8 @@ def worker_families(raw: dict[bytes, bytes]) -> list[Metric]:
         if key is None:
             continue
         name, labels, part = key[0], key[1:-1], key[-1]
+        if tenants is not None and labels and labels[0] not in tenants:
+            continue
         if SERIES[name].kind == "counter":
             counters[name][labels] = float(value)
         else:
@@ -307,7 +375,8 @@ class _Scrape(Collector):
         yield from self._own
         if self._figures is not None:
             yield from store_families(self._figures)
-            yield from worker_families(self._figures.worker)
+            shown = {t.tenant for t in self._figures.tenants}
+            yield from worker_families(self._figures.worker, shown)
         up = 0 if self._figures is None else 1
         yield GaugeMetricFamily(
             PREFIX + "redis_up", "1 when this scrape could read Redis.", value=up
@@ -315,15 +384,20 @@ class _Scrape(Collector):
 
 
 async def render_metrics(
-    requests: RequestMetrics, redis: Redis, queue: Redis | None = None
+    requests: RequestMetrics,
+    redis: Redis,
+    queue: Redis | None = None,
+    *,
+    top_k: int = DEFAULT_TOP_K,
 ) -> bytes:
-    """The whole `/metrics` body; never raises for a Redis outage."""
+    """The whole `/metrics` body; never raises for a Redis outage. `top_k`:
+    tenants with work given per-tenant series at most (`read_store`)."""
     # The process's own series are read on the event loop that writes them.
     own = list(requests.registry.collect())
     figures: StoreFigures | None = None
     with contextlib.suppress(RedisError, OSError, TimeoutError):
         async with asyncio.timeout(STORE_READ_TIMEOUT_S):
-            figures = await read_store(redis, queue)
+            figures = await read_store(redis, queue, top_k=top_k)
     # Thousands of tenants make tens of thousands of lines: build and render
     # them off the event loop (from data no one else touches).
     return await asyncio.to_thread(generate_latest, _Scrape(own, figures))

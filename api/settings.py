@@ -64,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_inflight_per_tenant: int = 32
     max_jobs: int = 50
     poll_delay_s: float = 0.05
+    # /metrics: per-tenant series for at most this many tenants with work
+    # (most failed, then most pending, first); 0 for fleet totals only
+    # (api/metrics.py, docs/operations.md "Sizing").
+    metrics_tenant_top_k: int = 500
     # Drift reconciliation on a schedule: every tenant at most this often
     # (0: only when asked for), and at most this many at a time.
     reconcile_every_h: float = 0.0
@@ -305,6 +309,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
         ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
+        ("metrics_tenant_top_k", "METRICS_TENANT_TOP_K", int, 0),
     ):
         if var in env:
             values[field] = _number(env, var, cast, low)

@@ -85,5 +85,7 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         )
     requests: RequestMetrics = request.app.state.request_metrics
     queue = services.queue if services.settings.queue_redis_url else None
-    body = await render_metrics(requests, services.redis, queue)
+    body = await render_metrics(
+        requests, services.redis, queue, top_k=services.settings.metrics_tenant_top_k
+    )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

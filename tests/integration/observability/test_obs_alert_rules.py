@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from api.app import create_app
-from shadow import Tenant, TenantStore
+from shadow import ResourceStore, Tenant, TenantStore
 from tests.support.api import api_settings
 from worker.metrics import WorkerMetrics
 
@@ -74,6 +74,8 @@ async def test_the_rules_read_only_series_the_bridge_exports(redis: Redis, redis
         Tenant(slug="acme", name="Acme", lms_url="http://lms.test/org/acme", lms_api_key="k")
     )
     token = (await store.issue_token("acme")).token
+    # A user pending: per-tenant series are of tenants with work (api/metrics.py).
+    await ResourceStore(redis).write("acme", "u", "u1", "create", {"userName": "a@example.com"})
     worker = WorkerMetrics()  # what a worker flushes after one sync
     worker.lms_call("acme", "POST /learners", "201", 0.02)
     worker.sync_lag("acme", 0.3)

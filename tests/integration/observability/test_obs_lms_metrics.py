@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from api.metrics import RequestMetrics, render_metrics
 from api.settings import Settings
 from shadow import Tenant
+from shadow.work import WorkIndex
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import (
     FAST,
@@ -88,6 +89,9 @@ async def mocked(
 
 
 async def scrape(redis: Redis) -> dict[tuple[str, Labels], float]:
+    """The scrape, with the tenant counted as one with work (whose LMS calls
+    these are): the per-tenant series are those tenants' (api/metrics.py)."""
+    await WorkIndex(redis).mark("acme")
     return samples((await render_metrics(RequestMetrics(), redis)).decode())
 
 

@@ -1,5 +1,6 @@
 """A scrape stays cheap with many tenants: a fixed handful of Redis round
-trips, however many tenants there are."""
+trips, however many tenants there are, and per-tenant series only for the
+tenants with work (the `top_k` most in need of a look), fleet totals always."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ async def test_a_scrape_of_1000_tenants_costs_two_round_trips(redis: Redis, redi
     slugs = [f"t{i:04d}" for i in range(TENANTS)]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.sadd(keys.TENANTS, *slugs)
+        pipe.zadd(keys.TENANTS_WORK, dict.fromkeys(slugs, 1))  # as their writes touch it
         for i, slug in enumerate(slugs):
             pipe.zadd(keys.state_set(slug, "pending"), {"u-1": now_ms - 60_000, "u-2": now_ms})
             pipe.zadd(
@@ -50,7 +52,7 @@ async def test_a_scrape_of_1000_tenants_costs_two_round_trips(redis: Redis, redi
         await counted.ping()  # connect (and its handshake) outside the count
         CountingConnection.sends = 0
         started = time.perf_counter()
-        text = (await render_metrics(RequestMetrics(), counted)).decode()
+        text = (await render_metrics(RequestMetrics(), counted, top_k=TENANTS)).decode()
         elapsed = time.perf_counter() - started
         round_trips = CountingConnection.sends
     finally:
@@ -78,6 +80,7 @@ async def test_a_scrape_reads_a_separate_queue_redis_in_one_more_round_trip(
     redis: Redis, redis_url: str
 ) -> None:
     await redis.sadd(keys.TENANTS, "acme")  # type: ignore[misc]
+    await redis.zadd(keys.TENANTS_WORK, {"acme": 1})  # its figures: the second round trip
     counted = Redis.from_url(redis_url, connection_class=CountingConnection)
     try:
         await counted.ping()
@@ -87,3 +90,56 @@ async def test_a_scrape_reads_a_separate_queue_redis_in_one_more_round_trip(
     finally:
         await counted.aclose()
     assert "scim_bridge_arq_queue_depth 0.0" in text
+
+
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_idle_tenants_have_no_series_and_top_k_keeps_those_most_in_need(
+    redis: Redis,
+) -> None:
+    """3,000 idle tenants and five with work: the idle ones are counted, not
+    listed; with top_k 2 the two with most failures are listed, and the
+    fleet totals still count all five."""
+    now_ms = int(time.time() * 1000)
+    idle = [f"idle-{i:04d}" for i in range(3000)]
+    busy = {"b-1": 1, "b-2": 5, "b-3": 0, "b-4": 9, "b-5": 2}  # failed users each
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.sadd(keys.TENANTS, *idle, *busy)
+        for slug in idle:
+            pipe.zadd(keys.state_set(slug, "synced"), {"u": now_ms})
+        for slug, failed in busy.items():
+            pipe.zadd(keys.TENANTS_WORK, {slug: 1})
+            pipe.zadd(keys.state_set(slug, "pending"), {"p": now_ms - 30_000})
+            if failed:
+                pipe.zadd(keys.state_set(slug, "failed"), {f"f{n}": now_ms for n in range(failed)})
+        await pipe.execute()
+    worker = WorkerMetrics()
+    for slug in ["idle-0001", *busy]:
+        worker.sync_lag(slug, 0.4)
+    await worker.flush(redis)
+
+    every = parse((await render_metrics(RequestMetrics(), redis)).decode())
+    listed = {dict(labels)["tenant"] for name, labels in every if name == "scim_bridge_queue_depth"}
+    assert listed == set(busy)
+    assert every[("scim_bridge_tenants", ())] == 3005
+    assert every[("scim_bridge_tenants_with_work", ())] == 5
+    lagged = {
+        dict(labels)["tenant"]
+        for name, labels in every
+        if name == "scim_bridge_sync_lag_seconds_count"
+    }
+    assert lagged == set(busy)  # an idle tenant's worker series wait for its next work
+
+    top = parse((await render_metrics(RequestMetrics(), redis, top_k=2)).decode())
+    listed = {dict(labels)["tenant"] for name, labels in top if name == "scim_bridge_queue_depth"}
+    assert listed == {"b-4", "b-2"}
+    assert top[("scim_bridge_fleet_users", (("state", "failed"),))] == 17
+    assert top[("scim_bridge_fleet_users", (("state", "pending"),))] == 5
+    assert top[("scim_bridge_tenants_unlisted", ())] == 3
+    assert 29 <= top[("scim_bridge_fleet_oldest_pending_seconds", ())] < 120
