@@ -3,8 +3,8 @@
 Every key of a tenant starts with the hash tag `{t:<tenant>}` so that all of
 one tenant's multi-key steps (Lua scripts, transactions) stay in one slot on
 Redis Cluster. The untagged keys are the fleet's: the registry of tenant
-slugs, of tenants being deleted, and the index of tenants with work
-(shadow/work.py).
+slugs and names, of tenants being deleted, and the index of tenants with
+work (shadow/work.py).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def is_resource_id(text: object) -> bool:
 TENANTS = "scim-bridge:tenants"
 #: Hash slug -> when its purge began: tenants being offboarded (shadow/lifecycle.py).
 TENANTS_DELETING = "scim-bridge:tenants:deleting"
+#: Hash slug -> display name: the admin list's search (shadow/tenants.py).
+TENANT_NAMES = "scim-bridge:tenants:names"
 #: Sorted set slug -> touch count: tenants that may have work (shadow/work.py).
 TENANTS_WORK = "scim-bridge:tenants:work"
 

@@ -112,6 +112,7 @@ async def cut_credentials(redis: Redis, slug: str, *, with_config: bool) -> int:
     removed = int(await redis.delete(*names))  # one slot: one step
     if with_config:
         await redis.srem(keys.TENANTS, slug)  # type: ignore[misc]
+        await redis.hdel(keys.TENANT_NAMES, slug)  # type: ignore[misc]
     await TenantStore(redis)._publish(f"tenant {slug}")
     return removed
 

@@ -143,6 +143,10 @@ def parse_token(token: str) -> tuple[str, str] | None:
     return (found[1], found[2]) if found else None
 
 
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def is_slug(text: str) -> bool:
     """Whether `text` could name a tenant (`SLUG_RE`, no trailing newline)."""
     return SLUG_RE.fullmatch(text) is not None
@@ -306,6 +310,7 @@ class TenantStore:
         if not created:
             raise TenantError(f"tenant {tenant.slug!r} already exists")
         await self._redis.sadd(keys.TENANTS, tenant.slug)  # type: ignore[misc]
+        await self._redis.hset(keys.TENANT_NAMES, tenant.slug, tenant.name)  # type: ignore[misc]
         await self._publish(f"tenant {tenant.slug}")  # a cached "no such tenant"
         return tenant
 
@@ -321,6 +326,7 @@ class TenantStore:
     async def save(self, tenant: Tenant) -> None:
         self._seal(tenant)
         await self._redis.set(keys.tenant_config(tenant.slug), msgspec.json.encode(tenant))
+        await self._redis.hset(keys.TENANT_NAMES, tenant.slug, tenant.name)  # type: ignore[misc]
         await self._publish(f"tenant {tenant.slug}")
 
     async def reseal_all(self) -> int:
@@ -338,6 +344,32 @@ class TenantStore:
             await self._redis.set(keys.tenant_config(slug), msgspec.json.encode(tenant))
             count += 1
         return count
+
+    async def names(self) -> dict[str, str]:
+        """Every tenant's display name by slug, from one hash (for search),
+        filled in from the records for tenants created before it existed."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.scard(keys.TENANTS)
+            pipe.hgetall(keys.TENANT_NAMES)
+            count, raw = await pipe.execute()
+        names = {_str(k): _str(v) for k, v in raw.items()}
+        if len(names) < int(count):
+            for slug in set(await self.slugs()) - set(names):
+                tenant = await self.get(slug)
+                if tenant is not None:
+                    names[slug] = tenant.name
+                    await self._redis.hset(keys.TENANT_NAMES, slug, tenant.name)  # type: ignore[misc]
+        return names
+
+    async def get_many(self, slugs: list[str]) -> list[Tenant | None]:
+        """Tenants by slug in one round trip (a page of the admin list)."""
+        if not slugs:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for slug in slugs:  # one slot each: no MGET across them on a Cluster
+                pipe.get(keys.tenant_config(slug))
+            raw = await pipe.execute()
+        return [_tenant_decoder.decode(r) if r else None for r in raw]
 
     async def slugs(self) -> list[str]:
         members = await self._redis.smembers(keys.TENANTS)  # type: ignore[misc]

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
+from api.admin.routes_sync import _int_param
 from api.admin.schemas import (
     JsonBody,
     KeyIssue,
@@ -26,7 +27,8 @@ from api.admin.schemas import (
     json_body,
     set_fields,
 )
-from api.admin.views import check_tenant_settings, tenant_health, tenant_view
+from api.admin.tenant_list import DEFAULT_LIMIT, MAX_LIMIT, SORTS, tenant_list
+from api.admin.views import check_tenant_settings, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -62,15 +64,34 @@ def _problems(values: Json) -> None:
 
 @get("/tenants", name="admin-tenants-list")
 async def list_tenants(request: Req, principal: AdminDep) -> Json:
-    """Every tenant with its health (operator only)."""
+    """Tenants with their health, a page at a time (operator only).
+
+    Query: `sort` (attention, the default: breaker, failed, pending, oldest
+    pending first; or failed, pending, oldest_pending, breaker, slug), `q`
+    (part of a slug or name), `offset` and `limit` (50 by default, 500 at
+    most). The answer adds `total`, `offset`, `limit`, `next_offset` (null
+    on the last page), `sort` and `q` beside `tenants`."""
     require_operator(principal)
     s = _services(request)
-    views = []
-    for slug in await s.tenants.slugs():
-        tenant = await s.tenants.get(slug)
-        if tenant is not None:
-            views.append({**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)})
-    return {"tenants": views}
+    return await tenant_list(
+        s.redis, s.tenants, s.settings, view=tenant_view, **list_params(request)
+    )
+
+
+def list_params(request: Req) -> Json:
+    """The tenant list's query parameters, checked (a 400 names the problem)."""
+    sort = request.query_params.get("sort") or "attention"
+    if sort not in SORTS:
+        raise AdminError(400, f"sort must be one of {', '.join(SORTS)}")
+    q = request.query_params.get("q") or ""
+    if len(q) > 200:
+        raise AdminError(400, "q must be at most 200 characters")
+    return {
+        "sort": sort,
+        "q": q,
+        "offset": _int_param(request, "offset", 0, 0, 10**9),
+        "limit": _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+    }
 
 
 @post("/tenants", name="admin-tenants-create", status_code=201, dto=json_body(TenantCreate))

@@ -17,7 +17,9 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.routes_tenants import list_params
 from api.admin.routes_webhooks import webhook_view
+from api.admin.tenant_list import DEFAULT_LIMIT, SORTS, tenant_list
 from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
 from api.cli_ops import tenant_status
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
@@ -58,22 +60,33 @@ def tenant_path(slug: str) -> str:
 
 @get("/", name="web-tenants")
 async def tenants(request: Req, session: SessionDep) -> Template:
-    """Every tenant with its health (operator); a tenant key sees its own."""
+    """Tenants with their health, a page at a time, most in need of a look
+    first, searchable (operator); a tenant key sees its own."""
     s = _services(request)
     principal = session.principal
-    slugs = await s.tenants.slugs() if principal.operator else [principal.tenant or ""]
-    rows = []
-    for slug in sorted(slugs):
+    if principal.operator:
+        try:
+            params = list_params(request)
+        except AdminError:  # a hand-edited address: the first page, as asked or not
+            params = {"sort": "attention", "q": "", "offset": 0, "limit": DEFAULT_LIMIT}
+        listing = await tenant_list(s.redis, s.tenants, s.settings, view=tenant_view, **params)
+    else:
+        slug = principal.tenant or ""
         tenant = await s.tenants.get(slug)
+        own = []
         if tenant is not None:
-            view = {**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)}
-            rows.append({**view, "health": health_of(view)})
+            own = [{**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)}]
+        listing = {"tenants": own, "total": len(own)}
+        listing |= {"offset": 0, "limit": 1, "next_offset": None, "sort": "attention", "q": ""}
+    rows = [{**view, "health": health_of(view)} for view in listing["tenants"]]
     # The last 24 hours of every listed tenant, read in one round trip.
     series = await ChartStore(s.redis).read([row["tenant"] for row in rows])
     for row, one in zip(rows, series, strict=True):
         row["activity"] = fleet_row(one, row["tenant"])
     fleet = tenant_charts(Series.total(series), "fleet")[:2] if rows else []
-    return page(request, "tenants.html", session, tenants=rows, fleet=fleet)
+    return page(
+        request, "tenants.html", session, tenants=rows, fleet=fleet, listing=listing, sorts=SORTS
+    )
 
 
 async def _tenant_page(
