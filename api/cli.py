@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -182,6 +183,18 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_redis(settings, run)
 
 
+def _processes(text: str, var: str = "") -> int:
+    """`--processes` or API_PROCESSES: a number or `auto` (api/process_group.py)."""
+    from api.process_group import parse_processes
+
+    try:
+        return parse_processes(text)
+    except ValueError as exc:
+        if var:
+            raise ConfigError(f"{var}: {exc}") from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_days(text: str) -> int:
     days = int(text)
     if not 1 <= days <= 3650:
@@ -255,7 +268,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.command == "api":
         settings.require_sealer()  # it stores LMS keys: sealed, never plain
-        run_api(settings)
+        processes = args.processes or _processes(
+            os.environ.get("API_PROCESSES", "1"), "API_PROCESSES"
+        )
+        return run_api(settings, processes=processes, listen_fd=args.listen_fd)
     elif args.command == "worker" and args.check:
         from worker.health import check_worker
 
@@ -276,7 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="scim-bridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("api", help="run the SCIM API (PORT, REDIS_URL, ...)")
+    api = sub.add_parser("api", help="run the SCIM API (PORT, REDIS_URL, ...)")
+    api.add_argument(
+        "--processes",
+        type=_processes,
+        help="API processes sharing the port: a number or 'auto', one per core "
+        "(default: API_PROCESSES, else 1)",
+    )
+    api.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a group's child
     worker = sub.add_parser("worker", help="run a sync worker")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument(

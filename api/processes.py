@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -61,14 +62,22 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-def run_api(settings: Settings) -> None:
+def run_api(settings: Settings, *, processes: int = 1, listen_fd: int | None = None) -> int:
+    """Serve the API in this process, or (`processes` > 1) supervise that
+    many on one listener (api/process_group.py); `listen_fd` is the
+    listener a group's child inherits. The exit code."""
     from api.app import create_app
 
     configure_logging(settings.log_level)
-    refuse_bad_layout(settings)
-    require_redis(settings)
-    warn_if_not_persistent(settings.redis_url)
-    warn_if_public_url_guessed(settings)
+    if listen_fd is None:  # a group's children were checked by their parent
+        refuse_bad_layout(settings)
+        require_redis(settings)
+        warn_if_not_persistent(settings.redis_url)
+        warn_if_public_url_guessed(settings)
+    if processes > 1 and listen_fd is None:
+        from api.process_group import run_api_group
+
+        return run_api_group(settings.host, settings.port, processes)
     app = create_app(settings)
     app.state.draining = False
     tune_gc_for_serving()
@@ -84,7 +93,11 @@ def run_api(settings: Settings) -> None:
     def drain() -> None:
         app.state.draining = True  # /readyz answers 503 from now on
 
-    DrainingServer(config, settings.drain_s, drain).run()
+    sockets = None
+    if listen_fd is not None:
+        sockets = [socket.socket(fileno=listen_fd)]  # family and type read from it
+    DrainingServer(config, settings.drain_s, drain).run(sockets=sockets)
+    return 0
 
 
 class DrainingServer(uvicorn.Server):
