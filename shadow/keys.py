@@ -3,8 +3,8 @@
 Every key of a tenant starts with the hash tag `{t:<tenant>}` so that all of
 one tenant's multi-key steps (Lua scripts, transactions) stay in one slot on
 Redis Cluster. The untagged keys are the fleet's: the registry of tenant
-slugs and names, of tenants being deleted, and the index of tenants with
-work (shadow/work.py).
+slugs and names, of tenants being deleted, the reconcile schedule and the
+index of tenants with work (shadow/work.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ TENANTS = "scim-bridge:tenants"
 TENANTS_DELETING = "scim-bridge:tenants:deleting"
 #: Hash slug -> display name: the admin list's search (shadow/tenants.py).
 TENANT_NAMES = "scim-bridge:tenants:names"
+#: Sorted set slug -> when its last reconcile was queued (epoch s; 0 never):
+#: the reconcile schedule (worker/reconcile.py).
+RECONCILE_STARTED = "scim-bridge:reconcile:started"
 #: Sorted set slug -> touch count: tenants that may have work (shadow/work.py).
 TENANTS_WORK = "scim-bridge:tenants:work"
 

@@ -191,6 +191,7 @@ async def purge_keys(
         await _wait_released(redis, locks, wait_until, deadline)
     await redis.hdel(keys.TENANTS_DELETING, slug)  # type: ignore[misc]
     await WorkIndex(redis).forget(slug)
+    await redis.zrem(keys.RECONCILE_STARTED, slug)
     result.state = "deleted"
     result.running_jobs = 0
     return result

@@ -44,7 +44,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -414,10 +414,12 @@ async def _set_progress(deps: WorkerDeps, slug: str, **fields: str | int) -> Non
 
 
 async def mark_queued(redis: Redis, slug: str) -> None:
-    """Note that a reconcile was asked for (the admin API, before enqueueing)."""
+    """Note that a reconcile was asked for (the admin API, before enqueueing),
+    and start the tenant's schedule afresh from now."""
     await redis.hset(  # type: ignore[misc]
         keys.reconcile_progress(slug), mapping={"state": "queued", "updated_at": now_iso()}
     )
+    await redis.zadd(keys.RECONCILE_STARTED, {slug: time.time()})
 
 
 async def progress_of(redis: Redis, slug: str) -> dict[str, str]:
@@ -451,32 +453,75 @@ async def schedule_reconciles(ctx: dict[str, Any]) -> str:
     reconcile for every enabled tenant whose last one started longer ago than
     that, never-reconciled and longest-waiting first, with at most
     `WORKER_RECONCILE_CONCURRENCY` queued or running at once so that
-    reconciles never crowd out sync jobs."""
+    reconciles never crowd out sync jobs.
+
+    It reads the schedule (`keys.RECONCILE_STARTED`, slug -> when its last
+    reconcile was queued) from its due end and the tenants queued within the
+    job's timeout, never every tenant: a run costs what it queues."""
     deps = WorkerDeps.of(ctx)
     every_s = deps.settings.reconcile_every_h * 3600
-    now = datetime.now(UTC)
-    busy, due = 0, []
-    for slug in await deps.tenants.slugs():
-        if await deps.queue.exists(job_key_prefix + reconcile_job_id(slug)):
-            busy += 1
-            continue
-        tenant = await deps.tenants.get(slug)
-        if tenant is None or not tenant.enabled:
-            continue
-        last = await last_report(deps.redis, slug)
-        started = last.started_at if last else ""
-        if started and (now - datetime.fromisoformat(started)).total_seconds() < every_s:
-            continue
-        due.append((started, slug))  # "" (never) sorts first
-    queued = []
-    for _, slug in sorted(due)[: max(0, deps.settings.reconcile_concurrency - busy)]:
-        job = await deps.queue.enqueue_job(
-            RECONCILE_JOB, slug, True, _job_id=reconcile_job_id(slug), _queue_name=QUEUE_NAME
+    now = time.time()
+    await _fill_schedule(deps)
+    recent = await deps.redis.zrangebyscore(
+        keys.RECONCILE_STARTED, now - RECONCILE_TIMEOUT_S, "+inf"
+    )
+    busy = 0
+    for slug in map(_text, recent):
+        busy += int(await deps.queue.exists(job_key_prefix + reconcile_job_id(slug)))
+    slots = max(0, deps.settings.reconcile_concurrency - busy)
+    queued: list[str] = []
+    offset = 0
+    while len(queued) < slots:
+        rows = await deps.redis.zrangebyscore(
+            keys.RECONCILE_STARTED, "-inf", now - every_s, start=offset, num=slots + 20
         )
-        if job is not None:
-            await mark_queued(deps.redis, slug)
-            queued.append(slug)
-    return f"queued reconciles of {queued or 'no tenant'}; {len(due) - len(queued)} due and waiting"
+        if not rows:
+            break
+        offset += len(rows)
+        for slug in map(_text, rows):  # the whole page: disabled ones step aside
+            tenant = await deps.tenants.get(slug)
+            if tenant is None:  # deleted
+                await deps.redis.zrem(keys.RECONCILE_STARTED, slug)
+                offset -= 1
+                continue
+            if not tenant.enabled:  # looked at again in an hour
+                await deps.redis.zadd(keys.RECONCILE_STARTED, {slug: now - every_s + 3600})
+                offset -= 1
+                continue
+            if len(queued) >= slots:
+                continue
+            job = await deps.queue.enqueue_job(
+                RECONCILE_JOB, slug, True, _job_id=reconcile_job_id(slug), _queue_name=QUEUE_NAME
+            )
+            if job is not None:
+                await mark_queued(deps.redis, slug)
+                queued.append(slug)
+                offset -= 1
+    due = int(await deps.redis.zcount(keys.RECONCILE_STARTED, "-inf", now - every_s))
+    return f"queued reconciles of {queued or 'no tenant'}; {due} due and waiting"
+
+
+#: How long a reconcile may run (`reconcile_function`): tenants queued within
+#: it may still be running, and count against the concurrency.
+RECONCILE_TIMEOUT_S = 3600.0
+
+
+async def _fill_schedule(deps: WorkerDeps) -> None:
+    """Give tenants missing from the schedule their place: when their last
+    reconcile started, or 0 (never). O(1) when none is missing."""
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        pipe.scard(keys.TENANTS)
+        pipe.zcard(keys.RECONCILE_STARTED)
+        tenants, scheduled = await pipe.execute()
+    if int(scheduled) >= int(tenants):
+        return
+    known = {_text(s) for s in await deps.redis.zrange(keys.RECONCILE_STARTED, 0, -1)}
+    for slug in set(await deps.tenants.slugs()) - known:
+        last = await last_report(deps.redis, slug)
+        started = (
+            datetime.fromisoformat(last.started_at).timestamp() if last and last.started_at else 0
+        )
+        await deps.redis.zadd(keys.RECONCILE_STARTED, {slug: started}, nx=True)
 
 
 def reconcile_schedule_cron(settings: Settings) -> CronJob | None:
@@ -497,3 +542,7 @@ def reconcile_schedule_cron(settings: Settings) -> CronJob | None:
 def reconcile_function(timeout_s: float = 3600.0) -> Function:
     """The arq function to list in the worker's `functions` (worker/settings.py)."""
     return func(reconcile_job, name=RECONCILE_JOB, max_tries=1, timeout=timeout_s, keep_result=0)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
