@@ -17,6 +17,7 @@ from api.drain import DrainUnreadBody
 from api.errors import EXCEPTION_HANDLERS
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
+from api.metrics import share_requests
 from api.middleware import observe_requests
 from api.resources import endpoints
 from api.routes.health import healthz, metrics, readyz
@@ -29,7 +30,12 @@ from shadow.connect import check_queue_placement, connect, connect_listener, con
 log = logging.getLogger("scim_bridge.api")
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, metrics_group: tuple[str, str] | None = None
+) -> Litestar:
+    """The app; `metrics_group` (group, index) for a process of a group
+    sharing a port (api/process_group.py): its SCIM request series are
+    shared with the others' (api/metrics.py `share_requests`)."""
     settings = settings or load_settings()
 
     @asynccontextmanager
@@ -47,12 +53,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.endpoints = endpoints(services)
         listener = connect_listener(settings.redis_url)  # no read timeout: it idles
         watcher = asyncio.create_task(services.tenants.watch_changes(listener))
+        tasks = [watcher]
+        if metrics_group is not None:
+            requests = app.state.request_metrics
+            tasks.append(asyncio.create_task(share_requests(requests, redis, *metrics_group)))
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if settings.queue_redis_url:
                 await queue.aclose()
             await listener.aclose()
@@ -77,4 +89,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.inflight = TenantInFlight(app.asgi_handler, settings.scim_inflight_per_tenant)
     app.asgi_handler = app.state.inflight
     observe_requests(app)  # request id, access log, SCIM request metrics
+    app.state.metrics_group = metrics_group
     return app

@@ -271,7 +271,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         processes = args.processes or _processes(
             os.environ.get("API_PROCESSES", "1"), "API_PROCESSES"
         )
-        return run_api(settings, processes=processes, listen_fd=args.listen_fd)
+        group = tuple(args.group.rsplit("/", 1)) if args.group else None
+        return run_api(
+            settings,
+            processes=processes,
+            listen_fd=args.listen_fd,
+            group=group,
+        )
     elif args.command == "worker" and args.check:
         from worker.health import check_worker
 
@@ -300,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: API_PROCESSES, else 1)",
     )
     api.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a group's child
+    api.add_argument("--group", help=argparse.SUPPRESS)  # a group's child: <group>/<index>
     worker = sub.add_parser("worker", help="run a sync worker")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument(

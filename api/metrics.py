@@ -32,6 +32,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+import msgspec
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
@@ -59,8 +60,10 @@ __all__ = [
     "StoreFigures",
     "TenantFigures",
     "attention",
+    "group_key",
     "read_store",
     "render_metrics",
+    "share_requests",
     "store_families",
     "worker_families",
 ]
@@ -111,6 +114,31 @@ class RequestMetrics(Collector):
         """A SCIM request refused for its tenant's rate or requests in flight."""
         self._throttled[tenant] = self._throttled.get(tenant, 0) + 1
 
+    def snapshot(self) -> bytes:
+        """This process's series as JSON, for the other processes of its
+        group (`--processes`: `share_requests`)."""
+        return msgspec.json.encode(
+            {
+                "counts": [[*key, n] for key, n in self._counts.items()],
+                "timings": [[*key, t] for key, t in self._timings.items()],
+                "throttled": list(self._throttled.items()),
+            }
+        )
+
+    def add_snapshot(self, raw: bytes) -> None:
+        """Add another process's `snapshot` into these series."""
+        data = msgspec.json.decode(raw)
+        for route, method, status, n in data.get("counts", []):
+            key = (route, method, int(status))
+            self._counts[key] = self._counts.get(key, 0) + int(n)
+        for route, method, timing in data.get("timings", []):
+            mine = self._timings.setdefault((route, method), [0.0] * len(timing))
+            if len(mine) == len(timing):
+                for i, value in enumerate(timing):
+                    mine[i] += float(value)
+        for tenant, n in data.get("throttled", []):
+            self._throttled[tenant] = self._throttled.get(tenant, 0) + int(n)
+
     def collect(self) -> Iterator[Metric]:
         throttled = CounterMetricFamily(
             PREFIX + "scim_throttled",
@@ -140,6 +168,51 @@ class RequestMetrics(Collector):
             duration.add_metric([route, method], buckets, timing[-1])
         yield requests
         yield duration
+
+
+def group_key(group: str) -> str:
+    """Hash index -> `RequestMetrics.snapshot` of one group of API processes
+    sharing a port (api/process_group.py); one hash tag, any Cluster node."""
+    return f"{{scim-bridge:metrics}}:api:{group}"
+
+
+#: How often a process of a group writes its snapshot, and how long the
+#: group's hash outlives its last write.
+SHARE_EVERY_S = 5.0
+SHARE_KEPT_S = 86_400
+
+
+async def share_requests(requests: RequestMetrics, redis: Redis, group: str, index: str) -> None:
+    """Write this process's request series for its group every
+    `SHARE_EVERY_S`, until cancelled: a scrape reaches one process of the
+    group, which renders the sum (`render_metrics`), so the series are the
+    whole port's, whichever process answers."""
+    key = group_key(group)
+    while True:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, index, requests.snapshot())  # type: ignore[arg-type]
+                pipe.expire(key, SHARE_KEPT_S)
+                await pipe.execute()
+        await asyncio.sleep(SHARE_EVERY_S)
+
+
+async def _group_requests(
+    requests: RequestMetrics, redis: Redis, group: str, index: str
+) -> list[Metric]:
+    """The group's request series: this process's own, live, plus the others'
+    last snapshots."""
+    combined = RequestMetrics()
+    combined.add_snapshot(requests.snapshot())
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        async with asyncio.timeout(STORE_READ_TIMEOUT_S):
+            others = await redis.hgetall(group_key(group))  # type: ignore[misc]
+            for field, raw in others.items():
+                if (field.decode() if isinstance(field, bytes) else field) != index:
+                    combined.add_snapshot(raw)
+    return [m for m in combined.collect()] + [
+        m for m in requests.registry.collect() if not m.name.startswith(PREFIX + "scim_")
+    ]
 
 
 class StoreFigures(NamedTuple):
@@ -389,11 +462,17 @@ async def render_metrics(
     queue: Redis | None = None,
     *,
     top_k: int = DEFAULT_TOP_K,
+    group: tuple[str, str] | None = None,
 ) -> bytes:
     """The whole `/metrics` body; never raises for a Redis outage. `top_k`:
-    tenants with work given per-tenant series at most (`read_store`)."""
+    tenants with work given per-tenant series at most (`read_store`);
+    `group`: (group, index) of a process sharing its port with others, whose
+    request series are summed with theirs (`share_requests`)."""
     # The process's own series are read on the event loop that writes them.
-    own = list(requests.registry.collect())
+    if group is None:
+        own = list(requests.registry.collect())
+    else:
+        own = await _group_requests(requests, redis, *group)
     figures: StoreFigures | None = None
     with contextlib.suppress(RedisError, OSError, TimeoutError):
         async with asyncio.timeout(STORE_READ_TIMEOUT_S):

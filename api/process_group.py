@@ -6,9 +6,10 @@ and starts N `scim-bridge api` children that inherit the listening socket
 (`--listen-fd`): the kernel hands each connection to whichever child
 accepts first, so every core serves and there is one address to balance
 to. The children are the usual API processes (stateless: design.md,
-"Scale past one machine"); each keeps its own credential cache and SCIM
-request series, so sum `scim_bridge_scim_requests_total` over them, as over
-several machines (docs/operations.md, "Sizing").
+"Scale past one machine"), each with its own credential cache. A scrape
+reaches one of them; they share their SCIM request series through Redis
+(api/metrics.py `share_requests`), so whichever answers reports the whole
+port's (docs/operations.md, "Sizing").
 
 The parent only supervises: a SIGTERM or SIGINT goes to every child (each
 drains as one API process does: api/processes.py `DrainingServer`) and the
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -64,12 +66,13 @@ def run_api_group(host: str, port: int, processes: int) -> int:
     sock = listen(host, port)
     fd = sock.fileno()
     command = [sys.executable, "-m", "api.cli", "api", "--listen-fd", str(fd)]
+    group = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     stopping = False
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, pass_fds=(fd,))
+    def start(index: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*command, "--group", f"{group}/{index}"], pass_fds=(fd,))
 
-    children = [start() for _ in range(processes)]
+    children = [start(i) for i in range(processes)]
     started = [time.monotonic()] * processes
 
     def stop(sig: int, frame: FrameType | None) -> None:
@@ -91,7 +94,7 @@ def run_api_group(host: str, port: int, processes: int) -> int:
                 logger.warning("API process %d exited with %s; starting it again", child.pid, code)
                 time.sleep(max(0.0, started[i] + RESPAWN_DELAY_S - time.monotonic()))
                 if not stopping:
-                    children[i], started[i] = start(), time.monotonic()
+                    children[i], started[i] = start(i), time.monotonic()
             time.sleep(0.2)
         codes = [child.wait() for child in children]
     finally:

@@ -62,10 +62,17 @@ def tune_gc_for_serving() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-def run_api(settings: Settings, *, processes: int = 1, listen_fd: int | None = None) -> int:
+def run_api(
+    settings: Settings,
+    *,
+    processes: int = 1,
+    listen_fd: int | None = None,
+    group: tuple[str, str] | None = None,
+) -> int:
     """Serve the API in this process, or (`processes` > 1) supervise that
     many on one listener (api/process_group.py); `listen_fd` is the
-    listener a group's child inherits. The exit code."""
+    listener a group's child inherits, `group` its (group, index). The
+    exit code."""
     from api.app import create_app
 
     configure_logging(settings.log_level)
@@ -78,7 +85,7 @@ def run_api(settings: Settings, *, processes: int = 1, listen_fd: int | None = N
         from api.process_group import run_api_group
 
         return run_api_group(settings.host, settings.port, processes)
-    app = create_app(settings)
+    app = create_app(settings, metrics_group=group)
     app.state.draining = False
     tune_gc_for_serving()
     config = uvicorn.Config(

@@ -86,6 +86,10 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     requests: RequestMetrics = request.app.state.request_metrics
     queue = services.queue if services.settings.queue_redis_url else None
     body = await render_metrics(
-        requests, services.redis, queue, top_k=services.settings.metrics_tenant_top_k
+        requests,
+        services.redis,
+        queue,
+        top_k=services.settings.metrics_tenant_top_k,
+        group=request.app.state.metrics_group,
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

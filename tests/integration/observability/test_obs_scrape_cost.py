@@ -4,6 +4,8 @@ tenants with work (the `top_k` most in need of a look), fleet totals always."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -11,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
-from api.metrics import RequestMetrics, render_metrics
+from api.metrics import RequestMetrics, group_key, render_metrics, share_requests
 from shadow import keys
+from tests.support.cluster import wait_until
 from worker.metrics import WorkerMetrics
 
 TENANTS = 1000
@@ -143,3 +146,32 @@ async def test_idle_tenants_have_no_series_and_top_k_keeps_those_most_in_need(
     assert top[("scim_bridge_fleet_users", (("state", "pending"),))] == 5
     assert top[("scim_bridge_tenants_unlisted", ())] == 3
     assert 29 <= top[("scim_bridge_fleet_oldest_pending_seconds", ())] < 120
+
+
+async def test_processes_sharing_a_port_report_the_sum_of_their_requests(redis: Redis) -> None:
+    """A scrape reaches one process of a group (`api --processes N`): it
+    reports its own request series plus the others' last snapshots."""
+    mine, other = RequestMetrics(), RequestMetrics()
+    for _ in range(3):
+        mine.observe("/scim/{tenant}/v2/Users", "GET", 200, 0.004)
+    for _ in range(2):
+        other.observe("/scim/{tenant}/v2/Users", "GET", 200, 0.3)
+    other.throttled("acme")
+    sharing = asyncio.create_task(share_requests(other, redis, "g", "1"))
+    try:
+        await wait_until(
+            lambda: redis.hexists(group_key("g"), "1"), message="the snapshot", interval=0.01
+        )
+    finally:
+        sharing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sharing
+    text = (await render_metrics(mine, redis, group=("g", "0"))).decode()
+    found = parse(text)
+    route = (("method", "GET"), ("route", "/scim/{tenant}/v2/Users"), ("status", "200"))
+    assert found[("scim_bridge_scim_requests_total", route)] == 5
+    timing = (("le", "0.005"), ("method", "GET"), ("route", "/scim/{tenant}/v2/Users"))
+    assert found[("scim_bridge_scim_request_duration_seconds_bucket", timing)] == 3
+    assert found[("scim_bridge_scim_throttled_total", (("tenant", "acme"),))] == 1
+    alone = parse((await render_metrics(mine, redis)).decode())
+    assert alone[("scim_bridge_scim_requests_total", route)] == 3
