@@ -7,7 +7,7 @@ import pytest
 from arq.worker import Retry
 from redis.asyncio import Redis
 
-from shadow import keys
+from shadow import Tenant, keys
 from shadow.charts import MINUTES, ChartStore, now_minute
 from tests.support.worker_fixtures import ORG, break_every_pass, put_user, run_sync, scim_user
 from worker import sync as sync_module
@@ -33,8 +33,14 @@ async def test_a_finished_sync_is_counted_in_its_minute_with_its_lag(
 async def test_the_queue_is_sampled_per_tenant(
     deps: WorkerDeps, redis: Redis, tenant: object
 ) -> None:
-    await redis.zadd(keys.queued(ORG), {"u-1": 1, "u-2": 2})
+    await put_user(deps, "u-1", scim_user())  # each write queues its user
+    await put_user(deps, "u-2", scim_user("b@example.com"))
+    idle = await deps.tenants.create(
+        Tenant(slug="idle", name="Idle", lms_url="https://lms.test", lms_api_key="k")
+    )
+    # Tenants with work only: an idle tenant's queue is empty (shadow/work.py).
     assert await sample_queues({"deps": deps}) == 1
+    assert (await deps.charts.read([idle.slug]))[0].buckets[-1].queue == -1  # no sample
     (series,) = await deps.charts.read([ORG])
     assert series.buckets[-1].queue == 2
 
