@@ -142,8 +142,6 @@ class ResourceStore:
         now_ms = int(time.time() * 1000)
         stamp = now_iso()
         links = keys.user_groups(tenant, rid) if kind == "u" else keys.members(tenant, rid)
-        if not self._work_key:
-            await self._work.mark(tenant)
         result = await self._put(
             keys=[
                 keys.resource(tenant, kind, rid),
@@ -187,9 +185,9 @@ class ResourceStore:
                 tenant,
             ],
         )
-        if not self._work_key:  # a Cluster: touched before and after (shadow/work.py)
-            await self._work.mark(tenant)
         status = _text(result[0])
+        if status == "ok" and not self._work_key:  # a Cluster: touched after (shadow/work.py)
+            await self._work.mark(tenant)
         if status != "ok":
             self._recent.pop((tenant, kind, rid), None)
             raise StoreConflict(status, int(result[1]) if result[1] else None)
@@ -439,14 +437,13 @@ class ResourceStore:
         """Mark a user pending again (replay, sweep); the due time of the job to
         enqueue, or None when one is queued already or the user is gone."""
         call_keys, args = self._requeue_call(tenant, user_id, interval_ms, force, False)
-        await self._touch_outside(tenant)
         due = int(await self._requeue(keys=call_keys, args=args))
         await self._touch_outside(tenant)
         return due if due >= 0 else None
 
     async def _touch_outside(self, *tenants: str) -> None:
-        """On a Cluster, touch the index of tenants with work around a
-        script that cannot (shadow/work.py); elsewhere the script does."""
+        """On a Cluster, touch the index of tenants with work after a script
+        that cannot (shadow/work.py); elsewhere the script does."""
         if not self._work_key:
             await self._work.mark(*sorted(set(tenants)))
 
@@ -456,7 +453,6 @@ class ResourceStore:
         """`requeue` for many (tenant, user id, interval ms), a batch per round
         trip (the sweep, across tenants); each one's due time or None."""
         dues: list[int | None] = []
-        await self._touch_outside(*(tenant for tenant, _, _ in users))
         for start in range(0, len(users), 500):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for tenant, uid, interval_ms in users[start : start + 500]:
@@ -475,7 +471,6 @@ class ResourceStore:
         queued twice (Entra's member batches coalesce into one sync per user).
         Returns (user id, due ms) for the jobs to enqueue."""
         due_jobs: list[tuple[str, int]] = []
-        await self._touch_outside(tenant)
         for start in range(0, len(user_ids), batch):
             chunk = user_ids[start : start + batch]
             async with self._redis.pipeline(transaction=False) as pipe:

@@ -11,15 +11,16 @@ re-sync running.
 - Every change that can give a tenant work touches it (ZINCRBY 1): the
   shadow write and re-queue scripts in their own atomic step (a Lua script
   reaching the untagged key, as the inline job does); on a Redis Cluster,
-  where a script may not, the store touches it before and after the script.
+  where a script may not, the store touches it after a script that
+  changed something (a refused write leaves no trace, design invariant 6).
 - Only `settle` takes a tenant out: it reads the touch count, then the
   tenant's figures, and removes it only if it is idle and its count has not
   moved (one script). A change that lands after the figures were read moved
   the count, so no tenant with work is taken out, and a tenant with work
   never leaves the index even for a moment (an alert's `for:` keeps
   counting). On a Cluster, a process dying between its script and its
-  second touch could leave one out: the sweep's slow walk of every tenant,
-  a few at each run, puts it back.
+  touch could leave one out: the sweep's slow walk of every tenant, a few
+  at each run, puts it back.
 """
 
 from __future__ import annotations
