@@ -18,8 +18,9 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from core.settings import Retention
 from shadow import keys, scripts
-from shadow.retention import Retention, scrub
+from shadow.retention import scrub
 from shadow.tenants import now_iso
 
 SyncStateName = Literal["pending", "synced", "failed"]

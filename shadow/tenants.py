@@ -214,7 +214,7 @@ class TenantStore:
         again with an empty cache, which is bypassed while unsubscribed.
 
         `listener` subscribes: a client without a read timeout
-        (`shadow.connect.connect_listener`), else a quiet hour would drop the
+        (`core.connect.connect_listener`), else a quiet hour would drop the
         subscription, and the cache with it, at every read timeout."""
         if not self.caches:
             return

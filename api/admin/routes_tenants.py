@@ -26,7 +26,6 @@ from api.admin.schemas import (
     json_body,
     set_fields,
 )
-from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -35,6 +34,7 @@ from mappings import (
     decode_overrides,
     encode_overrides,
 )
+from ops.views import check_tenant_settings, tenant_health, tenant_view
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
 from shadow import MappingStore, Tenant, TenantError, keys

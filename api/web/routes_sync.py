@@ -1,8 +1,8 @@
 """Admin pages of provisioning: one user's timeline, retrying failed users,
 and approving or cancelling a tripped mass-deactivation breaker.
 
-The same functions as the admin API and the CLI: `user_timeline`,
-`replay`, `worker.breaker.approve` and `cancel`.
+The same functions as the admin API and the CLI (ops/): `user_timeline`,
+`replay`, `approve` and `cancel`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.routes_sync import checked_user_id
-from api.admin.views import tenant_view, user_timeline
-from api.cli_ops import replay
 from api.web.pages import Req, SessionDep, page, posted_form, see_other, services_of
 from api.web.routes_tenants import tenant_path
+from ops.commands import approve, cancel, replay
+from ops.views import tenant_view, user_timeline
 from shadow import keys
-from worker.breaker import approve, cancel
 
 __all__ = ["SYNC_HANDLERS"]
 

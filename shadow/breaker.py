@@ -38,21 +38,20 @@ figure is not skewed by a deliberate hold. The shadow keeps every change
   Entra re-creates the person under a new id, the worker adopts it).
 
 `breaker_state(redis, tenant)` is the read model for the admin API, the CLI
-and metrics.
+and metrics; ops/commands.py gives operators `approve` with the queue.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from shadow import ResourceStore, SyncStore, keys, now_iso
-from worker.queue import enqueue_sync
 
 __all__ = [
     "CANCELLED_REASON",
@@ -61,6 +60,7 @@ __all__ = [
     "BreakerHeld",
     "BreakerState",
     "Decision",
+    "Enqueue",
     "admit",
     "allowed_in_window",
     "approve",
@@ -296,7 +296,11 @@ async def held_since(redis: Redis, tenant: str, user_id: str) -> str | None:
     return None if score is None else _iso(int(score))
 
 
-async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: int) -> int:
+#: Enqueue a sync job of (user id, due ms): the queue is the worker's, not the store's.
+Enqueue = Callable[[str, int], Awaitable[None]]
+
+
+async def approve(redis: Redis, tenant: str, *, interval_ms: int, enqueue: Enqueue) -> int:
     """Release every held user and let deactivations through for one window;
     returns how many users were released (re-marked pending and enqueued)."""
     config = await get_config(redis, tenant)
@@ -319,7 +323,7 @@ async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: in
         # (approve again), never lost.
         due = await resources.requeue(tenant, uid, interval_ms=interval_ms)
         if due is not None:
-            await enqueue_sync(queue, tenant, uid, due)
+            await enqueue(uid, due)
         await _unpark(redis, tenant, uid)
         await sync.log_event(tenant, uid, "breaker_released", reason="approved by admin")
         released += 1

@@ -1,6 +1,7 @@
-"""Read models shared by the admin API and the CLI's `--json` output.
+"""What operators read: shared by the admin API, the admin page and the
+CLI's `--json` output.
 
-Plain functions over Redis that return JSON-ready dicts, so the two always
+Plain functions over Redis that return JSON-ready dicts, so the three always
 agree. Nothing here shows an LMS API key, a token secret or a user's
 personal data beyond ids: the provisioning log carries field names and
 status codes only.
@@ -13,11 +14,13 @@ from collections import Counter
 from typing import Any
 
 import msgspec
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.settings import Settings
-from shadow import SyncStore, Tenant, keys
-from worker.breaker import breaker_state, held_since, held_users
+from core.settings import Settings
+from shadow import LmsPause, MappingStore, SyncStore, Tenant, keys
+from shadow.breaker import breaker_state, held_since, held_users
+from worker.queue import queue_depth
 
 __all__ = [
     "ERROR_SAMPLE_USERS",
@@ -26,6 +29,7 @@ __all__ = [
     "failed_page",
     "lms_error_rate",
     "tenant_health",
+    "tenant_status",
     "tenant_view",
     "user_timeline",
 ]
@@ -224,3 +228,45 @@ async def breaker_view(redis: Redis, slug: str, held_limit: int = 100) -> dict[s
         for uid, since in await held_users(redis, slug, 0, held_limit)
     ]
     return view
+
+
+async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, Any]:
+    """The figures ops look at first (`scim-bridge status`, the admin API's
+    and the page's status)."""
+    sync = SyncStore(redis)
+    counts = await sync.counts(slug)
+    failed_ids = await sync.users_in(slug, "failed", limit=10)
+    last_errors = []
+    for uid in failed_ids:
+        record = await sync.record(slug, uid)
+        if record:
+            last_errors.append({"user_id": uid, "error": record.error, "at": record.updated_at})
+    oldest = (
+        round(time.time() - counts.oldest_pending_ms / 1000, 3)
+        if counts.oldest_pending_ms is not None
+        else 0.0
+    )
+    breaker = await breaker_state(redis, slug)
+    return {
+        "tenant": slug,
+        # This tenant's users with a job waiting; the whole queue is apart.
+        "queue_depth": counts.queued,
+        "arq_queue_depth": await queue_depth(queue),
+        "queued": counts.queued,
+        "pending": counts.pending,
+        "synced": counts.synced,
+        "failed": counts.failed,
+        "held": breaker.held,
+        "oldest_pending_seconds": max(0.0, oldest),
+        "last_errors": last_errors,
+        "lms": await lms_error_rate(redis, slug),
+        "breaker": msgspec.to_builtins(breaker),
+        # The re-sync of every user after the newest mapping change.
+        "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
+        # Deliveries wait while the LMS refuses the tenant's key (null: they run).
+        "lms_paused": _pause_view(await sync.lms_pause(slug)),
+    }
+
+
+def _pause_view(pause: LmsPause | None) -> dict[str, str] | None:
+    return None if pause is None else {"reason": pause.reason, "since": pause.since}
