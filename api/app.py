@@ -14,11 +14,11 @@ from litestar import Litestar
 from api.admin.openapi import admin_openapi_config
 from api.admin.router import admin_router
 from api.drain import DrainUnreadBody
+from api.endpoints import endpoints
 from api.errors import EXCEPTION_HANDLERS
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
 from api.middleware import observe_requests
-from api.resources import endpoints
 from api.routes.health import healthz, metrics, readyz
 from api.routes.scim import ScimPathCase, scim_router
 from api.services import Services
