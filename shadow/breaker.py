@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
 
-from shadow import ResourceStore, SyncStore, keys, now_iso
+from core.clock import iso_of_ms, now_iso
+from shadow import ResourceStore, SyncStore, keys
 
 __all__ = [
     "CANCELLED_REASON",
@@ -276,7 +276,7 @@ async def breaker_state(redis: Redis, tenant: str) -> BreakerState:
         window_count=int(window),
         learners=learners,
         allowed=allowed_in_window(config, learners),
-        approved_until=_iso(approved_ms) if approved_ms > now_ms else None,
+        approved_until=iso_of_ms(approved_ms) if approved_ms > now_ms else None,
     )
 
 
@@ -287,13 +287,13 @@ async def held_users(
     rows = await redis.zrange(
         keys.breaker_held(tenant), offset, offset + limit - 1, withscores=True
     )
-    return [(_text(uid), _iso(int(score))) for uid, score in rows]
+    return [(_text(uid), iso_of_ms(int(score))) for uid, score in rows]
 
 
 async def held_since(redis: Redis, tenant: str, user_id: str) -> str | None:
     """When the breaker parked this user (ISO), or None when it is not held."""
     score = await redis.zscore(keys.breaker_held(tenant), user_id)
-    return None if score is None else _iso(int(score))
+    return None if score is None else iso_of_ms(int(score))
 
 
 #: Enqueue a sync job of (user id, due ms): the queue is the worker's, not the store's.
@@ -373,7 +373,3 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
