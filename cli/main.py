@@ -24,12 +24,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.admin.routes_webhooks import check_webhook_url
 from cli.ops import UsageError, credential_listing, emit
 from core.connect import RedisUrlError, connect, describe
 from core.sealing import SealError
 from core.settings import ConfigError, Settings, load_settings
-from ops.views import check_tenant_settings, tenant_view
+from ops.views import check_tenant_settings, check_webhook_url, tenant_view
 from shadow import Tenant, TenantError, TenantStore
 from shadow.webhooks import WebhookStore, new_secret
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 from arq.connections import ArqRedis
@@ -26,6 +27,7 @@ __all__ = [
     "ERROR_SAMPLE_USERS",
     "breaker_view",
     "check_tenant_settings",
+    "check_webhook_url",
     "failed_page",
     "lms_error_rate",
     "tenant_health",
@@ -80,6 +82,14 @@ def check_tenant_settings(values: dict[str, Any]) -> list[str]:
     if "scim_burst" in values and not 1 <= int(values["scim_burst"]) <= 1_000_000:
         problems.append("scim_burst must be between 1 and 1000000")
     return problems
+
+
+def check_webhook_url(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "url must be an absolute http(s) URL"
+    return None
 
 
 async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
