@@ -33,6 +33,7 @@ __all__ = [
     "tenant_health",
     "tenant_status",
     "tenant_view",
+    "user_exists",
     "user_timeline",
 ]
 
@@ -193,6 +194,11 @@ async def failed_page(redis: Redis, slug: str, offset: int, limit: int) -> dict[
         "next_offset": following if following < total and users else None,
         "users": users,
     }
+
+
+async def user_exists(redis: Redis, slug: str, user_id: str) -> bool:
+    """A live user of the tenant in the shadow (`user_id` already checked as an id)."""
+    return bool(await redis.hexists(keys.resource(slug, "u", user_id), "v"))  # type: ignore[misc]
 
 
 async def user_timeline(redis: Redis, slug: str, user_id: str, limit: int = 100) -> dict[str, Any]:

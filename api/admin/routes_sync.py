@@ -25,8 +25,7 @@ from ops.commands import (
     replay,
     request_reconcile,
 )
-from ops.views import breaker_view, failed_page, tenant_status, user_timeline
-from shadow import keys
+from ops.views import breaker_view, failed_page, tenant_status, user_exists, user_timeline
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -111,8 +110,8 @@ async def replay_users(
     await reach_tenant(request, principal, slug)
     body = data or ReplayRequest()
     s = _services(request)
-    if body.user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
+    if body.user_id is not None and not await user_exists(
+        s.redis, slug, checked_user_id(body.user_id)
     ):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, body.user_id)
