@@ -4,7 +4,7 @@ Starts a throwaway redis-server and two API deployments on it: one process
 (`API_PROCESSES=1`) and a group of `--processes` (2) sharing one port
 (`--connections` 32 by default: one process lets a tenant have 32 SCIM
 requests in flight and answers 429 past that, which would flatter it)
-(api/process_group.py). Drives each with `wrk` (POST /Users, filtered GET,
+(cli/process_group.py). Drives each with `wrk` (POST /Users, filtered GET,
 PATCH; bench/api_bench.py's workloads), alternating one, group, one, group
 ... for `--rounds`, so each ratio compares runs seconds apart on a shared
 machine. Prints requests a second and p50/p99 per workload and the median
@@ -65,7 +65,7 @@ def main() -> None:
             port = free_port()
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "api.cli", "api"],
+                    [sys.executable, "-m", "cli", "api"],
                     env={**env, "PORT": str(port), "API_PROCESSES": str(count)},
                 )
             )

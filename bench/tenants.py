@@ -41,9 +41,9 @@ from typing import Any
 import httpx
 from arq.connections import RedisSettings, create_pool
 
-from api.admin.views import tenant_health
-from api.settings import Settings
 from bench.harness import BenchCluster, CreateRun, create_users, percentile, wait_for
+from core.settings import Settings
+from ops.views import tenant_health
 from shadow import Tenant, TenantStore, keys
 from shadow.work import read_figures
 from tests.support.api import METRICS_TOKEN, SECRET_KEY

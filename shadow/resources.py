@@ -17,10 +17,10 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.clock import now_iso
 from mappings import GroupRef
 from shadow import keys, scripts
 from shadow.keys import Kind
-from shadow.tenants import now_iso
 from shadow.work import WorkIndex
 
 WriteMode = Literal["create", "update", "delete"]

@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant
 from shadow.lifecycle import begin_purge, purge_keys
 from tests.support.worker_fixtures import BASE, KEY, scim_user

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.process_group import parse_processes
+from cli.process_group import parse_processes
 from tests.integration.ops.conftest import ROOT, bridge_env
 from tests.support.redis_server import free_port
 
@@ -45,7 +45,7 @@ def test_processes_share_one_port_come_back_when_one_dies_and_stop_together(
 ) -> None:
     port = free_port()
     env = bridge_env(REDIS_URL=redis_url, PORT=str(port), API_PROCESSES="2")
-    group = subprocess.Popen([sys.executable, "-m", "api.cli", "api"], cwd=ROOT, env=env)
+    group = subprocess.Popen([sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env)
     try:
         wait_for(lambda: len(children_of(group.pid)) == 2, "two API processes")
         wait_for(lambda: healthy(port), "the API answers")

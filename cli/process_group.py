@@ -12,7 +12,7 @@ reaches one of them; they share their SCIM request series through Redis
 port's (docs/operations.md, "Sizing").
 
 The parent only supervises: a SIGTERM or SIGINT goes to every child (each
-drains as one API process does: api/processes.py `DrainingServer`) and the
+drains as one API process does: cli/processes.py `DrainingServer`) and the
 parent exits when they have; a child that dies otherwise is started again
 (at most once a second), as a process manager would.
 """
@@ -65,7 +65,7 @@ def run_api_group(host: str, port: int, processes: int) -> int:
     a signal; the exit code."""
     sock = listen(host, port)
     fd = sock.fileno()
-    command = [sys.executable, "-m", "api.cli", "api", "--listen-fd", str(fd)]
+    command = [sys.executable, "-m", "cli", "api", "--listen-fd", str(fd)]
     group = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     stopping = False
 

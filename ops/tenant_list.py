@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from shadow import TenantStore
 from shadow.work import TenantFigures, WorkIndex, read_figures
 
@@ -75,7 +75,7 @@ async def tenant_list(
     view: Any = None,
 ) -> dict[str, Any]:
     """One page of tenants with their health; `view(tenant, settings)`
-    renders a tenant's settings (api/admin/views.py `tenant_view`)."""
+    renders a tenant's settings (ops/views.py `tenant_view`)."""
     slugs = await store.slugs()
     q = q.strip().lower()
     if q:
