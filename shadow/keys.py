@@ -44,6 +44,8 @@ TENANT_NAMES = "scim-bridge:tenants:names"
 RECONCILE_STARTED = "scim-bridge:reconcile:started"
 #: Sorted set slug -> touch count: tenants that may have work (shadow/work.py).
 TENANTS_WORK = "scim-bridge:tenants:work"
+#: Every untagged key of the store: the fleet's, naming tenants as members only.
+FLEET = (TENANTS, TENANTS_DELETING, TENANT_NAMES, RECONCILE_STARTED, TENANTS_WORK)
 
 
 def credential_changes(db: int) -> str:

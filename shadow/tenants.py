@@ -289,6 +289,8 @@ class TenantStore:
             raise TenantError(f"tenant {tenant.slug!r} already exists")
         await self._redis.sadd(keys.TENANTS, tenant.slug)  # type: ignore[misc]
         await self._redis.hset(keys.TENANT_NAMES, tenant.slug, tenant.name)  # type: ignore[misc]
+        # Never reconciled: first in line when a schedule is on (worker/reconcile.py).
+        await self._redis.zadd(keys.RECONCILE_STARTED, {tenant.slug: 0}, nx=True)
         await self._publish(f"tenant {tenant.slug}")  # a cached "no such tenant"
         return tenant
 

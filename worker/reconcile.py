@@ -109,6 +109,7 @@ async def reconcile_tenant(
         raise TenantError(f"no tenant {slug!r}")
     token = await take_lock(deps.redis, slug)
     report = ReconcileReport(tenant=slug, repair=repair, started_at=now_iso())
+    await deps.redis.zadd(keys.RECONCILE_STARTED, {slug: time.time()})  # the schedule's clock
     started = time.monotonic()
     try:
         await set_progress(deps.redis, slug, state="running", seen=0, started_at=report.started_at)
@@ -425,8 +426,9 @@ RECONCILE_TIMEOUT_S = 3600.0
 
 
 async def _fill_schedule(deps: WorkerDeps) -> None:
-    """Give tenants missing from the schedule their place: when their last
-    reconcile started, or 0 (never). O(1) when none is missing."""
+    """Give tenants missing from the schedule (created before it existed)
+    their place: when their last reconcile started, or 0 (never). O(1)
+    when none is missing; a tenant created since joins it at 0 itself."""
     async with deps.redis.pipeline(transaction=False) as pipe:
         pipe.scard(keys.TENANTS)
         pipe.zcard(keys.RECONCILE_STARTED)

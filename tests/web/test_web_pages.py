@@ -340,3 +340,28 @@ async def test_a_retry_of_an_unknown_user_is_a_404(redis: Redis, http: Client) -
         )
         assert response.status_code == 404
     assert await redis.exists(keys.queued("acme")) == 0
+
+
+async def test_the_tenant_list_pages_searches_and_sorts(redis: Redis, http: Client) -> None:
+    """Many tenants: 50 to a page with a link to the next, a search by part
+    of a name, the order asked for; a hand-edited bad parameter shows the
+    first page rather than an error."""
+    for n in range(60):
+        await add_tenant(redis, f"t-{n:02d}", f"Customer {n:02d}")
+    await login(http, OPERATOR)
+    first = await http.get("/admin/")
+    assert first.status_code == 200
+    assert "62 tenants" in first.text
+    assert "offset=50" in first.text  # the next page
+    assert first.text.count('class="sub mono"') == 50
+    second = await http.get("/admin/", params={"offset": "50", "sort": "slug"})
+    assert second.text.count('class="sub mono"') == 12
+    assert "Previous" in second.text
+    found = await http.get("/admin/", params={"q": "customer 07"})
+    assert found.text.count('class="sub mono"') == 1
+    assert "t-07" in found.text
+    by_slug = await http.get("/admin/", params={"sort": "slug"})
+    assert by_slug.text.index(">acme<") < by_slug.text.index(">globex<")
+    odd = await http.get("/admin/", params={"sort": "nonsense", "limit": "x"})
+    assert odd.status_code == 200
+    assert odd.text.count('class="sub mono"') == 50

@@ -15,7 +15,13 @@ from litestar.testing import AsyncTestClient
 from api.app import create_app
 from core.settings import Settings, load_settings
 from shadow import Tenant, keys
-from shadow.reconcile import ReconcileBusy, ReconcileReport, last_report, progress_of
+from shadow.reconcile import (
+    ReconcileBusy,
+    ReconcileReport,
+    last_report,
+    mark_queued,
+    progress_of,
+)
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -217,6 +223,8 @@ async def _reported(deps: WorkerDeps, slug: str, started: datetime) -> None:
     """A finished reconcile of `slug` that started at `started`."""
     report = ReconcileReport(tenant=slug, repair=True, started_at=started.isoformat())
     await deps.redis.set(keys.reconcile_last(slug), msgspec.json.encode(report))
+    # The schedule's clock, as the reconcile's start sets it (worker/reconcile.py).
+    await deps.redis.zadd(keys.RECONCILE_STARTED, {slug: started.timestamp()})
 
 
 @pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")
@@ -270,3 +278,22 @@ def test_the_schedule_is_a_worker_cron_job_only_when_set() -> None:
     assert daily.reconcile_every_h == 24
     names = [c.name for c in worker_options(daily)["cron_jobs"]]
     assert names == ["sweep", "sample_queues", "reconcile-schedule"]
+
+
+async def test_the_schedule_reads_its_due_end_and_forgets_deleted_tenants(
+    deps: WorkerDeps, tenant: object
+) -> None:
+    """The schedule is a sorted set: a reconcile asked for by hand starts a
+    tenant's wait afresh, a deleted tenant leaves it, and tenants created
+    later join it at "never"."""
+    deps.settings = msgspec.structs.replace(
+        deps.settings, reconcile_every_h=24, reconcile_concurrency=5
+    )
+    await mark_queued(deps.redis, ORG)  # asked for by hand just now
+    await deps.redis.zadd(keys.RECONCILE_STARTED, {"gone": 0})  # deleted since
+    await deps.tenants.create(Tenant(slug="later", name="L", lms_url=BASE, lms_api_key=KEY))
+    ctx = {"deps": deps}
+
+    assert "queued reconciles of ['later']; 0 due" in await schedule_reconciles(ctx)
+    assert await deps.redis.zscore(keys.RECONCILE_STARTED, "gone") is None
+    assert not await deps.queue.exists(f"arq:job:{reconcile_job_id(ORG)}")

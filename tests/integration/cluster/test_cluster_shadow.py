@@ -100,7 +100,7 @@ async def test_a_tenant_lives_in_one_slot_and_tenants_spread_over_nodes(redis: R
     names = [k.decode() for k in await cluster.keys("*")]
     slots_of: dict[str, set[int]] = {}
     for name in names:
-        if name in (keys.TENANTS, keys.TENANT_NAMES, keys.TENANTS_WORK):
+        if name in keys.FLEET:
             continue
         tenant = name[len("{t:") : name.index("}")]
         slots_of.setdefault(tenant, set()).add(cluster.keyslot(name))

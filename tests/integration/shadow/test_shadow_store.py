@@ -50,11 +50,7 @@ async def test_every_key_of_a_tenant_carries_its_hash_tag(redis: Redis) -> None:
     names = [k.decode() for k in await redis.keys("*")]
     assert names
     for name in names:
-        assert name.startswith("{t:acme}:") or name in (
-            keys.TENANTS,
-            keys.TENANT_NAMES,
-            keys.TENANTS_WORK,
-        ), name
+        assert name.startswith("{t:acme}:") or name in keys.FLEET, name
 
 
 async def test_user_name_is_unique_regardless_of_case(redis: Redis) -> None:
