@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.admin.routes_webhooks import check_webhook_url
 from api.admin.views import check_tenant_settings
-from api.cli_ops import UsageError, credential_listing, emit
+from api.cli_ops import UsageError, credential_listing, emit, positive_days
 from api.settings import ConfigError, Settings, load_settings
 from core.sealing import SealError
 from shadow import Tenant, TenantError, TenantStore
@@ -182,13 +182,6 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_redis(settings, run)
 
 
-def _positive_days(text: str) -> int:
-    days = int(text)
-    if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
-    return days
-
-
 async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
         expires_in_s = args.expires_in_days * 86_400 if args.expires_in_days else None
@@ -334,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--label")
     issue.add_argument(
         "--expires-in-days",
-        type=_positive_days,
+        type=positive_days,
         help="the token stops working this many days from now (default: never)",
     )
     issue.add_argument("--json", action="store_true")

@@ -25,7 +25,12 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 
 from api.admin.errors import AdminError
-from api.auth import AUTH_FAILURE_WINDOW_S, bearer_token, over_failure_limit
+from api.auth import (
+    AUTH_FAILURE_WINDOW_S,
+    already_over_failure_limit,
+    bearer_token,
+    over_failure_limit,
+)
 from api.services import Services
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
@@ -37,7 +42,6 @@ __all__ = [
     "audit",
     "authorize_first",
     "reach_tenant",
-    "require_operator",
 ]
 
 audit_log = logging.getLogger("scim_bridge.admin.audit")
@@ -64,15 +68,19 @@ def same_secret(presented: str, expected: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
+def _throttled() -> AdminError:
+    return AdminError(
+        429,
+        "too many failed authentications from this client; retry later",
+        headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
+    )
+
+
 async def _refuse(request: Request[Any, Any, Any], services: Services, detail: str) -> NoReturn:
     """401, or 429 with Retry-After once this client keeps failing (the
     counter is shared with SCIM authentication)."""
     if await over_failure_limit(request, services):
-        raise AdminError(
-            429,
-            "too many failed authentications from this client; retry later",
-            headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
-        )
+        raise _throttled()
     raise AdminError(401, detail)
 
 
@@ -100,6 +108,8 @@ async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
 
 async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
     services: Services = request.app.state.services
+    if await already_over_failure_limit(request, services):
+        raise _throttled()  # before any comparison: a right guess now is not told apart
     token = bearer_token(request)
     if token is None:
         await _refuse(request, services, "missing bearer token (Authorization: Bearer <token>)")
@@ -113,11 +123,6 @@ async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
         await _refuse(request, services, "the bearer token is not a valid admin token or key")
     tenant, key_id = found
     return Principal(operator=False, tenant=tenant, key_id=key_id)
-
-
-def require_operator(principal: Principal) -> None:
-    if not principal.operator:
-        raise AdminError(403, "this route needs the operator token")
 
 
 async def reach_tenant(request: Request[Any, Any, Any], principal: Principal, slug: str) -> Tenant:

@@ -35,6 +35,17 @@ _CODES = {
 }
 
 
+#: Sent with every admin API answer, errors included: never cached (a token
+#: or key is shown once), never sniffed as another type, never framed.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 class AdminError(Exception):
     """An answer of the admin API that is not a success."""
 
@@ -58,13 +69,14 @@ class AdminError(Exception):
 def error_response(
     status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response[dict[str, Any]]:
+    headers = {**SECURITY_HEADERS, **(headers or {})}
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="scim-bridge-admin"', **(headers or {})}
+        headers["WWW-Authenticate"] = 'Bearer realm="scim-bridge-admin"'
     return Response(
         {"error": error, "detail": detail, **extra},
         status_code=status,
         media_type="application/json",
-        headers=headers or {},
+        headers=headers,
     )
 
 
@@ -82,7 +94,8 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     extra = exc.extra if isinstance(exc.extra, list) else []
     if status == 400 and any(isinstance(e, dict) and e.get("key") == "data" for e in extra):
         detail = "a JSON object body is required"  # a typed route's body was empty
-    return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "))
+    allow = {"Allow": exc.headers["allow"]} if exc.headers and "allow" in exc.headers else None
+    return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "), allow)
 
 
 def _redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any]]:

@@ -4,10 +4,11 @@ dependency and the admin error handlers."""
 from __future__ import annotations
 
 from litestar import Router
+from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 
 from api.admin.auth import admin_principal, authorize_first
-from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
+from api.admin.errors import ADMIN_EXCEPTION_HANDLERS, SECURITY_HEADERS
 from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
@@ -25,4 +26,5 @@ def admin_router() -> Router:
         dependencies={"principal": Provide(admin_principal)},
         guards=[authorize_first],  # before any body is read
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
+        response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
     )

@@ -15,8 +15,9 @@ import msgspec
 from litestar import Request, Response, delete, post
 from litestar.params import FromPath
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import require_operator
 from api.admin.schemas import decode_body
 from api.services import Services
 from shadow import TenantError

@@ -15,13 +15,13 @@ from litestar.params import FromPath, JSONBody
 
 from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import approve_held, cancel_held, change_breaker
 from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, json_body
 from api.admin.schemas import set_fields as given
 from api.admin.views import breaker_view, failed_page, user_timeline
 from api.cli_ops import replay, tenant_status
 from api.services import Services
 from shadow import keys
-from worker.breaker import approve, cancel, get_config, set_config
 from worker.queue import QUEUE_NAME
 from worker.reconcile import (
     RECONCILE_JOB,
@@ -136,34 +136,34 @@ async def breaker(request: Req, principal: AdminDep, slug: FromPath[str]) -> Jso
 async def breaker_config(
     request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[BreakerUpdate]
 ) -> Json:
-    """Change the thresholds: any of enabled, share, min_learners, window_s."""
+    """Change the thresholds: any of enabled, share, min_learners, window_s.
+    A tenant admin key may only tighten them, within the operator's."""
     await reach_tenant(request, principal, slug)
     redis = _services(request).redis
     update = given(data)
-    config = msgspec.structs.replace(await get_config(redis, slug), **update)
-    if problems := config.problems():
-        raise AdminError(422, "; ".join(problems))
-    await set_config(redis, slug, config)
+    await change_breaker(redis, principal, slug, update)  # a tenant key: tighten only
     audit(request, principal, "breaker config", **update)
     return await breaker_view(redis, slug)
 
 
 @post("/tenants/{slug:str}/breaker/approve", name="admin-breaker-approve", status_code=200)
 async def breaker_approve(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Release the held deactivations (and let more through for one window)."""
+    """Release the held deactivations (and let more through for one window);
+    409 when the breaker holds nothing."""
     tenant = await reach_tenant(request, principal, slug)
     s = _services(request)
-    released = await approve(s.redis, s.queue, slug, interval_ms=tenant.job_interval_ms)
+    released = await approve_held(s.redis, s.queue, slug, interval_ms=tenant.job_interval_ms)
     audit(request, principal, "breaker approve", released=released)
     return {"tenant": slug, "released": released, **await breaker_view(s.redis, slug)}
 
 
 @post("/tenants/{slug:str}/breaker/cancel", name="admin-breaker-cancel", status_code=200)
 async def breaker_cancel(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Drop the held deactivations: the learners stay active."""
+    """Drop the held deactivations: the learners stay active; 409 when the
+    breaker holds nothing."""
     await reach_tenant(request, principal, slug)
     redis = _services(request).redis
-    dropped = await cancel(redis, slug)
+    dropped = await cancel_held(redis, slug)
     audit(request, principal, "breaker cancel", dropped=dropped)
     return {"tenant": slug, "dropped": dropped, **await breaker_view(redis, slug)}
 

@@ -15,18 +15,21 @@ from litestar import Request, Response, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 from redis.exceptions import RedisError
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import check_tenant_change, require_operator
 from api.admin.schemas import (
     JsonBody,
     KeyIssue,
     TenantCreate,
     TenantUpdate,
     TokenIssue,
+    decode_body,
+    guard_json,
     json_body,
     set_fields,
 )
-from api.admin.views import check_tenant_settings, tenant_health, tenant_view
+from api.admin.views import tenant_health, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -44,20 +47,10 @@ from worker.rules import enqueue_rules_resync
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
 
-#: What a tenant admin key may change about its own tenant; the rest
-#: (where the LMS is and how hard it may be driven) is the operator's.
-TENANT_KEY_FIELDS = frozenset({"name", "lms_api_key", "enabled"})
-
 
 def _services(request: Req) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _problems(values: Json) -> None:
-    problems = check_tenant_settings(values)
-    if problems:
-        raise AdminError(422, "; ".join(problems))
 
 
 @get("/tenants", name="admin-tenants-list")
@@ -80,7 +73,7 @@ async def create_tenant(request: Req, principal: AdminDep, data: JSONBody[Tenant
     body = data
     values = msgspec.structs.asdict(body)
     values["name"] = body.name or body.slug
-    _problems(values)
+    check_tenant_change(principal, values)
     s = _services(request)
     try:
         tenant = await s.tenants.create(Tenant(**values))
@@ -95,7 +88,8 @@ async def create_tenant(request: Req, principal: AdminDep, data: JSONBody[Tenant
 @get("/tenants/{slug:str}", name="admin-tenant-read")
 async def read_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
     tenant = await reach_tenant(request, principal, slug)
-    return tenant_view(tenant, _services(request).settings)
+    s = _services(request)
+    return {**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)}
 
 
 @patch("/tenants/{slug:str}", name="admin-tenant-update", dto=json_body(TenantUpdate))
@@ -105,14 +99,12 @@ async def update_tenant(
     """Change any of name, lms_url, lms_api_key, lms_rate, lms_burst, enabled,
     scim_rate, scim_burst.
 
-    A tenant key may change name, lms_api_key and enabled; the LMS URL and
-    its rate and burst, and the tenant's SCIM request rate and burst, are
-    the operator's."""
+    A tenant key may change the name only: suspending or resuming the tenant
+    (`enabled`), its LMS settings and its SCIM limits are the operator's
+    (api/admin/policy.py)."""
     tenant = await reach_tenant(request, principal, slug)
     values = set_fields(data)
-    if not principal.operator and (denied := sorted(set(values) - TENANT_KEY_FIELDS)):
-        raise AdminError(403, f"only the operator may change {', '.join(denied)}")
-    _problems(values)
+    check_tenant_change(principal, values)
     tenant = msgspec.structs.replace(tenant, **values)  # never mutate the cached one
     s = _services(request)
     await s.tenants.save(tenant)
@@ -184,6 +176,7 @@ async def list_admin_keys(request: Req, principal: AdminDep, slug: FromPath[str]
                 "created_at": k.created_at,
                 "label": k.label,
                 "last_used_at": k.last_used_at,
+                "expires_at": k.expires_at,
             }
             for k in found
         ],
@@ -202,9 +195,17 @@ async def issue_admin_key(
     require_operator(principal)
     await reach_tenant(request, principal, slug)
     body = data or KeyIssue()
-    issued = await AdminKeyStore(_services(request).redis).issue(slug, label=body.label)
+    days = body.expires_in_days
+    issued = await AdminKeyStore(_services(request).redis).issue(
+        slug, label=body.label, expires_in_s=days * 86_400 if days else None
+    )
     audit(request, principal, "admin key issue", key_id=issued.key_id)
-    return {"tenant": slug, "key_id": issued.key_id, "key": issued.key}
+    return {
+        "tenant": slug,
+        "key_id": issued.key_id,
+        "key": issued.key,
+        "expires_at": issued.expires_at,
+    }
 
 
 @delete("/tenants/{slug:str}/admin-keys/{key_id:str}", name="admin-keys-revoke", status_code=200)
@@ -262,6 +263,7 @@ class OverridesBody(JsonBody[MappingOverrides]):
 
 
 def _read_overrides(body: bytes) -> MappingOverrides:
+    guard_json(body)
     try:
         return decode_overrides(body, "json")
     except MappingConfigError as exc:
@@ -311,10 +313,7 @@ async def preview_mapping(request: Req, principal: AdminDep, slug: FromPath[str]
     with the groups of the stored user of the same `id` (or the groups the
     body lists), as the worker would map it."""
     await reach_tenant(request, principal, slug)
-    try:
-        user = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise AdminError(400, f"the body is not valid JSON: {exc}") from None
+    user = decode_body(await request.body(), Any)
     doc = canonicalize(USER_RESOURCE, user)  # a ScimError is a 400 here
     if isinstance(user, dict):
         for name in ("id", "groups"):

@@ -12,8 +12,9 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import MAX_URL_LENGTH, require_operator
 from api.admin.schemas import json_body
 from api.services import Services
 from shadow.webhooks import WebhookStore, new_secret
@@ -28,7 +29,7 @@ Json = dict[str, Any]
 class WebhookSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The webhook's URL, and its signing secret (drawn by the bridge when absent)."""
 
-    url: Annotated[str, msgspec.Meta(max_length=2000)]
+    url: Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH)]
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)] | None = None
 
 

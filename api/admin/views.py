@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from api.admin.policy import check_tenant_settings
 from api.settings import Settings
 from shadow import SyncStore, Tenant, keys
 from worker.breaker import breaker_state, held_since, held_users
@@ -56,30 +57,10 @@ def tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
     }
 
 
-def check_tenant_settings(values: dict[str, Any]) -> list[str]:
-    """Problems with tenant settings an admin gives (create or update)."""
-    problems = []
-    if "name" in values and not str(values["name"]).strip():
-        problems.append("name must not be empty")
-    if "lms_url" in values:
-        url = str(values["lms_url"])
-        if not url.startswith(("http://", "https://")) or len(url) > 2048:
-            problems.append("lms_url must be an http(s) URL")
-    if "lms_api_key" in values and not str(values["lms_api_key"]).strip():
-        problems.append("lms_api_key must not be empty")
-    if "lms_rate" in values and not 0 < float(values["lms_rate"]) <= 10_000:
-        problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
-    if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
-        problems.append("lms_burst must be between 1 and 100000")
-    if "scim_rate" in values and not 0 < float(values["scim_rate"]) <= 100_000:
-        problems.append("scim_rate must be more than 0 and at most 100000 requests a second")
-    if "scim_burst" in values and not 1 <= int(values["scim_burst"]) <= 1_000_000:
-        problems.append("scim_burst must be between 1 and 1000000")
-    return problems
-
-
 async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
-    """Counts per sync state, oldest pending and the breaker flag: the list view."""
+    """Counts per sync state, oldest pending and the breaker's true state
+    (`breaker_state`: on, tripped, approved until `breaker_approved_until`,
+    off): the list view."""
     counts = await SyncStore(redis).counts(slug)
     breaker = await breaker_state(redis, slug)
     oldest = (
@@ -94,6 +75,8 @@ async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
         "held": breaker.held,
         "oldest_pending_seconds": oldest,
         "breaker_tripped": breaker.tripped,
+        "breaker_state": breaker.mode,
+        "breaker_approved_until": breaker.approved_until,
     }
 
 

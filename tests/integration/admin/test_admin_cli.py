@@ -51,8 +51,10 @@ def test_admin_keys_breaker_failed_users_and_status(cli: Any) -> None:
         "window_s": 600,
     }
     assert "error" in cli("breaker", "set", "acme", "--share", "7", code=2)
-    assert cli("breaker", "approve", "acme")["released"] == 0
-    assert cli("breaker", "cancel", "acme")["dropped"] == 0
+    # Nothing held: nothing to decide (the admin API's 409), and nothing disarmed.
+    assert "nothing to approve" in cli("breaker", "approve", "acme", code=1)["error"]
+    assert "nothing to cancel" in cli("breaker", "cancel", "acme", code=1)["error"]
+    assert cli("breaker", "status", "acme")["approved_until"] is None
 
     failed = cli("users", "failed", "acme", "--limit", "10")
     assert (failed["total"], failed["users"], failed["next_offset"]) == (0, [], None)
