@@ -23,6 +23,7 @@ import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from api.admin.errors import AdminError
 from api.auth import (
@@ -38,9 +39,14 @@ from shadow.admin_keys import AdminKeyStore
 __all__ = [
     "AdminDep",
     "Principal",
+    "ServicesDep",
+    "TenantDep",
     "admin_principal",
     "audit",
     "authorize_first",
+    "operator_only",
+    "provide_services",
+    "provide_tenant",
     "reach_tenant",
 ]
 
@@ -123,6 +129,33 @@ async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
         await _refuse(request, services, "the bearer token is not a valid admin token or key")
     tenant, key_id = found
     return Principal(operator=False, tenant=tenant, key_id=key_id)
+
+
+async def operator_only(connection: ASGIConnection[Any, Any, Any, Any], _: object) -> None:
+    """Route guard of the operator's routes (api/admin/policy.py): after
+    `authorize_first`, so a key on another tenant's URL is refused the same
+    way on every route."""
+    principal = await admin_principal(connection)  # type: ignore[arg-type]
+    if not principal.operator:
+        raise AdminError(403, "this needs the operator token")
+
+
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    """Litestar dependency: the process's services (built by the lifespan)."""
+    services: Services = request.app.state.services
+    return services
+
+
+async def provide_tenant(
+    request: Request[Any, Any, Any], principal: AdminDep, slug: FromPath[str]
+) -> Tenant:
+    """Litestar dependency: the URL's tenant, if the caller may reach it."""
+    return await reach_tenant(request, principal, slug)
+
+
+#: How a handler asks for the services and the URL's tenant (router dependencies).
+ServicesDep = NamedDependency[Services]
+TenantDep = NamedDependency[Tenant]
 
 
 async def reach_tenant(request: Request[Any, Any, Any], principal: Principal, slug: str) -> Tenant:

@@ -7,12 +7,13 @@ from litestar import Router
 from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 
-from api.admin.auth import admin_principal, authorize_first
+from api.admin.auth import admin_principal, authorize_first, provide_services, provide_tenant
 from api.admin.errors import ADMIN_EXCEPTION_HANDLERS, SECURITY_HEADERS
 from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
 from api.admin.routes_webhooks import WEBHOOK_HANDLERS
+from api.admin.schemas import guard_body
 
 __all__ = ["ADMIN_PREFIX", "admin_router"]
 
@@ -23,8 +24,13 @@ def admin_router() -> Router:
     return Router(
         path=ADMIN_PREFIX,
         route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS, *WEBHOOK_HANDLERS],
-        dependencies={"principal": Provide(admin_principal)},
+        dependencies={
+            "principal": Provide(admin_principal),
+            "services": Provide(provide_services, sync_to_thread=False),
+            "tenant": Provide(provide_tenant),
+        },
         guards=[authorize_first],  # before any body is read
+        before_request=guard_body,  # every body's size and depth, before it is decoded
         exception_handlers=ADMIN_EXCEPTION_HANDLERS,
         response_headers=[ResponseHeader(name=k, value=v) for k, v in SECURITY_HEADERS.items()],
     )

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.dto import MsgspecDTO
 from litestar.typing import FieldDefinition
 from msgspec import UNSET, UnsetType
@@ -39,6 +40,7 @@ __all__ = [
     "TenantUpdate",
     "TokenIssue",
     "decode_body",
+    "guard_body",
     "guard_json",
     "json_body",
     "set_fields",
@@ -113,9 +115,17 @@ class BreakerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 def guard_json(body: bytes) -> None:
     """The shared size and depth guard (core/json_guard.py) in the admin
-    API's error shape: every admin body passes it before it is decoded."""
+    API's error shape."""
     if problem := json_problem(body, None):  # the size: Litestar's request_max_body_size
         raise AdminError(problem.status, problem.detail)
+
+
+async def guard_body(request: Request[Any, Any, Any]) -> None:
+    """The admin router's `before_request` hook: every body passes
+    `guard_json` before Litestar decodes it into a route's `data` (the
+    hook runs after the guards, before the handler's arguments are read)."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        guard_json(await request.body())
 
 
 def decode_body(body: bytes, kind: type[T], *, empty_ok: bool = False) -> T:
@@ -124,7 +134,7 @@ def decode_body(body: bytes, kind: type[T], *, empty_ok: bool = False) -> T:
         if empty_ok:
             return msgspec.convert({}, kind)
         raise AdminError(400, "a JSON object body is required")
-    guard_json(body)
+    guard_json(body)  # also guarded by the router's hook: a reader may be used alone
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
