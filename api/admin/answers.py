@@ -15,17 +15,31 @@ import msgspec
 __all__ = [
     "AdminKeyInfo",
     "AdminKeyList",
+    "BreakerAnswer",
+    "BreakerApproved",
+    "BreakerCancelled",
+    "BreakerConfigAnswer",
+    "BreakerStateAnswer",
+    "FailedPage",
+    "FailedUser",
+    "HeldUser",
     "IssuedAdminKeyAnswer",
     "IssuedTokenAnswer",
+    "LastError",
+    "LmsErrorRate",
+    "LmsPaused",
     "MappingAnswer",
     "MappingSetAnswer",
     "Reconcile",
     "ReconcileQueued",
     "Replayed",
     "Revoked",
+    "ShadowVersion",
+    "Status",
     "TenantAnswer",
     "TenantList",
     "TenantWithHealth",
+    "Timeline",
     "TokenInfoAnswer",
     "TokenList",
 ]
@@ -151,3 +165,131 @@ class Reconcile(msgspec.Struct, kw_only=True):
     tenant: str
     progress: dict[str, Any] | None
     last: dict[str, Any] | None
+
+
+class BreakerConfigAnswer(msgspec.Struct, kw_only=True):
+    enabled: bool
+    share: float
+    min_learners: int
+    window_s: int
+
+
+class BreakerStateAnswer(msgspec.Struct, kw_only=True):
+    """The breaker as `worker.breaker.BreakerState` reads it; `mode` is its
+    true state in one word."""
+
+    tenant: str
+    config: BreakerConfigAnswer
+    tripped: bool
+    tripped_at: str | None
+    held: int
+    window_count: int
+    learners: int
+    allowed: int | None
+    approved_until: str | None
+    mode: Literal["on", "tripped", "approved", "off"]
+
+
+class HeldUser(msgspec.Struct, kw_only=True):
+    user_id: str
+    held_since: str
+
+
+class BreakerAnswer(BreakerStateAnswer, kw_only=True):
+    """The breaker and the first held users."""
+
+    held_users: list[HeldUser]
+
+
+class BreakerApproved(BreakerAnswer, kw_only=True):
+    released: int
+
+
+class BreakerCancelled(BreakerAnswer, kw_only=True):
+    dropped: int
+
+
+class FailedUser(msgspec.Struct, kw_only=True):
+    user_id: str
+    error: str
+    learner_id: int | None
+    failed_at: str | None
+
+
+class FailedPage(msgspec.Struct, kw_only=True):
+    """Failed users with their reasons, oldest failure first."""
+
+    tenant: str
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    users: list[FailedUser]
+
+
+class ShadowVersion(msgspec.Struct, kw_only=True):
+    version: int
+    deleted: bool
+    created: str
+    last_scim_change: str
+
+
+class Timeline(msgspec.Struct, kw_only=True):
+    """One user's story: shadow, sync record, breaker hold, provisioning log."""
+
+    tenant: str
+    user_id: str
+    exists: bool
+    shadow: ShadowVersion | None
+    state: str | None
+    applied_version: int | None
+    learner_id: int | None
+    error: str | None
+    updated_at: str | None
+    held_by_breaker: bool
+    held_since: str | None
+    events: list[dict[str, Any]]
+
+
+class LastError(msgspec.Struct, kw_only=True):
+    user_id: str
+    error: str
+    at: str
+
+
+class LmsErrorRate(msgspec.Struct, kw_only=True):
+    """LMS answers over the window, from the most recently active users' logs."""
+
+    window_s: int
+    sampled_users: int
+    calls: int
+    errors: int
+    deferred: int
+    expected: int
+    error_rate: float
+    by_status: dict[str, int]
+
+
+class LmsPaused(msgspec.Struct, kw_only=True):
+    reason: str
+    since: str
+
+
+class Status(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The figures ops look at first. `arq_queue_depth` (the whole shared
+    queue, every tenant's jobs) is the operator's only."""
+
+    tenant: str
+    queue_depth: int
+    queued: int
+    pending: int
+    synced: int
+    failed: int
+    held: int
+    oldest_pending_seconds: float
+    last_errors: list[LastError]
+    lms: LmsErrorRate
+    breaker: BreakerStateAnswer
+    rules_resync: dict[str, Any]
+    lms_paused: LmsPaused | None
+    arq_queue_depth: int | None = None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from scim.errors import ScimError
@@ -43,6 +45,21 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
+}
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every refusal of the admin API (docs/operations.md, "Admin API: errors")."""
+
+    error: str
+    detail: str
+
+
+#: Described on every admin route in the OpenAPI document (api/admin/router.py).
+ERROR_RESPONSES = {
+    status: ResponseSpec(data_container=ErrorBody, description=f"{code.replace('_', ' ')}")
+    for status, code in _CODES.items()
+    if status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 

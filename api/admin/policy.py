@@ -46,6 +46,7 @@ __all__ = [
     "MAX_SECRET_LENGTH",
     "MAX_URL_LENGTH",
     "TENANT_KEY_FIELDS",
+    "URL_PATTERN",
     "approve_held",
     "cancel_held",
     "change_breaker",
@@ -56,8 +57,9 @@ __all__ = [
 
 #: A tenant's display name.
 MAX_NAME_LENGTH = 200
-#: The LMS URL and a webhook URL.
+#: The LMS URL and a webhook URL: http(s), at most this long.
 MAX_URL_LENGTH = 2000
+URL_PATTERN = r"^https?://[^\s/?#]+"
 #: The LMS API key (the LMS's own keys are far shorter).
 MAX_SECRET_LENGTH = 1000
 

@@ -8,7 +8,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import Provide
 
 from api.admin.auth import admin_principal, authorize_first, provide_services, provide_tenant
-from api.admin.errors import ADMIN_EXCEPTION_HANDLERS, SECURITY_HEADERS
+from api.admin.errors import ADMIN_EXCEPTION_HANDLERS, ERROR_RESPONSES, SECURITY_HEADERS
 from api.admin.routes_lifecycle import LIFECYCLE_HANDLERS
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
@@ -21,9 +21,12 @@ ADMIN_PREFIX = "/admin/v1"
 
 
 def admin_router() -> Router:
+    handlers = [*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS, *WEBHOOK_HANDLERS]
+    for handler in handlers:  # the refusals, in the OpenAPI document too
+        handler.responses = {**ERROR_RESPONSES, **(handler.responses or {})}
     return Router(
         path=ADMIN_PREFIX,
-        route_handlers=[*TENANT_HANDLERS, *SYNC_HANDLERS, *LIFECYCLE_HANDLERS, *WEBHOOK_HANDLERS],
+        route_handlers=handlers,
         dependencies={
             "principal": Provide(admin_principal),
             "services": Provide(provide_services, sync_to_thread=False),

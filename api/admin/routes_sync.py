@@ -13,7 +13,17 @@ import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.admin.answers import Reconcile, ReconcileQueued, Replayed
+from api.admin.answers import (
+    BreakerAnswer,
+    BreakerApproved,
+    BreakerCancelled,
+    FailedPage,
+    Reconcile,
+    ReconcileQueued,
+    Replayed,
+    Status,
+    Timeline,
+)
 from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit
 from api.admin.errors import AdminError
 from api.admin.policy import approve_held, cancel_held, change_breaker
@@ -54,31 +64,32 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="rows at mo
 
 
 @get("/tenants/{slug:str}/status", name="admin-status")
-async def status(principal: AdminDep, services: ServicesDep, tenant: TenantDep) -> Json:
+async def status(principal: AdminDep, services: ServicesDep, tenant: TenantDep) -> Status:
     """Counts per sync state, oldest pending, LMS error rate, breaker."""
     data = await tenant_status(services.redis, services.queue, tenant.slug)
     if not principal.operator:
-        data.pop("queue_depth", None)  # the shared queue: other tenants' business
-    return data
+        data.pop("arq_queue_depth", None)  # the shared queue: other tenants' business
+    return msgspec.convert(data, Status)
 
 
 @get("/tenants/{slug:str}/users/failed", name="admin-users-failed")
 async def users_failed(
     services: ServicesDep, tenant: TenantDep, offset: Offset = 0, limit: Limit = 100
-) -> Json:
+) -> FailedPage:
     """Failed users with their reasons, paged by `offset` and `limit`."""
-    return await failed_page(services.redis, tenant.slug, offset, limit)
+    page = await failed_page(services.redis, tenant.slug, offset, limit)
+    return msgspec.convert(page, FailedPage)
 
 
 @get("/tenants/{slug:str}/users/{user_id:str}", name="admin-user-timeline")
 async def user(
     services: ServicesDep, tenant: TenantDep, user_id: FromPath[str], limit: Limit = 100
-) -> Json:
+) -> Timeline:
     """One user's timeline: shadow, sync record and the provisioning log."""
     data = await user_timeline(services.redis, tenant.slug, checked_user_id(user_id), limit)
     if data["shadow"] is None and data["state"] is None and not data["events"]:
         raise AdminError(404, "no such user")
-    return data
+    return msgspec.convert(data, Timeline)
 
 
 @post(
@@ -111,9 +122,9 @@ async def replay_users(
 
 
 @get("/tenants/{slug:str}/breaker", name="admin-breaker")
-async def breaker(services: ServicesDep, tenant: TenantDep) -> Json:
+async def breaker(services: ServicesDep, tenant: TenantDep) -> BreakerAnswer:
     """The breaker's state (`mode`: on, tripped, approved, off) and the first held users."""
-    return await breaker_view(services.redis, tenant.slug)
+    return msgspec.convert(await breaker_view(services.redis, tenant.slug), BreakerAnswer)
 
 
 @put(
@@ -128,37 +139,39 @@ async def breaker_config(
     services: ServicesDep,
     tenant: TenantDep,
     data: JSONBody[BreakerUpdate],
-) -> Json:
+) -> BreakerAnswer:
     """Change the thresholds: any of enabled, share, min_learners, window_s.
     A tenant admin key may only tighten them, within the operator's."""
     update = given(data)
     await change_breaker(services.redis, principal, tenant.slug, update)
     audit(request, principal, "breaker config", **update)
-    return await breaker_view(services.redis, tenant.slug)
+    return msgspec.convert(await breaker_view(services.redis, tenant.slug), BreakerAnswer)
 
 
 @post("/tenants/{slug:str}/breaker/approve", name="admin-breaker-approve", status_code=200)
 async def breaker_approve(
     request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
-) -> Json:
+) -> BreakerApproved:
     """Release the held deactivations (and let more through for one window);
     409 when the breaker holds nothing."""
     redis, slug = services.redis, tenant.slug
     released = await approve_held(redis, services.queue, slug, interval_ms=tenant.job_interval_ms)
     audit(request, principal, "breaker approve", released=released)
-    return {"tenant": slug, "released": released, **await breaker_view(redis, slug)}
+    view = await breaker_view(redis, slug)
+    return msgspec.convert({**view, "released": released}, BreakerApproved)
 
 
 @post("/tenants/{slug:str}/breaker/cancel", name="admin-breaker-cancel", status_code=200)
 async def breaker_cancel(
     request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
-) -> Json:
+) -> BreakerCancelled:
     """Drop the held deactivations: the learners stay active; 409 when the
     breaker holds nothing."""
     redis, slug = services.redis, tenant.slug
     dropped = await cancel_held(redis, slug)
     audit(request, principal, "breaker cancel", dropped=dropped)
-    return {"tenant": slug, "dropped": dropped, **await breaker_view(redis, slug)}
+    view = await breaker_view(redis, slug)
+    return msgspec.convert({**view, "dropped": dropped}, BreakerCancelled)
 
 
 # -- reconcile --------------------------------------------------------------

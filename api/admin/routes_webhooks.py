@@ -14,7 +14,7 @@ from litestar.params import JSONBody
 
 from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit, operator_only
 from api.admin.errors import AdminError
-from api.admin.policy import MAX_URL_LENGTH
+from api.admin.policy import MAX_URL_LENGTH, URL_PATTERN
 from api.admin.schemas import json_body
 from shadow.webhooks import WebhookStore, new_secret
 from worker.webhooks import enqueue_delivery
@@ -28,7 +28,7 @@ Json = dict[str, Any]
 class WebhookSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The webhook's URL, and its signing secret (drawn by the bridge when absent)."""
 
-    url: Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH)]
+    url: Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)] | None = None
 
 

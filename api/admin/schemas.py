@@ -23,8 +23,10 @@ from api.admin.policy import (
     MAX_NAME_LENGTH,
     MAX_SECRET_LENGTH,
     MAX_URL_LENGTH,
+    URL_PATTERN,
 )
 from core.json_guard import json_problem
+from shadow.tenants import SLUG_RE
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -50,9 +52,9 @@ T = TypeVar("T")
 
 
 # Bounded free text (api/admin/policy.py): too long is a 400 naming the field.
-Slug = Annotated[str, msgspec.Meta(max_length=63)]
+Slug = Annotated[str, msgspec.Meta(max_length=63, pattern=SLUG_RE.pattern)]
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
-Url = Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH)]
+Url = Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
 Secret = Annotated[str, msgspec.Meta(max_length=MAX_SECRET_LENGTH)]
 Label = Annotated[str, msgspec.Meta(max_length=MAX_LABEL_LENGTH)]
 
