@@ -330,3 +330,11 @@ async def test_an_admin_key_may_expire(api: Api, redis: Redis) -> None:
     for days in (0, 3651):
         wrong = await api.http.post(f"{T}/admin-keys", json={"expires_in_days": days}, headers=OP)
         refused(wrong, 400)
+
+
+async def test_a_tenant_key_sees_its_own_queue_not_the_shared_one(api: Api) -> None:
+    own = (await api.http.get(f"{T}/status", headers=api.key)).json()
+    assert "queue_depth" in own
+    assert "arq_queue_depth" not in own  # every tenant's jobs: the operator's business
+    operator = (await api.http.get(f"{T}/status", headers=OP)).json()
+    assert {"queue_depth", "arq_queue_depth"} <= set(operator)
