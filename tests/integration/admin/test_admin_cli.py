@@ -82,3 +82,21 @@ def test_token_issue_with_an_expiry(cli: Any, capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         main(["token", "issue", "acme", "--expires-in-days", "0"])
     assert "between 1 and 3650" in capsys.readouterr().err
+
+
+def test_admin_key_issue_with_an_expiry_and_a_bounded_label(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("tenant", "create", "acme", "--lms-url", "https://lms.test/org/acme", "--lms-api-key", "k")
+    issued = cli("admin-key", "issue", "acme", "--expires-in-days", "30")
+    left = datetime.fromisoformat(issued["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
+    never = cli("admin-key", "issue", "acme")
+    assert never["expires_at"] is None
+    listed = {k["key_id"]: k["expires_at"] for k in cli("admin-key", "list", "acme")["keys"]}
+    assert listed == {issued["key_id"]: issued["expires_at"], never["key_id"]: None}
+    assert "at most 100" in cli("admin-key", "issue", "acme", "--label", "x" * 101, code=1)["error"]
+    assert "at most 100" in cli("token", "issue", "acme", "--label", "x" * 101, code=1)["error"]
+    with pytest.raises(SystemExit):
+        main(["admin-key", "issue", "acme", "--expires-in-days", "3651"])
+    assert "between 1 and 3650" in capsys.readouterr().err
