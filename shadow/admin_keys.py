@@ -20,16 +20,9 @@ import secrets
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import iso_after, now_iso
 from shadow import keys
-from shadow.tenants import (
-    SLUG_RE,
-    TenantError,
-    TenantStore,
-    TokenInfo,
-    check_label,
-    iso_after,
-    now_iso,
-)
+from shadow.tenants import SLUG_RE, TenantError, TenantStore, TokenInfo, check_label
 
 __all__ = [
     "ADMIN_KEY_PREFIX",

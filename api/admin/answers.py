@@ -1,7 +1,7 @@
 """Answers of the admin API, as msgspec Structs, so the generated OpenAPI
 document (`/admin/v1/schema`) describes every field a client reads.
 
-The read models (api/admin/views.py) build plain dicts shared with the CLI's
+The read models (ops/views.py) build plain dicts shared with the CLI's
 `--json` and the admin page; a handler converts one into its answer here,
 which also checks that the two agree.
 """
@@ -175,7 +175,7 @@ class BreakerConfigAnswer(msgspec.Struct, kw_only=True):
 
 
 class BreakerStateAnswer(msgspec.Struct, kw_only=True):
-    """The breaker as `worker.breaker.BreakerState` reads it; `mode` is its
+    """The breaker as `shadow.breaker.BreakerState` reads it; `mode` is its
     true state in one word."""
 
     tenant: str

@@ -11,12 +11,12 @@ decisions:
   the tenant's SCIM limits (`scim_rate`, `scim_burst`);
 - turning the mass-deactivation breaker off or loosening it: a tenant admin
   may tighten it (a lower share or minimum, a longer window), within the
-  operator's thresholds (`worker.breaker.get_bound`).
+  operator's thresholds (`shadow.breaker.get_bound`).
 
 Every refusal is an `AdminError` (403 for who, 422 for what, 409 for when):
 the admin API answers it as `{"error","detail"}`, the page as its error page.
-Free-text fields have bounded lengths (`MAX_*`), checked here for every
-entry point (admin API, page, CLI).
+What a value may be (`check_tenant_settings`, the bounded lengths `MAX_*`)
+is ops/views.py's, shared with the CLI; who may set it is decided here.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from redis.asyncio import Redis
 
 from api.admin.auth import Principal
 from api.admin.errors import AdminError
-from shadow.tenants import MAX_LABEL_LENGTH  # kept by the stores, for the CLI too
-from worker.breaker import (
-    BreakerConfig,
-    approve,
-    breaker_state,
-    cancel,
-    get_bound,
-    get_config,
-    set_config,
+from ops.commands import approve, cancel
+from ops.views import (
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+    URL_PATTERN,
+    check_tenant_settings,
 )
+from shadow.breaker import BreakerConfig, breaker_state, get_bound, get_config, set_config
 
 __all__ = [
     "MAX_LABEL_LENGTH",
@@ -55,14 +55,6 @@ __all__ = [
     "require_operator",
 ]
 
-#: A tenant's display name.
-MAX_NAME_LENGTH = 200
-#: The LMS URL and a webhook URL: http(s), at most this long.
-MAX_URL_LENGTH = 2000
-URL_PATTERN = r"^https?://[^\s/?#]+"
-#: The LMS API key (the LMS's own keys are far shorter).
-MAX_SECRET_LENGTH = 1000
-
 #: What a tenant admin key may change about its own tenant (the rest is the operator's).
 TENANT_KEY_FIELDS = frozenset({"name"})
 
@@ -70,39 +62,6 @@ TENANT_KEY_FIELDS = frozenset({"name"})
 def require_operator(principal: Principal) -> None:
     if not principal.operator:
         raise AdminError(403, "this needs the operator token")
-
-
-def check_tenant_settings(values: dict[str, Any]) -> list[str]:
-    """Problems with tenant settings an admin gives (create or update), the
-    same for the admin API, the page and the CLI's flags."""
-    problems = []
-    if "name" in values:
-        name = str(values["name"])
-        if not name.strip():
-            problems.append("name must not be empty")
-        elif len(name) > MAX_NAME_LENGTH:
-            problems.append(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if "lms_url" in values:
-        url = str(values["lms_url"])
-        if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_LENGTH:
-            problems.append(
-                f"lms_url must be an http(s) URL of at most {MAX_URL_LENGTH} characters"
-            )
-    if "lms_api_key" in values:
-        key = str(values["lms_api_key"])
-        if not key.strip():
-            problems.append("lms_api_key must not be empty")
-        elif len(key) > MAX_SECRET_LENGTH:
-            problems.append(f"lms_api_key must be at most {MAX_SECRET_LENGTH} characters")
-    if "lms_rate" in values and not 0 < float(values["lms_rate"]) <= 10_000:
-        problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
-    if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
-        problems.append("lms_burst must be between 1 and 100000")
-    if "scim_rate" in values and not 0 < float(values["scim_rate"]) <= 100_000:
-        problems.append("scim_rate must be more than 0 and at most 100000 requests a second")
-    if "scim_burst" in values and not 1 <= int(values["scim_burst"]) <= 1_000_000:
-        problems.append("scim_burst must be between 1 and 1000000")
-    return problems
 
 
 def check_tenant_change(principal: Principal, values: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Admin routes for provisioning: status, users, replay, breaker, reconcile.
 
 The API never calls the LMS (design.md): a reconcile asked for here is an
-arq job that a worker runs (`worker.reconcile.RECONCILE_JOB`).
+arq job that a worker runs (`ops.commands.request_reconcile`).
 """
 
 from __future__ import annotations
@@ -29,17 +29,8 @@ from api.admin.errors import AdminError
 from api.admin.policy import approve_held, cancel_held, change_breaker
 from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, json_body
 from api.admin.schemas import set_fields as given
-from api.admin.views import breaker_view, failed_page, user_timeline
-from api.cli_ops import replay, tenant_status
-from shadow import keys
-from worker.queue import QUEUE_NAME
-from worker.reconcile import (
-    RECONCILE_JOB,
-    last_report,
-    mark_queued,
-    progress_of,
-    reconcile_job_id,
-)
+from ops.commands import reconcile_state, replay, request_reconcile
+from ops.views import breaker_view, failed_page, tenant_status, user_exists, user_timeline
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -109,8 +100,8 @@ async def replay_users(
     """Retry one user (`{"user_id": ...}`) or every failed user (no body)."""
     body = data or ReplayRequest()
     slug = tenant.slug
-    if body.user_id is not None and not await services.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
+    if body.user_id is not None and not await user_exists(
+        services.redis, slug, checked_user_id(body.user_id)
     ):
         raise AdminError(404, "no such user")
     count = await replay(services.redis, services.queue, slug, body.user_id)
@@ -143,7 +134,7 @@ async def breaker_config(
     """Change the thresholds: any of enabled, share, min_learners, window_s.
     A tenant admin key may only tighten them, within the operator's."""
     update = given(data)
-    await change_breaker(services.redis, principal, tenant.slug, update)
+    await change_breaker(services.redis, principal, tenant.slug, update)  # tighten only, for a key
     audit(request, principal, "breaker config", **update)
     return msgspec.convert(await breaker_view(services.redis, tenant.slug), BreakerAnswer)
 
@@ -194,13 +185,9 @@ async def reconcile(
     """Ask a worker to reconcile the tenant (`{"repair": false}` only reports)."""
     body = data or ReconcileRequest()
     slug = tenant.slug
-    job_id = reconcile_job_id(slug)
-    job = await services.queue.enqueue_job(
-        RECONCILE_JOB, slug, body.repair, _job_id=job_id, _queue_name=QUEUE_NAME
-    )
-    if job is None:
+    job_id = await request_reconcile(services.redis, services.queue, slug, body.repair)
+    if job_id is None:
         raise AdminError(409, "a reconcile of this tenant is already queued or running")
-    await mark_queued(services.redis, slug)
     audit(request, principal, "reconcile", repair=body.repair)
     return ReconcileQueued(tenant=slug, job_id=job_id, repair=body.repair, queued=True)
 
@@ -208,12 +195,7 @@ async def reconcile(
 @get("/tenants/{slug:str}/reconcile", name="admin-reconcile-report")
 async def reconcile_report(services: ServicesDep, tenant: TenantDep) -> Reconcile:
     """Progress of the current or last reconcile, and the last report."""
-    report = await last_report(services.redis, tenant.slug)
-    return Reconcile(
-        tenant=tenant.slug,
-        progress=await progress_of(services.redis, tenant.slug) or None,
-        last=msgspec.to_builtins(report) if report else None,
-    )
+    return msgspec.convert(await reconcile_state(services.redis, tenant.slug), Reconcile)
 
 
 SYNC_HANDLERS = [

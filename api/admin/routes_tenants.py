@@ -45,7 +45,6 @@ from api.admin.schemas import (
     json_body,
     set_fields,
 )
-from api.admin.views import tenant_health, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -54,9 +53,10 @@ from mappings import (
     decode_overrides,
     encode_overrides,
 )
+from ops.views import tenant_health, tenant_view
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
-from shadow import MappingStore, Tenant, TenantError, keys
+from shadow import MappingStore, Tenant, TenantError
 from shadow.admin_keys import AdminKeyStore
 from worker.rules import enqueue_rules_resync
 
@@ -280,7 +280,7 @@ def _invalid_mapping(exc: MappingConfigError) -> AdminError:
 @get("/tenants/{slug:str}/mapping", name="admin-mapping-read")
 async def read_mapping(tenant: TenantDep, services: ServicesDep) -> MappingAnswer:
     """The tenant's overrides (null: the defaults) and the merged rules."""
-    stored = await services.redis.get(keys.mapping(tenant.slug))
+    stored = await MappingStore(services.redis).raw(tenant.slug)
     try:
         overrides = decode_overrides(stored) if stored else None
         rules = build_rules(overrides)

@@ -42,7 +42,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from scim.schema import (
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
