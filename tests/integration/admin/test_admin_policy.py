@@ -338,3 +338,9 @@ async def test_a_tenant_key_sees_its_own_queue_not_the_shared_one(api: Api) -> N
     assert "arq_queue_depth" not in own  # every tenant's jobs: the operator's business
     operator = (await api.http.get(f"{T}/status", headers=OP)).json()
     assert {"queue_depth", "arq_queue_depth"} <= set(operator)
+
+
+async def test_a_tenant_key_cannot_delete_its_tenant(api: Api, redis: Redis) -> None:
+    detail = refused(await api.http.delete(T, headers=api.key), 403)
+    assert "operator" in detail
+    assert await TenantStore(redis).get("acme") is not None
