@@ -53,5 +53,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for c in COVERED:
         terminalreporter.write_line(
             f"{c.path:<22} {c.redis_calls:>4} Redis commands {c.lms_calls:>3} LMS calls"
-            f" x 3 faults = {3 * c.points:>4} runs, all recovered ({c.seconds:.1f}s)"
+            f" x 3 faults = {3 * c.points:>4} runs, all recovered ({c.seconds:.1f}s);"
+            f" jobs: {', '.join(c.jobs) or 'none'}"
         )

@@ -145,6 +145,13 @@ def _teams(outcome: Outcome) -> dict[str, Any]:
     return {email: row[3] for email, row in _learners(outcome).items()}
 
 
+async def test_group_create_with_members(lab: Lab, team_group: tuple[str, list[str]]) -> None:
+    _, users = team_group
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "Team Red", "members": _members(users[2])}
+    ref = await _sweep(lab, "group create", Request("POST", "/Groups", body))
+    assert _teams(ref)["u2@example.com"] == "Team Red"
+
+
 async def test_group_member_add(lab: Lab, team_group: tuple[str, list[str]]) -> None:
     gid, users = team_group
     body = _patch({"op": "Add", "path": "members", "value": _members(users[2])})
