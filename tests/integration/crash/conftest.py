@@ -52,7 +52,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("crash points")
     for c in COVERED:
         terminalreporter.write_line(
-            f"{c.path:<22} {c.redis_calls:>4} Redis commands {c.lms_calls:>3} LMS calls"
+            f"{c.path:<24} {c.redis_calls:>4} Redis commands {c.lms_calls:>3} LMS calls"
             f" x 3 faults = {3 * c.points:>4} runs, all recovered ({c.seconds:.1f}s);"
             f" jobs: {', '.join(c.jobs) or 'none'}"
         )

@@ -198,6 +198,14 @@ async def test_group_delete(lab: Lab, team_group: tuple[str, list[str]]) -> None
     assert set(_teams(ref).values()) == {None}
 
 
+async def test_user_delete_in_a_team_group(lab: Lab, team_group: tuple[str, list[str]]) -> None:
+    gid, users = team_group
+    ref = await _sweep(lab, "user delete, in a group", Request("DELETE", f"/Users/{users[0]}"))
+    assert _learners(ref)["u0@example.com"][-1] == "deactivated"
+    assert _teams(ref)["u1@example.com"] == "Team Blue"
+    assert gid
+
+
 # -- operators -------------------------------------------------------------------
 
 
