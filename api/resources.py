@@ -66,6 +66,8 @@ _WRITE_RETRIES = 8
 #: A group GET with more members than this streams them, a page at a time.
 STREAM_MEMBERS_OVER = 1000
 _MEMBER_PAGE = 1000
+#: What must be unique per tenant, by kind (shadow.resources.ResourceStore.write).
+_UNIQUE = {"u": "userName", "g": "externalId"}
 
 # Ids are issued here as lower-case UUIDs. Anything else names no resource, and
 # must never reach the store: "ids" or "<id>:groups" would address its own keys.
@@ -280,7 +282,9 @@ class ResourceEndpoint:
         except StoreConflict as exc:
             if exc.reason == "uniqueness":
                 raise Uniqueness(
-                    f"a {self.rtype.id} with this userName already exists" if doc else "uniqueness"
+                    f"a {self.rtype.id} with this {_UNIQUE[self.kind]} already exists"
+                    if doc
+                    else "uniqueness"
                 ) from None
             if exc.reason == "not_found":
                 raise NotFound(f"{self.rtype.id} {rid} not found") from None
@@ -386,6 +390,16 @@ class ResourceEndpoint:
         supported. Okta sends it anyway, so it is dropped, not refused."""
         return project(doc, self.rtype)
 
+    async def _check_unique(self, tenant: Tenant, rid: str, old: dict[str, Any], new: Any) -> None:
+        """A group's new externalId must be no other group's. The write checks
+        it too, atomically; checked first as well because a group's member
+        changes are stored before its document, and a refusal changes nothing."""
+        xid = new.get("externalId") if self.kind == "g" else None
+        if xid and xid != old.get("externalId"):
+            holder = await self.s.resources.group_holding(tenant.slug, str(xid))
+            if holder is not None and holder != rid:
+                raise Uniqueness(f"a {self.rtype.id} with this externalId already exists")
+
     async def _existing(self, tenant: Tenant, rid: str, *, recent: bool = False) -> Stored:
         stored = (
             await self.s.resources.get(tenant.slug, self.kind, rid, recent=recent)
@@ -443,6 +457,7 @@ class ResourceEndpoint:
         stored = await self._existing(tenant, rid)
         expected_version(request, stored.version)
         doc = self._storable(merge_for_replace(self.rtype, stored.doc, new))
+        await self._check_unique(tenant, rid, stored.doc, doc)
         members_changed = False
         if members is not None:
             changes = (
@@ -491,6 +506,7 @@ class ResourceEndpoint:
                     if body.get("Operations") or self.kind == "u"
                     else stored.doc
                 )
+                await self._check_unique(tenant, rid, stored.doc, doc)
                 if await self._change_members(tenant, rid, member_changes):
                     members_changed = True
                 if doc == stored.doc and not members_changed:

@@ -251,10 +251,12 @@ class Snapshot:
 @dataclass(frozen=True)
 class Outcome:
     """What an operation left, in terms that do not depend on ids: learners
-    (external_ref shown as the userName it names) and users' sync states."""
+    (external_ref shown as the userName it names), users' sync states, and
+    what SCIM shows (users, and groups with their members' userNames)."""
 
     learners: tuple[tuple[Any, ...], ...]
     users: tuple[tuple[str, str, str], ...]
+    scim: tuple[tuple[Any, ...], ...] = ()
 
 
 @dataclass
@@ -407,10 +409,10 @@ class Lab:
 
     async def _match_existing(self, scim: ScimClient, request: Request) -> None:
         """After a 409 on create Entra looks the object up by its matching
-        attribute and updates it to what it meant to create: for a group,
-        its members (an answer lost after the group was stored may have
-        left them out)."""
-        attr = "userName" if request.path == "/Users" else "displayName"
+        attribute (a user's userName, a group's externalId: its object id)
+        and updates it to what it meant to create: for a group, its members
+        (a crash after the group was stored may have left them out)."""
+        attr = "userName" if request.path == "/Users" else "externalId"
         value = request.body[attr]
         found = await scim.get(request.path, params={"filter": f'{attr} eq "{value}"'})
         resources = found.json()["Resources"]
@@ -482,7 +484,24 @@ class Lab:
                 record = await sync.record(ORG, uid)
                 error = record.error if record is not None else ""
                 users.append((self.names.get(uid, uid), state, error))
-        return Outcome(learners, tuple(sorted(users)))
+        return Outcome(learners, tuple(sorted(users)), await self._scim_view())
+
+    async def _scim_view(self) -> tuple[tuple[Any, ...], ...]:
+        scim, _ = self.api(restarted=True)
+        rows: list[tuple[Any, ...]] = []
+        listed = await scim.get("/Users", params={"count": "100"})
+        assert listed.status_code == 200, listed.text
+        for user in listed.json()["Resources"]:
+            self.names.setdefault(user["id"], user["userName"])
+            name = user.get("name", {})
+            rows.append(("user", user["userName"], user.get("active"), name.get("givenName")))
+        listed = await scim.get("/Groups", params={"count": "100"})
+        assert listed.status_code == 200, listed.text
+        for group in listed.json()["Resources"]:
+            full = (await scim.get(f"/Groups/{group['id']}")).json()
+            members = sorted(self.names.get(m["value"], m["value"]) for m in full.get("members", []))
+            rows.append(("group", full["displayName"], tuple(members), None))
+        return tuple(sorted(rows, key=repr))
 
     async def check_invariants(self, what: str) -> None:
         """No duplicate learner, nothing pending or left over."""

@@ -147,7 +147,12 @@ def _teams(outcome: Outcome) -> dict[str, Any]:
 
 async def test_group_create_with_members(lab: Lab, team_group: tuple[str, list[str]]) -> None:
     _, users = team_group
-    body = {"schemas": [GROUP_SCHEMA], "displayName": "Team Red", "members": _members(users[2])}
+    body = {
+        "schemas": [GROUP_SCHEMA],
+        "displayName": "Team Red",
+        "externalId": "5f0c8d1e-0000-4000-8000-00000000red0",  # Entra's object id
+        "members": _members(users[2]),
+    }
     ref = await _sweep(lab, "group create", Request("POST", "/Groups", body))
     assert _teams(ref)["u2@example.com"] == "Team Red"
 
