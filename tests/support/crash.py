@@ -499,7 +499,8 @@ class Lab:
         assert listed.status_code == 200, listed.text
         for group in listed.json()["Resources"]:
             full = (await scim.get(f"/Groups/{group['id']}")).json()
-            members = sorted(self.names.get(m["value"], m["value"]) for m in full.get("members", []))
+            ids = [m["value"] for m in full.get("members", [])]
+            members = sorted(self.names.get(i, i) for i in ids)
             rows.append(("group", full["displayName"], tuple(members), None))
         return tuple(sorted(rows, key=repr))
 
@@ -513,6 +514,11 @@ class Lab:
         assert len(refs) == len(set(refs)), f"{what}: two learners for one user {refs}"
         pending = await self.redis.zrange(keys.state_set(ORG, "pending"), 0, -1)
         assert not pending, f"{what}: users stuck pending {pending}"
+        sync = SyncStore(self.redis)
+        for raw in await self.redis.zrange(keys.resource_ids(ORG, "u"), 0, -1):
+            record = await sync.record(ORG, raw.decode())
+            state = record.state if record is not None else None
+            assert state in ("synced", "failed"), f"{what}: user {raw!r} is {state}"
         held = await self.redis.zrange(keys.breaker_held(ORG), 0, -1)
         assert not held, f"{what}: users still held by the breaker {held}"
         assert not await self.redis.zcard(QUEUE_NAME), f"{what}: jobs left in the queue"
