@@ -48,7 +48,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import SyncStore, keys
 from tests.support.api import PATCH_OP, SECRET_KEY, ScimClient, api_settings
 from tests.support.worker_fixtures import FAST, ORG, SandboxLms

@@ -13,6 +13,8 @@ import pytest
 
 from mappings import MappingOverrides, TeamFromGroups, encode_overrides
 from shadow import keys
+from shadow.breaker import BreakerConfig, set_config
+from shadow.reconcile import progress_of
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA
 from tests.support.crash import (
     Coverage,
@@ -24,9 +26,7 @@ from tests.support.crash import (
 )
 from tests.support.worker_fixtures import ORG
 from worker import rules as worker_rules
-from worker.breaker import BreakerConfig, set_config
 from worker.queue import QUEUE_NAME
-from worker.reconcile import progress_of
 
 #: Filled by the tests, printed at the end of the run (conftest.py).
 COVERED: list[Coverage] = []
