@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cli.ops import UsageError, credential_listing, emit
+from cli.ops import UsageError, credential_listing, emit, positive_days
 from core.connect import RedisUrlError, connect, describe
 from core.sealing import SealError
 from core.settings import ConfigError, Settings, load_settings
@@ -178,13 +178,6 @@ def _processes(text: str, var: str = "") -> int:
         if var:
             raise ConfigError(f"{var}: {exc}") from None
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive_days(text: str) -> int:
-    days = int(text)
-    if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
-    return days
 
 
 async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
@@ -349,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--label")
     issue.add_argument(
         "--expires-in-days",
-        type=_positive_days,
+        type=positive_days,
         help="the token stops working this many days from now (default: never)",
     )
     issue.add_argument("--json", action="store_true")

@@ -5,20 +5,21 @@ Its cost follows the tenants with work, not all of them: the figures are
 read only for the tenants in the index of tenants with work
 (shadow/work.py), which sort first; an idle tenant has nothing pending,
 failed or held, so the rest follow in slug order, and only the page's rows
-are read in full. A search reads the names hash (one command).
+are read in full (by the shell, with `tenant_health`). A search reads the
+names hash (one command).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+import msgspec
 from redis.asyncio import Redis
 
-from core.settings import Settings
-from shadow import TenantStore
+from shadow import Tenant, TenantStore
 from shadow.work import TenantFigures, WorkIndex, read_figures
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "SORTS", "Sort", "health_fields", "tenant_list"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "SORTS", "Sort", "TenantPage", "tenant_list"]
 
 Sort = Literal["attention", "failed", "pending", "oldest_pending", "breaker", "slug"]
 SORTS: tuple[str, ...] = get_args(Sort)
@@ -47,35 +48,30 @@ def _key(sort: Sort) -> Any:
     return keys[sort]
 
 
-def health_fields(f: TenantFigures) -> dict[str, Any]:
-    """The health columns of the list (the shape it always had)."""
-    return {
-        "pending": f.pending,
-        "synced": f.synced,
-        "failed": f.failed,
-        "held": f.held,
-        "oldest_pending_seconds": f.oldest_pending_seconds(),
-        "breaker_tripped": f.breaker_tripped,
-    }
-
-
 def _matches(q: str, slug: str, names: dict[str, str]) -> bool:
     return q in slug or q in names.get(slug, "").lower()
+
+
+class TenantPage(msgspec.Struct, frozen=True):
+    """One page of the list: its tenants in order, and where it is."""
+
+    tenants: list[Tenant]
+    total: int
+    next_offset: int | None
+    q: str
 
 
 async def tenant_list(
     redis: Redis,
     store: TenantStore,
-    settings: Settings,
     *,
     sort: Sort = "attention",
     q: str = "",
     offset: int = 0,
     limit: int = DEFAULT_LIMIT,
-    view: Any = None,
-) -> dict[str, Any]:
-    """One page of tenants with their health; `view(tenant, settings)`
-    renders a tenant's settings (ops/views.py `tenant_view`)."""
+) -> TenantPage:
+    """One page of tenants in the order asked for (module docstring); the
+    shells read each row's health (ops/views.py `tenant_health`)."""
     slugs = await store.slugs()
     q = q.strip().lower()
     if q:
@@ -91,19 +87,11 @@ async def tenant_list(
         placed = set(first)
         ordered = first + [s for s in slugs if s not in placed]
     page = ordered[offset : offset + limit]
-    tenants = await store.get_many(page)
-    health = await read_figures(redis, page)
-    rows = []
-    for tenant, one in zip(tenants, health, strict=True):
-        if tenant is not None:
-            rows.append({**(view(tenant, settings) if view else {}), **health_fields(one)})
+    tenants = [t for t in await store.get_many(page) if t is not None]
     following = offset + len(page)
-    return {
-        "tenants": rows,
-        "total": len(ordered),
-        "offset": offset,
-        "limit": limit,
-        "next_offset": following if following < len(ordered) else None,
-        "sort": sort,
-        "q": q,
-    }
+    return TenantPage(
+        tenants=tenants,
+        total=len(ordered),
+        next_offset=following if following < len(ordered) else None,
+        q=q,
+    )

@@ -8,6 +8,7 @@ a 403), read or change, render.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -17,7 +18,6 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
-from api.admin.routes_tenants import list_params
 from api.admin.routes_webhooks import webhook_view
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.activity import fleet_row, tenant_charts
@@ -64,28 +64,47 @@ async def tenants(request: Req, session: SessionDep) -> Template:
     s = _services(request)
     principal = session.principal
     if principal.operator:
-        try:
-            params = list_params(request)
-        except AdminError:  # a hand-edited address: the first page, as asked or not
-            params = {"sort": "attention", "q": "", "offset": 0, "limit": DEFAULT_LIMIT}
-        listing = await tenant_list(s.redis, s.tenants, s.settings, view=tenant_view, **params)
+        params = _list_params(request)
+        listing = await tenant_list(s.redis, s.tenants, **params)
+        shown, total, following = listing.tenants, listing.total, listing.next_offset
     else:
-        slug = principal.tenant or ""
-        tenant = await s.tenants.get(slug)
-        own = []
-        if tenant is not None:
-            own = [{**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)}]
-        listing = {"tenants": own, "total": len(own)}
-        listing |= {"offset": 0, "limit": 1, "next_offset": None, "sort": "attention", "q": ""}
-    rows = [{**view, "health": health_of(view)} for view in listing["tenants"]]
+        own = await s.tenants.get(principal.tenant or "")
+        shown, total, following = ([own] if own else []), (1 if own else 0), None
+        params = {"sort": "attention", "q": "", "offset": 0, "limit": 1}
+    healths = await asyncio.gather(*(tenant_health(s.redis, t.slug) for t in shown))
+    rows = []
+    for tenant, health in zip(shown, healths, strict=True):
+        view = {**tenant_view(tenant, s.settings), **health}
+        rows.append({**view, "health": health_of(view)})
     # The last 24 hours of every listed tenant, read in one round trip.
     series = await ChartStore(s.redis).read([row["tenant"] for row in rows])
     for row, one in zip(rows, series, strict=True):
         row["activity"] = fleet_row(one, row["tenant"])
     fleet = tenant_charts(Series.total(series), "fleet")[:2] if rows else []
+    listing_view = {**params, "total": total, "next_offset": following}
     return page(
-        request, "tenants.html", session, tenants=rows, fleet=fleet, listing=listing, sorts=SORTS
+        request,
+        "tenants.html",
+        session,
+        tenants=rows,
+        fleet=fleet,
+        listing=listing_view,
+        sorts=SORTS,
     )
+
+
+def _list_params(request: Req) -> dict[str, Any]:
+    """The list's query parameters; a hand-edited bad one is left out (the
+    page shows the first page, as it would without it)."""
+    query = request.query_params
+    sort = query.get("sort") or "attention"
+    offset = query.get("offset", "0")
+    return {
+        "sort": sort if sort in SORTS else "attention",
+        "q": (query.get("q") or "")[:200],
+        "offset": int(offset) if offset.isdigit() and len(offset) < 10 else 0,
+        "limit": DEFAULT_LIMIT,
+    }
 
 
 async def _tenant_page(
