@@ -118,7 +118,7 @@ class ReconcileReport(msgspec.Struct, kw_only=True):
     duration_s: float = 0.0
     pages: int = 0
     learners_seen: int = 0
-    #: Rows of the LMS's pages that were not learners as lms-api.md has
+    #: Rows of the LMS's pages that were not learners as docs/lms-contract.md has
     #: them (left out of the comparison).
     invalid_learners: int = 0
     users_checked: int = 0
@@ -212,7 +212,7 @@ async def _run(
             raise RuntimeError(f"LMS page {page} points back to page {result.next}")
         page = result.next
     # Only refs that are ids of the bridge can name a user (and a key): any
-    # other value is some other system's, or junk (design invariant 10).
+    # other value is some other system's, or junk (docs/architecture.md, invariant 10).
     by_ref: dict[str, Learner] = {}
     for learner in learners.values():
         ref = learner.external_ref

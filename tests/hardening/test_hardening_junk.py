@@ -1,4 +1,4 @@
-"""Hand-made junk against a real API process (design invariant 6, at scale).
+"""Hand-made junk against a real API process (docs/architecture.md, invariant 6, at scale).
 
 Malformed and non-UTF-8 JSON, JSON nested thousands deep, bodies of
 megabytes, wrong content types, a wrong type for every attribute, filters

@@ -1,4 +1,4 @@
-"""Tenants are walled off (design invariant 5), on every SCIM route.
+"""Tenants are walled off (docs/architecture.md, invariant 5), on every SCIM route.
 
 Tenant A's token on tenant B's URL is a 401; A's ids under B's URL (with
 B's token) are a 404 or simply absent from lists; B can never make A's

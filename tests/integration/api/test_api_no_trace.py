@@ -1,4 +1,4 @@
-"""Bad input changes nothing (design invariant 6).
+"""Bad input changes nothing (docs/architecture.md, invariant 6).
 
 Each request below fails, with the status and scimType RFC 7644 §3.12
 gives it, and the whole Redis keyspace (every key, its type and value,

@@ -1,4 +1,4 @@
-"""The sweep: a lost job or a crashed worker only delays (design.md invariant 2)."""
+"""The sweep: a lost job or a crashed worker only delays (docs/architecture.md, invariant 2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Answers fail the user with the LMS's reason; faults defer the job and the
-user stays pending (design.md invariant 2, style.md pattern 9)."""
+user stays pending (docs/architecture.md, invariant 2 and "Conventions")."""
 
 from __future__ import annotations
 

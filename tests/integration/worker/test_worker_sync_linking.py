@@ -1,4 +1,4 @@
-"""One person, one learner: adoption on 409, conflicts, and deletes (design.md
+"""One person, one learner: adoption on 409, conflicts, and deletes (docs/architecture.md,
 invariant 4 and "Sync rules")."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Newest wins, per user (design.md invariant 3): bursts collapse, stale jobs
+"""Newest wins, per user (docs/architecture.md, invariant 3): bursts collapse, stale jobs
 change nothing, and two workers never sync one user at once."""
 
 from __future__ import annotations

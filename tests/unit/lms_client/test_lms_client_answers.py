@@ -1,4 +1,5 @@
-"""Every answer of lms-api.md: decoded on 2xx, the right exception otherwise, never retried."""
+"""Every answer of docs/lms-contract.md: decoded on 2xx, the right exception otherwise,
+never retried."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Faults of lms-api.md: retried within the policy, deferred past it, paced by the limiter."""
+"""Faults of docs/lms-contract.md: retried within the policy, deferred past it, paced by
+the limiter."""
 
 from __future__ import annotations
 
