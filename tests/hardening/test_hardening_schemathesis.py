@@ -422,6 +422,7 @@ schema.config.phases.coverage.unexpected_methods = set()
     database=None,
     derandomize=True,  # the same requests every run: CI stays reproducible
 )
+@pytest.mark.processes
 def test_fuzzed_requests_get_quick_well_formed_answers_and_refusals_change_nothing(
     case: schemathesis.Case[Any], target: Target
 ) -> None:
@@ -462,6 +463,7 @@ def test_fuzzed_requests_get_quick_well_formed_answers_and_refusals_change_nothi
     assert after == before, f"{where} changed the store"
 
 
+@pytest.mark.processes
 def test_the_fuzzer_reached_the_handlers(target: Target) -> None:
     """Real coverage: every write was both accepted and refused at least once."""
     writes = [
