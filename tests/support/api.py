@@ -21,6 +21,9 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#: The operator token of the admin API tests, and its header.
+OPERATOR = "operator-secret-0123456789"
+OP = {"Authorization": f"Bearer {OPERATOR}"}
 
 
 class ScimClient:

@@ -13,13 +13,13 @@ import pytest
 import respx
 from arq.connections import ArqRedis
 from arq.worker import Retry
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import RequestMetrics, render_metrics
 from api.settings import Settings
 from shadow import Tenant
+from tests.support.metrics import Labels, samples, value
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import (
     FAST,
@@ -37,19 +37,6 @@ from worker.sync import sync_user
 __all__ = ["queue", "worker_settings"]
 
 MOCK_BASE = "https://lms.mock/org/acme"
-Labels = frozenset[tuple[str, str]]
-
-
-def samples(text: str) -> dict[tuple[str, Labels], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, Labels], float], name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
 
 
 def learner_json(learner_id: int = 7) -> dict[str, Any]:

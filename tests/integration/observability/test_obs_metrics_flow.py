@@ -16,6 +16,7 @@ from api.app import create_app
 from api.settings import Settings
 from shadow import Tenant, TenantStore
 from tests.support.api import SCRAPE, ScimClient, api_settings
+from tests.support.metrics import Labels, samples, value
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -31,21 +32,6 @@ from worker.metrics import METRICS_KEY, WorkerMetrics
 from worker.sync import sync_user
 
 __all__ = ["lms", "queue", "worker_settings"]
-
-Labels = frozenset[tuple[str, str]]
-
-
-def samples(text: str) -> dict[tuple[str, Labels], float]:
-    """Every sample of a Prometheus text, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, Labels], float], name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
 
 
 @pytest.fixture
