@@ -23,7 +23,7 @@ from lms_sandbox import Sandbox, SandboxConfig, create_app
 from lms_sandbox.gate import ConnectionDropped
 from lms_sandbox.store import Learner as SandboxLearner
 from shadow import SyncRecord, Tenant
-from tests.support.api import SECRET_KEY
+from tests.support.api import SECRET_KEY, bridge_settings
 from worker import sync as sync_module
 from worker.deps import WorkerDeps
 from worker.sync import sync_user
@@ -154,8 +154,8 @@ def lms() -> SandboxLms:
 
 @pytest.fixture
 def worker_settings(redis_url: str) -> Settings:
-    return Settings(
-        redis_url=redis_url,
+    return bridge_settings(
+        redis_url,
         job_timeout_s=30.0,
         sweep_grace_s=0.0,
         secret_keys=(SECRET_KEY,),
@@ -163,8 +163,9 @@ def worker_settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-async def queue(redis: Redis, redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+async def queue(redis: Redis, queue_url: str) -> AsyncIterator[ArqRedis]:
+    """The arq queue: on the shadow's Redis, or beside a cluster on its own."""
+    pool = await create_pool(RedisSettings.from_dsn(queue_url))
     try:
         yield pool
     finally:

@@ -12,15 +12,14 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
-from tests.support.api import OPERATOR, ScimClient
+from tests.support.api import OPERATOR, ScimClient, bridge_settings
 from tests.support.worker_fixtures import ORG
 from worker.deps import WorkerDeps
 
 
 @pytest.fixture
 async def http(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
+    settings = bridge_settings(redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
     async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
         yield client
 

@@ -44,7 +44,8 @@ async def tenant(deps: WorkerDeps) -> Tenant:
 
 
 # Every test runs with the sandbox tenant `ORG` (tests.support.worker_fixtures).
-pytestmark = pytest.mark.usefixtures("tenant")
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = [pytest.mark.also_on_cluster, pytest.mark.usefixtures("tenant")]
 
 
 async def synced_users(deps: WorkerDeps, count: int) -> list[str]:

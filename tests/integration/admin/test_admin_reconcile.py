@@ -41,6 +41,9 @@ from worker.reconcile import (
 )
 from worker.settings import create_worker, worker_options
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 CONTROL = f"http://lms.test/_sandbox/orgs/{ORG}/learners"
 
 

@@ -18,7 +18,8 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 
 # Every test runs with the sandbox tenant `ORG` (tests.support.worker_fixtures).
-pytestmark = pytest.mark.usefixtures("tenant")
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = [pytest.mark.also_on_cluster, pytest.mark.usefixtures("tenant")]
 
 
 async def create(scim: ScimClient, email: str, named: bool = True) -> str:

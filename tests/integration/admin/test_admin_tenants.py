@@ -10,11 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from shadow import TenantStore
 from tests.support.api import OP
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"

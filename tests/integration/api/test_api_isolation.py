@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, keyspace, running_api
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

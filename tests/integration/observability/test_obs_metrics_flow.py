@@ -31,6 +31,9 @@ from worker.deps import WorkerDeps
 from worker.metrics import METRICS_KEY, WorkerMetrics
 from worker.sync import sync_user
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 __all__ = ["lms", "queue", "worker_settings"]
 
 

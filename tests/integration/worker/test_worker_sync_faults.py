@@ -28,6 +28,9 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 MOCK_BASE = "https://lms.mock/org/acme"
 
 

@@ -16,6 +16,9 @@ from tests.support.worker_fixtures import (
 )
 from worker.deps import WorkerDeps
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 
 async def test_adopts_a_learner_made_by_hand_with_the_same_email(
     deps: WorkerDeps, lms: SandboxLms, tenant: object

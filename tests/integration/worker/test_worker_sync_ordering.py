@@ -20,6 +20,9 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 
 async def test_a_burst_of_changes_is_one_call(
     deps: WorkerDeps, lms: SandboxLms, tenant: object
