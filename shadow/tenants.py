@@ -28,6 +28,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -133,6 +134,13 @@ def iso_after(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def iso_at(epoch_s: float) -> str:
+    """The UTC time of `epoch_s` (Unix seconds), in `now_iso`'s format."""
+    millis = int(epoch_s * 1000)
+    moment = datetime.fromtimestamp(millis // 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -165,8 +173,11 @@ class TenantStore:
         sealer: Sealer | None = None,
         cache_entries: int = CACHE_ENTRIES,
         miss_entries: int = MISS_ENTRIES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
+        #: Wall-clock seconds that token expiry is measured on (a test's own).
+        self._clock = clock
         #: Seals LMS API keys before they are stored (core/sealing.py).
         self._sealer = sealer
         self._last_used_written: LruCache[str, float] = LruCache(cache_entries)
@@ -352,7 +363,7 @@ class TenantStore:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        expires_at = "" if expires_in_s is None else iso_after(expires_in_s)
+        expires_at = "" if expires_in_s is None else iso_at(self._clock() + expires_in_s)
         record = TokenRecord(
             digest=_digest(secret), created_at=now_iso(), label=label, expires_at=expires_at
         )
@@ -404,7 +415,7 @@ class TenantStore:
             return tenant, None
         if not hmac.compare_digest(presented, record.digest):
             return tenant, None
-        if record.expires_at and record.expires_at <= now_iso():
+        if record.expires_at and record.expires_at <= iso_at(self._clock()):
             return tenant, None  # expired: refused from that instant, cached or not
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"

@@ -333,17 +333,20 @@ async def test_a_deployment_on_another_database_is_not_waited_for(
 async def test_an_expired_token_is_refused_from_that_instant_even_when_cached(
     redis: Redis,
 ) -> None:
-    store = TenantStore(redis, cache_ttl_s=60)
+    now = [1_800_000_000.0]  # the store's wall clock, moved by the test
+    store = TenantStore(redis, cache_ttl_s=60, clock=lambda: now[0])
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
     lasting = await store.issue_token("acme")
-    brief = await store.issue_token("acme", expires_in_s=0.3)
-    assert brief.expires_at is not None
+    brief = await store.issue_token("acme", expires_in_s=30)
+    assert brief.expires_at == "2027-01-15T08:00:30.000Z"
     assert lasting.expires_at is None
     async with watching(store):
         assert await store.authenticate("acme", brief.token) == brief.token_id  # now cached
         [listed] = [t for t in await store.list_tokens("acme") if t.token_id == brief.token_id]
         assert listed.expires_at == brief.expires_at
-        await asyncio.sleep(0.35)
+        now[0] += 29.999
+        assert await store.authenticate("acme", brief.token) == brief.token_id  # a moment before
+        now[0] = 1_800_000_030.0
         assert await store.authenticate("acme", brief.token) is None
         assert await store.authenticate("acme", lasting.token) == lasting.token_id
 
