@@ -29,12 +29,12 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.clock import iso_of_ms, now_iso
 from core.lru import LruCache
 from core.sealing import Sealer
 from shadow import keys
@@ -110,35 +110,6 @@ class IssuedToken(msgspec.Struct, kw_only=True):
 
 class TenantError(ValueError):
     """A tenant operation that cannot be done (bad slug, exists, missing)."""
-
-
-#: (whole second, its `YYYY-MM-DDTHH:MM:SS.` text): every write stamps the
-#: time, and strftime costs more than the rest of the stamp.
-_last_second: tuple[int, str] = (-1, "")
-
-
-def now_iso() -> str:
-    """The UTC time now as `2026-11-29T16:47:28.161Z` (fixed width)."""
-    global _last_second
-    now_ms = time.time_ns() // 1_000_000
-    second, millis = divmod(now_ms, 1000)
-    if second != _last_second[0]:
-        moment = datetime.fromtimestamp(second, UTC)
-        _last_second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_last_second[1]}{millis:03d}Z"
-
-
-def iso_after(seconds: float) -> str:
-    """UTC time `seconds` from now, in `now_iso`'s format."""
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def iso_at(epoch_s: float) -> str:
-    """The UTC time of `epoch_s` (Unix seconds), in `now_iso`'s format."""
-    millis = int(epoch_s * 1000)
-    moment = datetime.fromtimestamp(millis // 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"
 
 
 def _digest(secret: str) -> str:
@@ -225,7 +196,7 @@ class TenantStore:
         again with an empty cache, which is bypassed while unsubscribed.
 
         `listener` subscribes: a client without a read timeout
-        (`shadow.connect.connect_listener`), else a quiet hour would drop the
+        (`core.connect.connect_listener`), else a quiet hour would drop the
         subscription, and the cache with it, at every read timeout."""
         if not self.caches:
             return
@@ -363,7 +334,9 @@ class TenantStore:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        expires_at = "" if expires_in_s is None else iso_at(self._clock() + expires_in_s)
+        expires_at = (
+            "" if expires_in_s is None else iso_of_ms(int((self._clock() + expires_in_s) * 1000))
+        )
         record = TokenRecord(
             digest=_digest(secret), created_at=now_iso(), label=label, expires_at=expires_at
         )
@@ -415,7 +388,7 @@ class TenantStore:
             return tenant, None
         if not hmac.compare_digest(presented, record.digest):
             return tenant, None
-        if record.expires_at and record.expires_at <= iso_at(self._clock()):
+        if record.expires_at and record.expires_at <= iso_of_ms(int(self._clock() * 1000)):
             return tenant, None  # expired: refused from that instant, cached or not
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shadow.connect import connect
+from core.connect import connect
 from tests.integration.cluster.servers import RedisClusterServers, missing_binaries, start_cluster
 from tests.support.api import CLUSTER_QUEUES, SECRET_KEY
 from tests.support.redis_server import RedisServer, start_redis

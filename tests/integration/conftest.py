@@ -26,7 +26,7 @@ def run_cli(redis_url: str, cli_env: dict[str, str]) -> Run:
         *args: str, input: str | None = None, timeout: float = 60, **env: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             cwd=ROOT,
             env=bridge_env(**{"REDIS_URL": redis_url, **cli_env, **env}),
             capture_output=True,

@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 from api.app import create_app
 from shadow import Tenant, keys
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import BreakerConfig, set_config
 from tests.support.api import GROUP_SCHEMA, ScimClient, add_tenant, api_settings
 from tests.support.worker_fixtures import run_sync
-from worker.breaker import BreakerConfig, set_config
 from worker.deps import WorkerDeps
 
 OPERATOR = "operator-token-0123456789-0123456789"

@@ -15,8 +15,8 @@ from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from api.logs import ContextFilter, JsonFormatter
 from api.middleware import observe_requests, route_label
+from core.logs import ContextFilter, JsonFormatter
 from tests.support.api import SCRAPE, running_api
 from tests.support.metrics import samples, value
 

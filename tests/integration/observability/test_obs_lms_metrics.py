@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import RequestMetrics, render_metrics
+from shadow.metrics import METRICS_KEY
 from tests.support.metrics import Labels, samples, value
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import (
@@ -25,7 +26,7 @@ from tests.support.worker_fixtures import (
     scim_user,
     worker_settings,
 )
-from worker.metrics import METRICS_KEY, MetricsFlusher, WorkerMetrics
+from worker.metrics import MetricsFlusher, WorkerMetrics
 from worker.sync import sync_user
 
 __all__ = ["queue", "worker_settings"]

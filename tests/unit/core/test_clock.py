@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-import shadow.tenants as tenants
-from shadow.tenants import iso_after, iso_at, now_iso
+import core.clock as clock_module
+from core.clock import iso_after, iso_of_ms, now_iso
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -28,7 +28,7 @@ def test_now_is_fixed_width_utc_and_now() -> None:
 def test_the_second_is_formatted_again_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cached `YYYY-MM-DDTHH:MM:SS.` part follows the clock, across days too."""
     clock = iter([1_700_000_000_999_000_000, 1_700_000_001_000_000_000, 1_700_006_400_005_000_000])
-    monkeypatch.setattr(tenants.time, "time_ns", lambda: next(clock))
+    monkeypatch.setattr(clock_module.time, "time_ns", lambda: next(clock))
     assert now_iso() == "2023-11-14T22:13:20.999Z"
     assert now_iso() == "2023-11-14T22:13:21.000Z"
     assert now_iso() == "2023-11-15T00:00:00.005Z"
@@ -39,7 +39,7 @@ def test_a_later_moment_sorts_after() -> None:
 
 
 def test_a_given_moment_is_written_as_now_would_write_it() -> None:
-    """`iso_at` (token expiry on a store's clock) writes what `now_iso` would."""
-    assert iso_at(1_700_000_000.999) == "2023-11-14T22:13:20.999Z"
-    assert iso_at(1_700_006_400.005) == "2023-11-15T00:00:00.005Z"
-    assert iso_at(0.0) == "1970-01-01T00:00:00.000Z"
+    """`iso_of_ms` (token expiry on a store's clock) writes what `now_iso` would."""
+    assert iso_of_ms(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
+    assert iso_of_ms(1_700_006_400_005) == "2023-11-15T00:00:00.005Z"
+    assert iso_of_ms(0) == "1970-01-01T00:00:00.000Z"
