@@ -13,6 +13,9 @@ from typing import Any
 __all__ = ["describe_event", "event_tone"]
 
 _TITLES = {
+    "scim_create": "Created in Entra",
+    "scim_update": "Changed in Entra",
+    "scim_delete": "Deleted in Entra",
     "job_started": "Sync started",
     "synced": "Synced to the LMS",
     "failed": "Sync failed",
