@@ -98,6 +98,13 @@ def _learners(n: int) -> str:
     return f"{n} learner{'' if n == 1 else 's'}"
 
 
+def _nothing_held(breaker: dict[str, Any]) -> str | None:
+    """What the confirmation says instead of a button when nothing is held."""
+    if breaker["tripped"] or breaker["held"]:
+        return None
+    return "Nothing is held: the breaker has no deactivations waiting for a decision."
+
+
 @get("/tenants/{slug:str}/breaker/approve", name="web-breaker-approve-confirm")
 async def breaker_approve_confirm(
     request: Req, session: SessionDep, slug: FromPath[str]
@@ -120,6 +127,7 @@ async def breaker_approve_confirm(
         action=f"{tenant_path(slug)}/breaker/approve",
         button=f"Approve {n} deactivation{'' if n == 1 else 's'}",
         danger=True,
+        nothing=_nothing_held(breaker),
         back=f"{tenant_path(slug)}#breaker",
     )
 
@@ -161,6 +169,7 @@ async def breaker_cancel_confirm(
         more=max(0, n - len(breaker["held_users"])),
         action=f"{tenant_path(slug)}/breaker/cancel",
         button=f"Keep {_learners(n)} active",
+        nothing=_nothing_held(breaker),
         back=f"{tenant_path(slug)}#breaker",
     )
 

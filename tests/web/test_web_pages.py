@@ -698,3 +698,12 @@ async def test_free_text_is_bounded(redis: Redis, http: Client) -> None:
     (token,) = await TenantStore(redis).list_tokens("acme")
     assert token.expires_at
     assert "It expires in 30 days" in (await http.get("/admin/tenants/acme")).text
+
+
+async def test_with_nothing_held_the_breaker_confirmation_offers_nothing(http: Client) -> None:
+    await logged_in(http, OPERATOR)
+    for action in ("approve", "cancel"):
+        page = await http.get(f"/admin/tenants/acme/breaker/{action}")
+        assert page.status_code == 200
+        assert "Nothing is held" in page.text
+        assert f'action="/admin/tenants/acme/breaker/{action}"' not in page.text
