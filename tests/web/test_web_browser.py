@@ -610,6 +610,16 @@ async def customer_walk(tab: Browser, api_url: str, key: str) -> None:
         await expect(main).not_to_contain_text(hidden)
     await expect(page.locator("#breaker")).not_to_contain_text("Breaker on")
     await tab.check("customer-tenant")
+    # Its own work: a SCIM token for Entra (shown once), tighter thresholds.
+    await page.fill("#label", "Entra")
+    await page.click("text=Issue token")
+    await expect(page.locator("#tokens .flash.good")).to_contain_text("New SCIM token “Entra”")
+    assert (await page.locator("#new-secret-tokens").input_value()).startswith("scimb_")
+    await page.click("text=Change the thresholds")
+    await page.fill("#share_percent", "5")
+    await page.click("text=Save thresholds")
+    await expect(page.locator("#breaker .flash.good")).to_contain_text("Breaker saved: on, 5%")
+    await tab.check("customer-work")
     response = await page.goto(f"{api_url}/admin/tenants/globex")
     assert response is not None
     assert response.status == 403
