@@ -707,3 +707,28 @@ async def test_with_nothing_held_the_breaker_confirmation_offers_nothing(http: C
         assert page.status_code == 200
         assert "Nothing is held" in page.text
         assert f'action="/admin/tenants/acme/breaker/{action}"' not in page.text
+
+
+async def test_cancelling_held_deactivations_asks_first_and_keeps_the_learners(
+    redis: Redis, http: Client
+) -> None:
+    from worker.breaker import BreakerConfig, admit, breaker_state, set_config
+
+    from shadow.resources import ResourceStore
+
+    await set_config(redis, "acme", BreakerConfig(share=0.01, min_learners=0))
+    user_id = str(uuid.uuid4())
+    doc = {"userName": "ada@entra.example", "name": {"givenName": "Ada", "familyName": "L"}}
+    written = await ResourceStore(redis).write("acme", "u", user_id, "create", doc)
+    assert await admit(redis, "acme", user_id, written.version) == "held"
+    await logged_in(http, OPERATOR)
+    confirm = await http.get("/admin/tenants/acme/breaker/cancel")
+    assert "Keep 1 learner active?" in confirm.text
+    assert "Ada L" in confirm.text
+    assert (await breaker_state(redis, "acme")).held == 1  # nothing yet
+    done = await http.post(
+        "/admin/tenants/acme/breaker/cancel", data={"csrf_token": csrf_of(confirm)}
+    )
+    assert done.headers["location"] == "/admin/tenants/acme#breaker"
+    assert (await breaker_state(redis, "acme")).held == 0
+    assert "Cancelled: 1 learner stay active" in (await http.get("/admin/tenants/acme")).text
