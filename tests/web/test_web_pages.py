@@ -25,6 +25,8 @@ from api.settings import Settings
 from api.web.config import load_web_settings
 from shadow import Tenant, TenantStore, keys
 from shadow.admin_keys import AdminKeyStore
+from shadow.resources import ResourceStore
+from worker.breaker import BreakerConfig, admit, breaker_state, get_config, set_config
 
 OPERATOR = "operator-secret-0123456789"
 LMS_KEY = "lms-api-key-never-shown-42"
@@ -630,8 +632,6 @@ async def test_settings_the_lms_key_is_the_operators(
 async def test_breaker_thresholds_and_only_the_operator_turns_it_off(
     redis: Redis, http: Client, acme_key: str
 ) -> None:
-    from worker.breaker import get_config
-
     csrf = await logged_in(http, acme_key)
     form = {"csrf_token": csrf, "share_percent": "10", "window_minutes": "30", "min_learners": "5"}
     await http.post("/admin/tenants/acme/breaker", data={**form, "enabled": ""})
@@ -712,10 +712,6 @@ async def test_with_nothing_held_the_breaker_confirmation_offers_nothing(http: C
 async def test_cancelling_held_deactivations_asks_first_and_keeps_the_learners(
     redis: Redis, http: Client
 ) -> None:
-    from worker.breaker import BreakerConfig, admit, breaker_state, set_config
-
-    from shadow.resources import ResourceStore
-
     await set_config(redis, "acme", BreakerConfig(share=0.01, min_learners=0))
     user_id = str(uuid.uuid4())
     doc = {"userName": "ada@entra.example", "name": {"givenName": "Ada", "familyName": "L"}}
