@@ -40,11 +40,12 @@ def _failure_key(request: Request[Any, Any, Any]) -> str:
 
 
 async def already_over_failure_limit(request: Request[Any, Any, Any], services: Services) -> bool:
-    """True while this client is over its failure limit, counting nothing: a
-    login asks this before comparing any secret, so a client that keeps
-    guessing is answered 429 without another comparison."""
+    """Is this client over its failure limit already? Read only: the admin
+    API and the admin page ask it before comparing any credential, so a
+    client that keeps guessing learns nothing more until the window ends,
+    not even from a right guess (docs/operations.md, "Throttling")."""
     failures = await services.redis.get(_failure_key(request))
-    return int(failures or 0) > services.settings.auth_failures_per_minute
+    return failures is not None and int(failures) > services.settings.auth_failures_per_minute
 
 
 async def over_failure_limit(request: Request[Any, Any, Any], services: Services) -> bool:
