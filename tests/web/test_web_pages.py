@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -27,6 +28,7 @@ from shadow import Tenant, TenantStore, keys
 from shadow.admin_keys import AdminKeyStore
 from shadow.resources import ResourceStore
 from worker.breaker import BreakerConfig, admit, breaker_state, get_config, set_config
+from worker.reconcile import ReconcileReport
 
 OPERATOR = "operator-secret-0123456789"
 LMS_KEY = "lms-api-key-never-shown-42"
@@ -728,3 +730,23 @@ async def test_cancelling_held_deactivations_asks_first_and_keeps_the_learners(
     assert done.headers["location"] == "/admin/tenants/acme#breaker"
     assert (await breaker_state(redis, "acme")).held == 0
     assert "Cancelled: 1 learner stay active" in (await http.get("/admin/tenants/acme")).text
+
+
+async def test_the_last_reconcile_reads_in_words(redis: Redis, http: Client) -> None:
+    report = ReconcileReport(
+        tenant="acme",
+        repair=True,
+        started_at="2026-01-02T10:00:00.000Z",
+        finished_at="2026-01-02T10:01:00.000Z",
+        users_checked=40,
+        in_sync=37,
+        drift_counts={"missing": 2, "deactivated_by_hand": 1},
+        repaired=3,
+    )
+    await redis.set(keys.reconcile_last("acme"), msgspec.json.encode(report))
+    await logged_in(http, OPERATOR)
+    text = (await http.get("/admin/tenants/acme")).text
+    assert "2026-01-02 10:01:00 UTC (repair)" in text
+    assert "2 learners missing from the LMS" in text
+    assert "1 learner deactivated by hand in the LMS" in text
+    assert "3, 3 repaired" in text
