@@ -20,8 +20,9 @@ import secrets
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from shadow import keys
-from shadow.tenants import SLUG_RE, TenantError, TenantStore, TokenInfo, now_iso
+from shadow.tenants import SLUG_RE, TenantError, TenantStore, TokenInfo
 
 __all__ = [
     "ADMIN_KEY_PREFIX",

@@ -16,10 +16,10 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from mappings import GroupRef
 from shadow import keys, scripts
 from shadow.keys import Kind
-from shadow.tenants import now_iso
 
 WriteMode = Literal["create", "update", "delete"]
 

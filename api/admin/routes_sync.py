@@ -1,7 +1,7 @@
 """Admin routes for provisioning: status, users, replay, breaker, reconcile.
 
 The API never calls the LMS (design.md): a reconcile asked for here is an
-arq job that a worker runs (`worker.reconcile.RECONCILE_JOB`).
+arq job that a worker runs (`ops.commands.request_reconcile`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
 from litestar import Request, get, post, put
 from litestar.params import FromPath, JSONBody
 
@@ -17,19 +16,16 @@ from api.admin.auth import AdminDep, audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, json_body
 from api.admin.schemas import set_fields as given
-from api.admin.views import breaker_view, failed_page, user_timeline
-from api.cli_ops import replay, tenant_status
 from api.services import Services
-from shadow import keys
-from worker.breaker import approve, cancel, get_config, set_config
-from worker.queue import QUEUE_NAME
-from worker.reconcile import (
-    RECONCILE_JOB,
-    last_report,
-    mark_queued,
-    progress_of,
-    reconcile_job_id,
+from ops.commands import (
+    approve,
+    cancel,
+    configure_breaker,
+    reconcile_state,
+    replay,
+    request_reconcile,
 )
+from ops.views import breaker_view, failed_page, tenant_status, user_exists, user_timeline
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -114,8 +110,8 @@ async def replay_users(
     await reach_tenant(request, principal, slug)
     body = data or ReplayRequest()
     s = _services(request)
-    if body.user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
+    if body.user_id is not None and not await user_exists(
+        s.redis, slug, checked_user_id(body.user_id)
     ):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, body.user_id)
@@ -140,10 +136,10 @@ async def breaker_config(
     await reach_tenant(request, principal, slug)
     redis = _services(request).redis
     update = given(data)
-    config = msgspec.structs.replace(await get_config(redis, slug), **update)
-    if problems := config.problems():
-        raise AdminError(422, "; ".join(problems))
-    await set_config(redis, slug, config)
+    try:
+        await configure_breaker(redis, slug, update)
+    except ValueError as exc:
+        raise AdminError(422, str(exc)) from None
     audit(request, principal, "breaker config", **update)
     return await breaker_view(redis, slug)
 
@@ -187,13 +183,9 @@ async def reconcile(
     await reach_tenant(request, principal, slug)
     body = data or ReconcileRequest()
     s = _services(request)
-    job_id = reconcile_job_id(slug)
-    job = await s.queue.enqueue_job(
-        RECONCILE_JOB, slug, body.repair, _job_id=job_id, _queue_name=QUEUE_NAME
-    )
-    if job is None:
+    job_id = await request_reconcile(s.redis, s.queue, slug, body.repair)
+    if job_id is None:
         raise AdminError(409, "a reconcile of this tenant is already queued or running")
-    await mark_queued(s.redis, slug)
     audit(request, principal, "reconcile", repair=body.repair)
     return {"tenant": slug, "job_id": job_id, "repair": body.repair, "queued": True}
 
@@ -202,13 +194,7 @@ async def reconcile(
 async def reconcile_report(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
     """Progress of the current or last reconcile, and the last report."""
     await reach_tenant(request, principal, slug)
-    redis = _services(request).redis
-    report = await last_report(redis, slug)
-    return {
-        "tenant": slug,
-        "progress": await progress_of(redis, slug) or None,
-        "last": msgspec.to_builtins(report) if report else None,
-    }
+    return await reconcile_state(_services(request).redis, slug)
 
 
 SYNC_HANDLERS = [

@@ -26,7 +26,6 @@ from api.admin.schemas import (
     json_body,
     set_fields,
 )
-from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -35,9 +34,10 @@ from mappings import (
     decode_overrides,
     encode_overrides,
 )
+from ops.views import check_tenant_settings, tenant_health, tenant_view
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
-from shadow import MappingStore, Tenant, TenantError, keys
+from shadow import MappingStore, Tenant, TenantError
 from shadow.admin_keys import AdminKeyStore
 from worker.rules import enqueue_rules_resync
 
@@ -235,7 +235,7 @@ def _invalid_mapping(exc: MappingConfigError) -> AdminError:
 async def read_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
     """The tenant's overrides (null: the defaults) and the merged rules."""
     await reach_tenant(request, principal, slug)
-    stored = await _services(request).redis.get(keys.mapping(slug))
+    stored = await MappingStore(_services(request).redis).raw(slug)
     try:
         overrides = decode_overrides(stored) if stored else None
         rules = build_rules(overrides)

@@ -16,10 +16,11 @@ from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
 from api.admin.schemas import json_body
 from api.services import Services
+from ops.views import check_webhook_url
 from shadow.webhooks import WebhookStore, new_secret
 from worker.webhooks import enqueue_delivery
 
-__all__ = ["WEBHOOK_HANDLERS", "WebhookSet", "check_webhook_url", "webhook_view"]
+__all__ = ["WEBHOOK_HANDLERS", "WebhookSet", "webhook_view"]
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -71,14 +72,6 @@ class WebhookRemoved(msgspec.Struct, kw_only=True):
 class DeliveryQueued(msgspec.Struct, kw_only=True):
     tenant: str
     delivery_id: str
-
-
-def check_webhook_url(url: str) -> str | None:
-    """Why `url` cannot be a webhook, or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "url must be an absolute http(s) URL"
-    return None
 
 
 def _services(request: Req) -> Services:

@@ -1,7 +1,7 @@
 """Request bodies of the admin API, as msgspec Structs decoded once per request.
 
 Unknown fields are refused, so a typo is an error and never a silent no-op.
-Responses are plain JSON objects built by api/admin/views.py (shared with
+Responses are plain JSON objects built by ops/views.py (shared with
 the CLI's `--json` output). Routes take their body as `data` read by
 `json_body(<Struct>)`, so the OpenAPI document describes it.
 """

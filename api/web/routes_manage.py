@@ -20,20 +20,19 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant, require_operator
 from api.admin.errors import AdminError
 from api.admin.routes_tenants import TENANT_KEY_FIELDS, _replace_rules
-from api.admin.views import check_tenant_settings, tenant_view
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.flash import Flash, push_flash
 from api.web.pages import Req, SessionDep, page, posted_form, render, see_other
 from api.web.pages import services_of as _services
 from api.web.routes_tenants import MAX_LABEL, tenant_path
 from mappings import MappingConfigError, decode_overrides, encode_overrides
+from ops.commands import request_reconcile
+from ops.views import check_tenant_settings, tenant_view
 from scim.errors import ScimError
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
 from shadow import MappingStore, Tenant, TenantError
 from shadow.admin_keys import AdminKeyStore
-from worker.queue import QUEUE_NAME
-from worker.reconcile import RECONCILE_JOB, mark_queued, reconcile_job_id
 
 __all__ = ["MANAGE_HANDLERS"]
 
@@ -296,13 +295,9 @@ async def reconcile(request: Req, session: SessionDep, slug: FromPath[str]) -> R
     await reach_tenant(request, session.principal, slug)
     s = _services(request)
     repair = form.get("repair") == "1"
-    job = await s.queue.enqueue_job(
-        RECONCILE_JOB, slug, repair, _job_id=reconcile_job_id(slug), _queue_name=QUEUE_NAME
-    )
-    if job is None:
+    if await request_reconcile(s.redis, s.queue, slug, repair) is None:
         text, tone = "A reconcile of this tenant is already queued or running.", "warn"
     else:
-        await mark_queued(s.redis, slug)
         audit(request, session.principal, "reconcile", repair=repair, via="web")
         what = "Reconcile and repair" if repair else "Reconcile report"
         text, tone = f"{what} queued; its progress shows here.", "good"

@@ -2,8 +2,8 @@
 the mass-deactivation breaker (approve or cancel after a confirmation that
 says how many learners and who; thresholds).
 
-The same functions as the admin API and the CLI: `user_timeline`,
-`replay`, `worker.breaker.approve`, `cancel`, `get_config`/`set_config`.
+The same functions as the admin API and the CLI (ops/): `user_timeline`,
+`replay`, `approve`, `cancel`, `configure_breaker`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.routes_sync import checked_user_id
-from api.admin.views import breaker_view, tenant_view, user_timeline
-from api.cli_ops import replay
 from api.web.events import describe_event
 from api.web.flash import Flash, push_flash
 from api.web.pages import Req, SessionDep, breaker_badge, page, posted_form, render, see_other
@@ -27,8 +25,8 @@ from api.web.pages import services_of as _services
 from api.web.people import people
 from api.web.reasons import explain
 from api.web.routes_tenants import tenant_path
-from shadow import keys
-from worker.breaker import approve, cancel, get_config, set_config
+from ops.commands import approve, cancel, configure_breaker, replay
+from ops.views import breaker_view, tenant_view, user_exists, user_timeline
 
 __all__ = ["SYNC_HANDLERS"]
 
@@ -66,9 +64,7 @@ async def retry(request: Req, session: SessionDep, slug: FromPath[str]) -> Redir
     await reach_tenant(request, session.principal, slug)
     s = _services(request)
     user_id = form.get("user_id") or None
-    if user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(user_id)), "v"
-    ):
+    if user_id is not None and not await user_exists(s.redis, slug, checked_user_id(user_id)):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, user_id)
     audit(request, session.principal, "replay", user_id=user_id or "all failed", replayed=count)
@@ -218,14 +214,16 @@ async def breaker_config(request: Req, session: SessionDep, slug: FromPath[str])
     await reach_tenant(request, principal, slug)
     s = _services(request)
     values, problems = _breaker_update(form, principal.operator)
+    config = None
     if not problems:
-        config = msgspec.structs.replace(await get_config(s.redis, slug), **values)
-        problems = [p[:1].upper() + p[1:] + "." for p in config.problems()]
-    if problems:
+        try:
+            config = await configure_breaker(s.redis, slug, values)
+        except ValueError as exc:
+            problems = [f"{p[:1].upper()}{p[1:]}." for p in str(exc).split("; ")]
+    if config is None:
         text = " ".join(problems)
         await push_flash(s, session, Flash(section="breaker", tone="bad", text=text, form=form))
         return see_other(tenant_path(slug), anchor="breaker")
-    await set_config(s.redis, slug, config)
     audit(request, principal, "breaker config", via="web", **values)
     state = breaker_badge({"config": msgspec.to_builtins(config)})[0]
     text = f"Breaker saved: {state}, {values['share'] * 100:g}% per {values['window_s'] // 60} min."

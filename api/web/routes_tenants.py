@@ -1,11 +1,10 @@
 """Admin pages of tenants: the list with health, one tenant's page, its SCIM
 tokens (issued and shown once; revoked after a confirmation).
 
-Thin handlers over what the admin API uses (api/admin/views.py,
-api/cli_ops.py, the shadow stores): reach the tenant as the admin API does
-(`reach_tenant`: a tenant key elsewhere is a 403), read or change, then
-redirect (Post/Redirect/Get) with a one-time message for the section the
-form was in (api/web/flash.py).
+Thin handlers over what the admin API uses (ops/, the shadow stores):
+reach the tenant as the admin API does (`reach_tenant`: a tenant key
+elsewhere is a 403), read or change, then redirect (Post/Redirect/Get) with
+a one-time message for the section the form was in (api/web/flash.py).
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.routes_webhooks import webhook_view
-from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
-from api.cli_ops import tenant_status
 from api.web.activity import fleet_row, tenant_charts
 from api.web.flash import Flash, push_flash
 from api.web.pages import (
@@ -37,11 +34,12 @@ from api.web.pages import (
 from api.web.pages import services_of as _services
 from api.web.people import people, search
 from api.web.reasons import explain
+from ops.commands import reconcile_state
+from ops.views import breaker_view, failed_page, tenant_health, tenant_status, tenant_view
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import breaker_state
 from shadow.charts import ChartStore, Series
 from shadow.webhooks import WebhookStore
-from worker.breaker import breaker_state
-from worker.reconcile import last_report, progress_of
 
 __all__ = ["MAX_LABEL", "TENANT_HANDLERS", "tenant_path"]
 
@@ -128,10 +126,7 @@ async def tenant_page(request: Req, session: SessionDep, slug: FromPath[str]) ->
         query=query,
         found=found,
         found_partial=partial,
-        reconcile={
-            "progress": await progress_of(s.redis, slug) or None,
-            "last": _builtins(report) if (report := await last_report(s.redis, slug)) else None,
-        },
+        reconcile=await reconcile_state(s.redis, slug),
         **operator_only,
     )
 

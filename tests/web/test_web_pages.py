@@ -22,13 +22,13 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
 from api.web.config import load_web_settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore, keys
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import BreakerConfig, admit, breaker_state, get_config, set_config
+from shadow.reconcile import ReconcileReport
 from shadow.resources import ResourceStore
-from worker.breaker import BreakerConfig, admit, breaker_state, get_config, set_config
-from worker.reconcile import ReconcileReport
 
 OPERATOR = "operator-secret-0123456789"
 LMS_KEY = "lms-api-key-never-shown-42"

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore
 from shadow.admin_keys import AdminKeyStore
 

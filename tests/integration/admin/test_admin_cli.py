@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from api.cli import main
+from cli.main import main
 
 
 @pytest.fixture

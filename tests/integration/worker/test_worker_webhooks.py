@@ -22,13 +22,13 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.cli import main
-from api.settings import Settings
+from cli.main import main
+from core.settings import Settings
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import BreakerConfig, set_config
 from shadow.webhooks import WebhookStore
 from tests.support.worker_fixtures import FAST, KEY, ORG, put_user, run_sync, scim_user
-from worker.breaker import BreakerConfig, set_config
 from worker.deps import WorkerDeps
 from worker.webhooks import BACKOFF_S, MAX_ATTEMPTS, deliver_webhook
 

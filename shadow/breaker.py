@@ -38,21 +38,20 @@ figure is not skewed by a deliberate hold. The shadow keeps every change
   Entra re-creates the person under a new id, the worker adopts it).
 
 `breaker_state(redis, tenant)` is the read model for the admin API, the CLI
-and metrics.
+and metrics; ops/commands.py gives operators `approve` with the queue.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from shadow import ResourceStore, SyncStore, keys, now_iso
-from worker.queue import enqueue_sync
+from core.clock import iso_of_ms, now_iso
+from shadow import ResourceStore, SyncStore, keys
 
 __all__ = [
     "CANCELLED_REASON",
@@ -61,6 +60,7 @@ __all__ = [
     "BreakerHeld",
     "BreakerState",
     "Decision",
+    "Enqueue",
     "admit",
     "allowed_in_window",
     "approve",
@@ -276,7 +276,7 @@ async def breaker_state(redis: Redis, tenant: str) -> BreakerState:
         window_count=int(window),
         learners=learners,
         allowed=allowed_in_window(config, learners),
-        approved_until=_iso(approved_ms) if approved_ms > now_ms else None,
+        approved_until=iso_of_ms(approved_ms) if approved_ms > now_ms else None,
     )
 
 
@@ -287,16 +287,20 @@ async def held_users(
     rows = await redis.zrange(
         keys.breaker_held(tenant), offset, offset + limit - 1, withscores=True
     )
-    return [(_text(uid), _iso(int(score))) for uid, score in rows]
+    return [(_text(uid), iso_of_ms(int(score))) for uid, score in rows]
 
 
 async def held_since(redis: Redis, tenant: str, user_id: str) -> str | None:
     """When the breaker parked this user (ISO), or None when it is not held."""
     score = await redis.zscore(keys.breaker_held(tenant), user_id)
-    return None if score is None else _iso(int(score))
+    return None if score is None else iso_of_ms(int(score))
 
 
-async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: int) -> int:
+#: Enqueue a sync job of (user id, due ms): the queue is the worker's, not the store's.
+Enqueue = Callable[[str, int], Awaitable[None]]
+
+
+async def approve(redis: Redis, tenant: str, *, interval_ms: int, enqueue: Enqueue) -> int:
     """Release every held user and let deactivations through for one window;
     returns how many users were released (re-marked pending and enqueued)."""
     config = await get_config(redis, tenant)
@@ -319,7 +323,7 @@ async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: in
         # (approve again), never lost.
         due = await resources.requeue(tenant, uid, interval_ms=interval_ms)
         if due is not None:
-            await enqueue_sync(queue, tenant, uid, due)
+            await enqueue(uid, due)
         await _unpark(redis, tenant, uid)
         await sync.log_event(tenant, uid, "breaker_released", reason="approved by admin")
         released += 1
@@ -369,7 +373,3 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,6 +1,7 @@
-"""Read models shared by the admin API and the CLI's `--json` output.
+"""What operators read: shared by the admin API, the admin page and the
+CLI's `--json` output.
 
-Plain functions over Redis that return JSON-ready dicts, so the two always
+Plain functions over Redis that return JSON-ready dicts, so the three always
 agree. Nothing here shows an LMS API key, a token secret or a user's
 personal data beyond ids: the provisioning log carries field names and
 status codes only.
@@ -11,22 +12,28 @@ from __future__ import annotations
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.settings import Settings
-from shadow import SyncStore, Tenant, keys
-from worker.breaker import breaker_state, held_since, held_users
+from core.settings import Settings
+from shadow import LmsPause, MappingStore, SyncStore, Tenant, keys
+from shadow.breaker import breaker_state, held_since, held_users
+from worker.queue import queue_depth
 
 __all__ = [
     "ERROR_SAMPLE_USERS",
     "breaker_view",
     "check_tenant_settings",
+    "check_webhook_url",
     "failed_page",
     "lms_error_rate",
     "tenant_health",
+    "tenant_status",
     "tenant_view",
+    "user_exists",
     "user_timeline",
 ]
 
@@ -76,6 +83,14 @@ def check_tenant_settings(values: dict[str, Any]) -> list[str]:
     if "scim_burst" in values and not 1 <= int(values["scim_burst"]) <= 1_000_000:
         problems.append("scim_burst must be between 1 and 1000000")
     return problems
+
+
+def check_webhook_url(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "url must be an absolute http(s) URL"
+    return None
 
 
 async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
@@ -181,6 +196,11 @@ async def failed_page(redis: Redis, slug: str, offset: int, limit: int) -> dict[
     }
 
 
+async def user_exists(redis: Redis, slug: str, user_id: str) -> bool:
+    """A live user of the tenant in the shadow (`user_id` already checked as an id)."""
+    return bool(await redis.hexists(keys.resource(slug, "u", user_id), "v"))  # type: ignore[misc]
+
+
 async def user_timeline(redis: Redis, slug: str, user_id: str, limit: int = 100) -> dict[str, Any]:
     """One user's story: shadow version, sync record, breaker hold and the
     provisioning log (newest first: SCIM-side state, jobs, LMS calls and
@@ -224,3 +244,45 @@ async def breaker_view(redis: Redis, slug: str, held_limit: int = 100) -> dict[s
         for uid, since in await held_users(redis, slug, 0, held_limit)
     ]
     return view
+
+
+async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, Any]:
+    """The figures ops look at first (`scim-bridge status`, the admin API's
+    and the page's status)."""
+    sync = SyncStore(redis)
+    counts = await sync.counts(slug)
+    failed_ids = await sync.users_in(slug, "failed", limit=10)
+    last_errors = []
+    for uid in failed_ids:
+        record = await sync.record(slug, uid)
+        if record:
+            last_errors.append({"user_id": uid, "error": record.error, "at": record.updated_at})
+    oldest = (
+        round(time.time() - counts.oldest_pending_ms / 1000, 3)
+        if counts.oldest_pending_ms is not None
+        else 0.0
+    )
+    breaker = await breaker_state(redis, slug)
+    return {
+        "tenant": slug,
+        # This tenant's users with a job waiting; the whole queue is apart.
+        "queue_depth": counts.queued,
+        "arq_queue_depth": await queue_depth(queue),
+        "queued": counts.queued,
+        "pending": counts.pending,
+        "synced": counts.synced,
+        "failed": counts.failed,
+        "held": breaker.held,
+        "oldest_pending_seconds": max(0.0, oldest),
+        "last_errors": last_errors,
+        "lms": await lms_error_rate(redis, slug),
+        "breaker": msgspec.to_builtins(breaker),
+        # The re-sync of every user after the newest mapping change.
+        "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
+        # Deliveries wait while the LMS refuses the tenant's key (null: they run).
+        "lms_paused": _pause_view(await sync.lms_pause(slug)),
+    }
+
+
+def _pause_view(pause: LmsPause | None) -> dict[str, str] | None:
+    return None if pause is None else {"reason": pause.reason, "since": pause.since}
