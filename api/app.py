@@ -11,18 +11,20 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from litestar import Litestar
 
+from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from api.admin.openapi import admin_openapi_config
-from api.admin.router import admin_router
+from api.admin.router import ADMIN_PREFIX, admin_router
 from api.drain import DrainUnreadBody
 from api.endpoints import endpoints
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import EXCEPTION_HANDLERS, by_area
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
 from api.middleware import observe_requests
 from api.routes.health import healthz, metrics, readyz
 from api.routes.scim import ScimPathCase, scim_router
 from api.services import Services
-from api.web import AdminPage
+from api.web import WEB_PREFIX, AdminPage
+from api.web.router import WEB_EXCEPTION_HANDLERS
 from core.connect import check_queue_placement, connect, connect_listener, connect_queue
 from core.settings import Settings, load_settings
 
@@ -62,7 +64,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[scim_router(), admin_router(), healthz, readyz, metrics],
         lifespan=[lifespan],
         plugins=[AdminPage()],  # the admin web page under /admin/ (api/web)
-        exception_handlers=EXCEPTION_HANDLERS,
+        # An unknown URL or method is answered in its area's shape: the admin
+        # API's JSON, the admin site's page, else a SCIM Error.
+        exception_handlers=by_area(
+            [(ADMIN_PREFIX, ADMIN_EXCEPTION_HANDLERS), (WEB_PREFIX, WEB_EXCEPTION_HANDLERS)],
+            EXCEPTION_HANDLERS,
+        ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=admin_openapi_config(),  # the admin API's, at /admin/v1/schema
         debug=False,

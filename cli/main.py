@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cli.ops import UsageError, credential_listing, emit
+from cli.ops import UsageError, credential_listing, emit, positive_days
 from core.connect import RedisUrlError, connect, describe
 from core.sealing import SealError
 from core.settings import ConfigError, Settings, load_settings
@@ -165,13 +165,6 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return await _with_redis(settings, run)
-
-
-def _positive_days(text: str) -> int:
-    days = int(text)
-    if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
-    return days
 
 
 async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
@@ -319,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--label")
     issue.add_argument(
         "--expires-in-days",
-        type=_positive_days,
+        type=positive_days,
         help="the token stops working this many days from now (default: never)",
     )
     issue.add_argument("--json", action="store_true")

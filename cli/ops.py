@@ -11,12 +11,14 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from api.admin.errors import AdminError
+from api.admin.policy import approve_held, cancel_held
 from core.connect import connect, connect_queue
 from core.settings import Settings
 from lms_client import LmsError
 from mappings import decode_overrides, encode_overrides
 from mappings.problems import MappingConfigError
-from ops.commands import approve, cancel, configure_breaker, replay
+from ops.commands import configure_breaker, replay
 from ops.views import breaker_view, failed_page, tenant_status
 from shadow import (
     MappingStore,
@@ -246,15 +248,32 @@ async def cmd_users_failed(args: argparse.Namespace, settings: Settings) -> int:
 # -- admin keys ----------------------------------------------------------------
 
 
+def positive_days(text: str) -> int:
+    """`--expires-in-days` of a SCIM token or an admin key."""
+    days = int(text)
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
+    return days
+
+
 async def cmd_admin_key_issue(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings.redis_url)
+    expires_in_s = args.expires_in_days * 86_400 if args.expires_in_days else None
     try:
-        issued = await AdminKeyStore(redis).issue(args.slug, label=args.label or "")
+        issued = await AdminKeyStore(redis).issue(
+            args.slug, label=args.label or "", expires_in_s=expires_in_s
+        )
     finally:
         await redis.aclose()
-    data = {"tenant": args.slug, "key_id": issued.key_id, "key": issued.key}
+    data = {
+        "tenant": args.slug,
+        "key_id": issued.key_id,
+        "key": issued.key,
+        "expires_at": issued.expires_at,
+    }
+    expiry = f"Expires: {issued.expires_at}\n" if issued.expires_at else ""
     human = (
-        f"Admin key for {args.slug}: {issued.key}\n"
+        f"Admin key for {args.slug}: {issued.key}\n{expiry}"
         "Copy the key now: it is not shown again. It reaches this tenant only, "
         f"at {settings.public_url.rstrip('/')}/admin/v1/tenants/{args.slug}/..."
     )
@@ -313,13 +332,16 @@ async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
         if tenant is None:
             raise TenantError(f"no tenant {args.slug!r}")
         extra: dict[str, Any] = {}
-        if args.action == "approve":
-            extra["released"] = await approve(
-                redis, queue, args.slug, interval_ms=tenant.job_interval_ms
-            )
-        elif args.action == "cancel":
-            extra["dropped"] = await cancel(redis, args.slug)
-        elif args.action == "set":
+        try:  # the admin API's rules (api/admin/policy.py): 409 there, exit 1 here
+            if args.action == "approve":
+                extra["released"] = await approve_held(
+                    redis, queue, args.slug, interval_ms=tenant.job_interval_ms
+                )
+            elif args.action == "cancel":
+                extra["dropped"] = await cancel_held(redis, args.slug)
+        except AdminError as exc:
+            raise TenantError(exc.detail) from None
+        if args.action == "set":
             changes = {
                 name: value
                 for name, value in (
@@ -470,6 +492,11 @@ def add_ops_commands(sub: Any) -> None:
     kissue = keys_cmd.add_parser("issue", help="issue an admin key (shown once)")
     kissue.add_argument("slug")
     kissue.add_argument("--label")
+    kissue.add_argument(
+        "--expires-in-days",
+        type=positive_days,
+        help="the key stops working this many days from now (default: never)",
+    )
     kissue.add_argument("--json", action="store_true")
     kissue.set_defaults(handler=cmd_admin_key_issue)
     klist = keys_cmd.add_parser("list")

@@ -316,6 +316,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
         ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
+        ("auth_failures_per_minute", "BRIDGE_AUTH_FAILURES_PER_MINUTE", int, 1),
     ):
         if var in env:
             values[field] = _number(env, var, cast, low)

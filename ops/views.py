@@ -21,10 +21,16 @@ from redis.asyncio import Redis
 from core.settings import Settings
 from shadow import LmsPause, MappingStore, SyncStore, Tenant, keys
 from shadow.breaker import breaker_state, held_since, held_users
+from shadow.tenants import MAX_LABEL_LENGTH as MAX_LABEL_LENGTH  # kept by the stores
 from worker.queue import queue_depth
 
 __all__ = [
     "ERROR_SAMPLE_USERS",
+    "MAX_LABEL_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_SECRET_LENGTH",
+    "MAX_URL_LENGTH",
+    "URL_PATTERN",
     "breaker_view",
     "check_tenant_settings",
     "check_webhook_url",
@@ -63,17 +69,38 @@ def tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
     }
 
 
+#: Bounded free text (docs/operations.md, "Admin API: lengths"), for the
+#: admin API, the page and the CLI alike: a tenant's display name ...
+MAX_NAME_LENGTH = 200
+#: ... the LMS URL and a webhook URL (http or https, at most this long) ...
+MAX_URL_LENGTH = 2000
+URL_PATTERN = r"^https?://[^\s/?#]+"
+#: ... and the LMS API key (the LMS's own keys are far shorter).
+MAX_SECRET_LENGTH = 1000
+
+
 def check_tenant_settings(values: dict[str, Any]) -> list[str]:
-    """Problems with tenant settings an admin gives (create or update)."""
+    """Problems with tenant settings an admin gives (create or update), the
+    same for the admin API, the page and the CLI's flags."""
     problems = []
-    if "name" in values and not str(values["name"]).strip():
-        problems.append("name must not be empty")
+    if "name" in values:
+        name = str(values["name"])
+        if not name.strip():
+            problems.append("name must not be empty")
+        elif len(name) > MAX_NAME_LENGTH:
+            problems.append(f"name must be at most {MAX_NAME_LENGTH} characters")
     if "lms_url" in values:
         url = str(values["lms_url"])
-        if not url.startswith(("http://", "https://")) or len(url) > 2048:
-            problems.append("lms_url must be an http(s) URL")
-    if "lms_api_key" in values and not str(values["lms_api_key"]).strip():
-        problems.append("lms_api_key must not be empty")
+        if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_LENGTH:
+            problems.append(
+                f"lms_url must be an http(s) URL of at most {MAX_URL_LENGTH} characters"
+            )
+    if "lms_api_key" in values:
+        key = str(values["lms_api_key"])
+        if not key.strip():
+            problems.append("lms_api_key must not be empty")
+        elif len(key) > MAX_SECRET_LENGTH:
+            problems.append(f"lms_api_key must be at most {MAX_SECRET_LENGTH} characters")
     if "lms_rate" in values and not 0 < float(values["lms_rate"]) <= 10_000:
         problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
     if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
@@ -90,11 +117,15 @@ def check_webhook_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "url must be an absolute http(s) URL"
+    if len(url) > MAX_URL_LENGTH:
+        return f"url must be at most {MAX_URL_LENGTH} characters"
     return None
 
 
 async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
-    """Counts per sync state, oldest pending and the breaker flag: the list view."""
+    """Counts per sync state, oldest pending and the breaker's true state
+    (`breaker_state`: on, tripped, approved until `breaker_approved_until`,
+    off): the list view."""
     counts = await SyncStore(redis).counts(slug)
     breaker = await breaker_state(redis, slug)
     oldest = (
@@ -109,6 +140,8 @@ async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
         "held": breaker.held,
         "oldest_pending_seconds": oldest,
         "breaker_tripped": breaker.tripped,
+        "breaker_state": breaker.mode,
+        "breaker_approved_until": breaker.approved_until,
     }
 
 

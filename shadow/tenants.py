@@ -111,6 +111,15 @@ class TenantError(ValueError):
     """A tenant operation that cannot be done (bad slug, exists, missing)."""
 
 
+#: Longest label of a SCIM token or an admin key (docs/operations.md, "Lengths").
+MAX_LABEL_LENGTH = 100
+
+
+def check_label(label: str) -> None:
+    if len(label) > MAX_LABEL_LENGTH:
+        raise TenantError(f"label must be at most {MAX_LABEL_LENGTH} characters")
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -326,6 +335,7 @@ class TenantStore:
     ) -> IssuedToken:
         """A new token (shown this once); with `expires_in_s` it stops working
         that long from now, as if revoked then."""
+        check_label(label)
         if await self.get(slug) is None:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)

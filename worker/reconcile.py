@@ -50,6 +50,7 @@ import msgspec
 from arq.constants import job_key_prefix
 from arq.cron import CronJob, cron
 from arq.worker import Function, func
+from redis.exceptions import RedisError
 
 from core.settings import Settings
 from lms_client import Learner, LearnerPage, LmsDeferred, LmsError, LmsTransientError
@@ -178,8 +179,8 @@ async def _run(
             await deps.redis.pexpire(keys.reconcile_lock(slug), LOCK_TTL_MS)
         try:
             await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
-        except (LmsDeferred, LmsTransientError):
-            raise
+        except (LmsDeferred, LmsTransientError, RedisError):
+            raise  # the LMS or Redis is away, not one odd user: the run fails, visibly
         except Exception as exc:  # one odd user must not stop the tenant's reconcile
             logger.warning("reconcile %s/%s: %s: %s", slug, stored.id, type(exc).__name__, exc)
             report.skip("error")

@@ -140,6 +140,8 @@ class ResourceEndpoint:
     #: PATCH starts from this process's recent copy of the resource (one
     #: round trip saved; the write's version check refuses a stale copy).
     patch_from_recent = False
+    #: What is unique per tenant (shadow.resources.ResourceStore.write).
+    unique_attribute = "userName"
 
     def __init__(self, services: Services) -> None:
         self.s = services
@@ -191,6 +193,12 @@ class ResourceEndpoint:
     async def change_members(self, tenant: Tenant, rid: str, changes: MemberChanges) -> bool:
         """Apply a net membership change; True when some membership changed."""
         return False
+
+    async def check_unique(
+        self, tenant: Tenant, rid: str, old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        """Refuse an update whose unique value another resource holds before
+        any part of it is stored (the write checks again, atomically)."""
 
     def patched(self, doc: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """The document after the PATCH operations of `body` (RFC 7644 §3.5.2)."""
@@ -259,7 +267,9 @@ class ResourceEndpoint:
         except StoreConflict as exc:
             if exc.reason == "uniqueness":
                 raise Uniqueness(
-                    f"a {self.rtype.id} with this userName already exists" if doc else "uniqueness"
+                    f"a {self.rtype.id} with this {self.unique_attribute} already exists"
+                    if doc
+                    else "uniqueness"
                 ) from None
             if exc.reason == "not_found":
                 raise NotFound(f"{self.rtype.id} {rid} not found") from None
@@ -327,6 +337,7 @@ class ResourceEndpoint:
         stored = await self._existing(tenant, rid)
         expected_version(if_match, stored.version)
         doc = self._storable(merge_for_replace(self.rtype, stored.doc, new))
+        await self.check_unique(tenant, rid, stored.doc, doc)
         members_changed = False
         if members is not None:
             changes = (
@@ -363,6 +374,7 @@ class ResourceEndpoint:
                     continue
                 expected_version(if_match, stored.version)
                 doc = self.patched(stored.doc, body)
+                await self.check_unique(tenant, rid, stored.doc, doc)
                 if await self.change_members(tenant, rid, member_changes):
                     members_changed = True
                 if doc == stored.doc and not members_changed:

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from api.endpoints.base import ResourceEndpoint, View, is_resource_id, names_attribute
 from api.scim_io import ScimResponse, encode, etag_of
-from scim.errors import NotFound
+from scim.errors import NotFound, Uniqueness
 from scim.members import MemberChanges, split_member_ops
 from scim.resource import project
 from scim.schema import GROUP_RESOURCE, GROUP_SCHEMA, PATCH_OP_SCHEMA
@@ -37,6 +37,9 @@ _MEMBER_PAGE = 1000
 class GroupEndpoint(ResourceEndpoint):
     rtype = GROUP_RESOURCE
     kind = "g"
+    # Entra's object id of the group: a create retried after a lost answer
+    # meets a 409, never makes a second group (docs/architecture.md, "Crash safety").
+    unique_attribute = "externalId"
 
     def wants_related(self, view: View) -> bool:
         if view.excluded and names_attribute(view.excluded, "members"):
@@ -74,6 +77,17 @@ class GroupEndpoint(ResourceEndpoint):
 
     def patched(self, doc: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         return super().patched(doc, body) if body.get("Operations") else doc
+
+    async def check_unique(
+        self, tenant: Tenant, rid: str, old: dict[str, Any], new: dict[str, Any]
+    ) -> None:
+        """Member changes are stored before the document: a new externalId
+        that another group holds is refused before them."""
+        xid = new.get("externalId")
+        if xid and xid != old.get("externalId"):
+            holder = await self.s.resources.group_holding(tenant.slug, str(xid))
+            if holder is not None and holder != rid:
+                raise Uniqueness(f"a {self.rtype.id} with this externalId already exists")
 
     async def change_members(self, tenant: Tenant, rid: str, changes: MemberChanges) -> bool:
         """Apply a net membership change; True when some membership changed.
