@@ -9,7 +9,6 @@ app (`template_config`); `create_app` registers it with one line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +190,6 @@ class AdminPage(InitPlugin):
         app_config.template_config = TemplateConfig(instance=template_engine())
         web = self._web or load_web_settings()
         app_config.state["web_settings"] = web
-        app_config.exception_handlers = _page_errors_under_admin(app_config.exception_handlers)
         app_config.route_handlers.extend(
             [
                 web_router(web),
@@ -204,25 +202,3 @@ class AdminPage(InitPlugin):
             ]
         )
         return app_config
-
-
-def is_page_path(path: str) -> bool:
-    """A path of the admin page (not of the admin API under /admin/v1)."""
-    if path != WEB_PREFIX and not path.startswith(WEB_PREFIX + "/"):
-        return False
-    return not (path == WEB_PREFIX + "/v1" or path.startswith(WEB_PREFIX + "/v1/"))
-
-
-def _page_errors_under_admin(handlers: Mapping[Any, Any]) -> dict[Any, Any]:
-    """The app's exception handlers, with Litestar's own routing errors (an
-    unknown address, a wrong method) under /admin/ answered as a page of the
-    admin site with its security headers; everywhere else as before."""
-    app_http = handlers.get(HTTPException)
-
-    def http_error(request: Req, exc: HTTPException) -> Response[Any]:
-        if is_page_path(request.url.path) or app_http is None:
-            return _http_error(request, exc)
-        response: Response[Any] = app_http(request, exc)
-        return response
-
-    return {**handlers, HTTPException: http_error}

@@ -2,10 +2,11 @@
 key), enable or disable it, its admin keys, a reconcile, and its mapping
 (edited beside a live preview).
 
-Each calls what the admin API calls, with the admin API's checks
-(`check_tenant_settings`, `TENANT_KEY_FIELDS`, `require_operator`,
-`decode_overrides`, `_replace_rules`, the reconcile job), then redirects
-with a message for the section the form was in (api/web/flash.py).
+Each calls what the admin API calls, with the admin API's policy
+(api/admin/policy.py: `require_operator`, `check_tenant_change`, the
+bounded lengths) and checks (`check_tenant_settings`, `decode_overrides`,
+`_replace_rules`, `request_reconcile`), then redirects with a message for
+the section the form was in (api/web/flash.py).
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from litestar import get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from api.admin.auth import audit, reach_tenant, require_operator
+from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
-from api.admin.routes_tenants import TENANT_KEY_FIELDS, _replace_rules
+from api.admin.policy import (
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SECRET_LENGTH,
+    check_tenant_change,
+    require_operator,
+)
+from api.admin.routes_tenants import _replace_rules
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.flash import Flash, push_flash
 from api.web.pages import Req, SessionDep, page, posted_form, render, see_other
 from api.web.pages import services_of as _services
-from api.web.routes_tenants import MAX_LABEL, tenant_path
+from api.web.routes_tenants import tenant_path
 from mappings import MappingConfigError, decode_overrides, encode_overrides
 from ops.commands import request_reconcile
 from ops.views import check_tenant_settings, tenant_view
@@ -36,10 +44,6 @@ from shadow.admin_keys import AdminKeyStore
 
 __all__ = ["MANAGE_HANDLERS"]
 
-MAX_NAME = 200
-#: What a customer's admin may change on the settings form.
-PAGE_TENANT_FIELDS = frozenset({"name"})
-MAX_SECRET = 4096
 MAX_JSON_TEXT = 64 * 1024
 Json = dict[str, Any]
 
@@ -93,8 +97,8 @@ async def create_tenant(request: Req, session: SessionDep) -> Redirect:
     problems = [
         p
         for p in (
-            _text_problem("name", values["name"], MAX_NAME),
-            _text_problem("LMS key", values["lms_api_key"], MAX_SECRET),
+            _text_problem("name", values["name"], MAX_NAME_LENGTH),
+            _text_problem("LMS key", values["lms_api_key"], MAX_SECRET_LENGTH),
         )
         if p
     ]
@@ -124,8 +128,8 @@ async def create_tenant(request: Req, session: SessionDep) -> Redirect:
 
 @post("/tenants/{slug:str}/settings", name="web-tenant-settings")
 async def save_settings(request: Req, session: SessionDep, slug: FromPath[str]) -> Redirect:
-    """The name (either role); the LMS key (the operator's, as the admin API
-    has it: `TENANT_KEY_FIELDS` and the policy layer decide)."""
+    """The name (either role); the LMS key (the operator's: the admin
+    policy's `check_tenant_change` decides, as for the admin API)."""
     form = await posted_form(request, session)
     principal = session.principal
     tenant = await reach_tenant(request, principal, slug)
@@ -135,20 +139,20 @@ async def save_settings(request: Req, session: SessionDep, slug: FromPath[str]) 
         values["name"] = form["name"].strip()
     if form.get("lms_api_key", "").strip():
         values["lms_api_key"] = form["lms_api_key"].strip()
-    # The admin API's rule (`TENANT_KEY_FIELDS`), and on the page a customer's
-    # admin is offered the name only: LMS settings are the operator's.
-    allowed = TENANT_KEY_FIELDS & PAGE_TENANT_FIELDS
-    if not principal.operator and (denied := sorted(set(values) - allowed)):
-        said = ", ".join("the LMS key" if d == "lms_api_key" else d for d in denied)
-        raise AdminError(403, f"only the operator may change {said}")
     problems = [
         p
         for p in (
-            _text_problem("name", values.get("name", ""), MAX_NAME),
-            _text_problem("LMS key", values.get("lms_api_key", ""), MAX_SECRET),
+            _text_problem("name", values.get("name", ""), MAX_NAME_LENGTH),
+            _text_problem("LMS key", values.get("lms_api_key", ""), MAX_SECRET_LENGTH),
         )
         if p
-    ] + check_tenant_settings(values)
+    ]
+    try:
+        check_tenant_change(principal, values)  # a 403 for the operator's fields
+    except AdminError as exc:
+        if exc.status != 422:
+            raise
+        problems += exc.detail.split("; ")
     if problems:
         kept = {"name": form.get("name", "")}
         flash = Flash(section="settings", tone="bad", text=_sentence(problems), form=kept)
@@ -216,7 +220,7 @@ async def issue_admin_key(request: Req, session: SessionDep, slug: FromPath[str]
     await reach_tenant(request, principal, slug)
     s = _services(request)
     label = form.get("label", "").strip()
-    if problem := _text_problem("label", label, MAX_LABEL):
+    if problem := _text_problem("label", label, MAX_LABEL_LENGTH):
         flash = Flash(section="admin-keys", tone="bad", text=_sentence([problem]), form=form)
         await push_flash(s, session, flash)
         return see_other(tenant_path(slug), anchor="admin-keys")
@@ -401,7 +405,7 @@ async def mapping_save(request: Req, session: SessionDep, slug: FromPath[str]) -
         flash = Flash(section="mapping", tone="bad", text=problem, form=kept)
         await push_flash(s, session, flash)
         return see_other(f"{tenant_path(slug)}/mapping", anchor="mapping")
-    progress = await _replace_rules(request, slug, overrides)
+    progress = await _replace_rules(s, slug, overrides)
     audit(request, principal, "mapping set" if overrides else "mapping reset", via="web")
     total = progress.get("total", 0)
     text = "Mapping saved" if overrides else "Mapping reset to the defaults"

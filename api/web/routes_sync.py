@@ -2,8 +2,10 @@
 the mass-deactivation breaker (approve or cancel after a confirmation that
 says how many learners and who; thresholds).
 
-The same functions as the admin API and the CLI (ops/): `user_timeline`,
-`replay`, `approve`, `cancel`, `configure_breaker`.
+The same functions as the admin API and the CLI: `user_timeline` and
+`replay` (ops/), and the admin policy's `approve_held`, `cancel_held` and
+`change_breaker` (api/admin/policy.py: nothing to approve is a 409, a
+customer's admin may tighten the breaker but not loosen or disable it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import approve_held, cancel_held, change_breaker
 from api.admin.routes_sync import checked_user_id
 from api.web.events import describe_event
 from api.web.flash import Flash, push_flash
@@ -25,7 +28,7 @@ from api.web.pages import services_of as _services
 from api.web.people import people
 from api.web.reasons import explain
 from api.web.routes_tenants import tenant_path
-from ops.commands import approve, cancel, configure_breaker, replay
+from ops.commands import replay
 from ops.views import breaker_view, tenant_view, user_exists, user_timeline
 
 __all__ = ["SYNC_HANDLERS"]
@@ -130,14 +133,15 @@ async def breaker_approve_confirm(
 
 @post("/tenants/{slug:str}/breaker/approve", name="web-breaker-approve")
 async def breaker_approve(request: Req, session: SessionDep, slug: FromPath[str]) -> Redirect:
-    """Release the held deactivations (and let more through for one window).
-
-    Whether there is anything to approve is the admin API's rule (a 409 when
-    nothing is held), applied by the shared breaker functions."""
+    """Release the held deactivations (and let more through for one window);
+    with nothing held (another admin decided first) the page says so."""
     await posted_form(request, session)
     tenant = await reach_tenant(request, session.principal, slug)
     s = _services(request)
-    released = await approve(s.redis, s.queue, slug, interval_ms=tenant.job_interval_ms)
+    try:
+        released = await approve_held(s.redis, s.queue, slug, interval_ms=tenant.job_interval_ms)
+    except AdminError as exc:
+        return await _nothing_to_decide(request, session, slug, exc)
     audit(request, session.principal, "breaker approve", released=released, via="web")
     text = f"Approved: {_learners(released)} released for deactivation."
     await push_flash(s, session, Flash(section="breaker", text=text))
@@ -176,10 +180,24 @@ async def breaker_cancel(request: Req, session: SessionDep, slug: FromPath[str])
     await posted_form(request, session)
     await reach_tenant(request, session.principal, slug)
     s = _services(request)
-    dropped = await cancel(s.redis, slug)
+    try:
+        dropped = await cancel_held(s.redis, slug)
+    except AdminError as exc:
+        return await _nothing_to_decide(request, session, slug, exc)
     audit(request, session.principal, "breaker cancel", dropped=dropped, via="web")
     text = f"Cancelled: {_learners(dropped)} stay active."
     await push_flash(s, session, Flash(section="breaker", text=text))
+    return see_other(tenant_path(slug), anchor="breaker")
+
+
+async def _nothing_to_decide(
+    request: Req, session: SessionDep, slug: str, exc: AdminError
+) -> Redirect:
+    """The admin policy's 409 (nothing held), said next to the breaker."""
+    if exc.status != 409:
+        raise exc
+    text = "Nothing is held any more: someone decided already, or the window passed."
+    await push_flash(_services(request), session, Flash(section="breaker", tone="info", text=text))
     return see_other(tenant_path(slug), anchor="breaker")
 
 
@@ -200,8 +218,8 @@ def _breaker_update(form: dict[str, str], operator: bool) -> tuple[dict[str, Any
         values["window_s"] = int(form.get("window_minutes", "")) * 60
     except ValueError:
         problems.append("The window is a whole number of minutes.")
-    # Only the operator's form has the on/off switch: turning the breaker off
-    # is the operator's (the admin API holds the same rule for its callers).
+    # Only the operator's form has the on/off switch (the admin policy refuses
+    # a customer's admin turning it off whatever it sends).
     if operator:
         values["enabled"] = form.get("enabled") == "on"
     return values, problems
@@ -217,9 +235,11 @@ async def breaker_config(request: Req, session: SessionDep, slug: FromPath[str])
     config = None
     if not problems:
         try:
-            config = await configure_breaker(s.redis, slug, values)
-        except ValueError as exc:
-            problems = [f"{p[:1].upper()}{p[1:]}." for p in str(exc).split("; ")]
+            config = await change_breaker(s.redis, principal, slug, values)
+        except AdminError as exc:
+            if exc.status not in (403, 422):
+                raise
+            problems = [f"{p[:1].upper()}{p[1:]}." for p in exc.detail.split("; ")]
     if config is None:
         text = " ".join(problems)
         await push_flash(s, session, Flash(section="breaker", tone="bad", text=text, form=form))

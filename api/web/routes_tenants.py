@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
+from api.admin.policy import MAX_LABEL_LENGTH
 from api.admin.routes_webhooks import webhook_view
 from api.web.activity import fleet_row, tenant_charts
 from api.web.flash import Flash, push_flash
@@ -41,11 +42,9 @@ from shadow.breaker import breaker_state
 from shadow.charts import ChartStore, Series
 from shadow.webhooks import WebhookStore
 
-__all__ = ["MAX_LABEL", "TENANT_HANDLERS", "tenant_path"]
+__all__ = ["TENANT_HANDLERS", "tenant_path"]
 
 FAILED_PAGE = 25
-#: Labels of tokens and keys, and other short free text the page takes.
-MAX_LABEL = 100
 MAX_SEARCH = 200
 Json = dict[str, Any]
 
@@ -171,8 +170,8 @@ async def issue_token(request: Req, session: SessionDep, slug: FromPath[str]) ->
 
 
 def _check_label(label: str) -> str | None:
-    if len(label) > MAX_LABEL:
-        return f"A label is at most {MAX_LABEL} characters."
+    if len(label) > MAX_LABEL_LENGTH:
+        return f"A label is at most {MAX_LABEL_LENGTH} characters."
     if any(ord(c) < 0x20 for c in label):
         return "A label is one line of text."
     return None

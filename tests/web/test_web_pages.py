@@ -635,15 +635,20 @@ async def test_breaker_thresholds_and_only_the_operator_turns_it_off(
     redis: Redis, http: Client, acme_key: str
 ) -> None:
     csrf = await logged_in(http, acme_key)
-    form = {"csrf_token": csrf, "share_percent": "10", "window_minutes": "30", "min_learners": "5"}
+    form = {"csrf_token": csrf, "share_percent": "10", "window_minutes": "120", "min_learners": "5"}
     await http.post("/admin/tenants/acme/breaker", data={**form, "enabled": ""})
     config = await get_config(redis, "acme")
     assert (config.share, config.window_s, config.min_learners, config.enabled) == (
         0.1,
-        1800,
+        7200,
         5,
         True,  # a customer's admin has no off switch, and sending one does nothing
     )
+    # Tighter only (the admin policy): a looser share than the operator's is refused.
+    loose = await http.post("/admin/tenants/acme/breaker", data={**form, "share_percent": "50"})
+    assert loose.headers["location"] == "/admin/tenants/acme#breaker"
+    assert "may only tighten the breaker" in (await http.get("/admin/tenants/acme")).text
+    assert (await get_config(redis, "acme")).share == 0.1
     bad = await http.post("/admin/tenants/acme/breaker", data={**form, "share_percent": "150"})
     assert bad.headers["location"] == "/admin/tenants/acme#breaker"
     assert "Share must be more than 0 and at most 1" in (await http.get("/admin/tenants/acme")).text
@@ -750,3 +755,15 @@ async def test_the_last_reconcile_reads_in_words(redis: Redis, http: Client) -> 
     assert "2 learners missing from the LMS" in text
     assert "1 learner deactivated by hand in the LMS" in text
     assert "3, 3 repaired" in text
+
+
+async def test_approving_with_nothing_held_changes_nothing_and_says_so(
+    redis: Redis, http: Client
+) -> None:
+    csrf = await logged_in(http, OPERATOR)
+    for action in ("approve", "cancel"):
+        sent = await http.post(f"/admin/tenants/acme/breaker/{action}", data={"csrf_token": csrf})
+        assert sent.headers["location"] == "/admin/tenants/acme#breaker"
+        assert "Nothing is held any more" in (await http.get("/admin/tenants/acme")).text
+    state = await breaker_state(redis, "acme")
+    assert state.approved_until is None  # the breaker was not disarmed
