@@ -146,7 +146,7 @@ def health_of(view: dict[str, Any]) -> tuple[str, str]:
 def breaker_badge(breaker: dict[str, Any]) -> tuple[str, str]:
     """(label, tone) of a breaker's true state: tripped, approved (so
     deactivations pass uncounted) until when, off, or on."""
-    if breaker.get("tripped"):
+    if breaker.get("tripped") or breaker.get("mode") == "tripped":
         held = int(breaker.get("held") or 0)
         return f"tripped: {held} held", "bad"
     until = breaker.get("approved_until")

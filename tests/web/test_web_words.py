@@ -95,6 +95,8 @@ def test_the_breaker_badge_tells_the_true_state() -> None:
     approved = {**on, "approved_until": "2026-01-02T10:30:00.000Z"}
     assert breaker_badge(approved) == ("approved until 10:30 UTC", "warn")
     assert breaker_badge({**on, "tripped": True, "held": 3}) == ("tripped: 3 held", "bad")
+    # Held users still waiting for a decision, the trip itself over: still tripped.
+    assert breaker_badge({**on, "mode": "tripped", "held": 2}) == ("tripped: 2 held", "bad")
 
 
 def test_safe_next_takes_only_pages_of_this_site() -> None:
