@@ -3,7 +3,7 @@
 The request rate (shadow/limits.py) bounds how many requests a tenant
 starts a second; this bounds how many it holds at once, so that one
 tenant's slow requests (full-scan filters, large groups) cannot take every
-slot of a process while others wait (design invariant 7). Past the cap a
+slot of a process while others wait (docs/architecture.md, invariant 7). Past the cap a
 request is answered 429 with Retry-After, before any work.
 """
 

@@ -25,7 +25,7 @@ def is_resource_id(text: object) -> bool:
 
     Text read from outside (a learner's `external_ref`, a path segment) must
     pass this before it becomes part of a key name: `ids` or `x:groups` would
-    otherwise name another of the tenant's keys (design invariant 10).
+    otherwise name another of the tenant's keys (docs/architecture.md, invariant 10).
     """
     return (
         isinstance(text, str)
@@ -291,3 +291,15 @@ def webhook_delivery(tenant: str, delivery_id: str) -> str:
 def webhook_deliveries(tenant: str) -> str:
     """Sorted set delivery id -> created (ms): the most recent deliveries."""
     return f"{prefix(tenant)}webhook:recent"
+
+
+def web_session(sid: str) -> str:
+    """String (with the session's TTL): a logged-in admin page session is live
+    while it exists; logging out deletes it, so a copied cookie stops working."""
+    return f"scim-bridge:web:session:{sid}"
+
+
+def web_flash(sid: str) -> str:
+    """List (short TTL): messages (and a just-issued secret) the next page of
+    admin page session `sid` shows once, then deletes (api/web/flash.py)."""
+    return f"scim-bridge:web:flash:{sid}"
