@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from cli.process_group import parse_processes
-from tests.integration.ops.conftest import ROOT, bridge_env
+from tests.support.cli import ROOT, bridge_env
 from tests.support.redis_server import free_port
 
 

@@ -154,14 +154,14 @@ async def slow(ctx: dict[str, Any], name: str) -> None:
 
 
 async def test_workers_run_as_many_jobs_at_once_as_their_slots_not_the_read_limit(
-    pool: ArqRedis, redis: Redis, redis_url: str
+    queue: ArqRedis, redis: Redis, redis_url: str
 ) -> None:
     """Running jobs stay at the head of the queue until they end: a read of
     the first `queue_read_limit` due jobs would find only those and start
     nothing more. Three workers of 15 slots run 45 at once."""
     names = [f"slow-{n:03d}" for n in range(60)]
     for name in names:
-        await pool.enqueue_job("slow", name, _job_id=name, _queue_name=QUEUE)
+        await queue.enqueue_job("slow", name, _job_id=name, _queue_name=QUEUE)
     gate = asyncio.Event()
     pools = [await create_pool(RedisSettings.from_dsn(redis_url)) for _ in range(3)]
     workers = [
