@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.queue_redis_url
             else ArqRedis(connection_pool=redis.connection_pool)
         )
-        services = Services.build(settings, redis, queue)
+        services = Services.build(
+            settings, redis, queue, throttled=app.state.request_metrics.throttled
+        )
         app.state.services = services
         app.state.endpoints = endpoints(services)
         listener = connect_listener(settings.redis_url)  # no read timeout: it idles

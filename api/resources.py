@@ -44,6 +44,7 @@ from scim.errors import (
 from scim.evaluate import Predicate, compile_filter
 from scim.filter import equality_key, parse_filter
 from scim.members import MemberChanges, split_member_ops
+from scim.paging import count_and_page
 from scim.patch import apply_patch
 from scim.quirks import short
 from scim.resource import canonicalize, merge_for_replace, project
@@ -541,9 +542,15 @@ class ResourceEndpoint:
         return max(1, query.start_index), max(0, min(count, settings.max_page_size))
 
     async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
-        """(totalResults, the requested page of resources as shown to the client)."""
+        """(totalResults, the requested page of resources as shown to the client).
+
+        A list or filter answer reads a group's members only when the request
+        names them (`attributes=members`), so Entra's lookups and `GET /Groups`
+        pages stay small whatever the group sizes (docs/operations.md,
+        "Bounded memory")."""
         start, count = self.bounds(query)
         checked = self.check_filter(query.filter)
+        view = query.view
         if checked is None:
             total = await self.s.resources.count(tenant.slug, self.kind)
             ids = (
@@ -552,36 +559,48 @@ class ResourceEndpoint:
                 else []
             )
             page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
-            view = query.view
-            return total, [await self.shown(tenant.slug, s, view) for s in page]
+            return total, [await self._listed(tenant.slug, s, view) for s in page]
         # Matched against what a client may see, so `password eq ...` is no oracle;
         # the page is then cut from those same bodies. User.groups (the one
-        # `returned: request` attribute) is loaded for every candidate only
-        # when the filter may name it, else for the page when selected.
+        # `returned: request` attribute) and Group.members are loaded for every
+        # candidate only when the filter may name them, else for the page when
+        # selected. Only the count and the page are kept while scanning.
         parsed, test = checked
-        in_filter = self.kind == "u" and "groups" in (query.filter or "").lower()
+        named = (query.filter or "").lower()
+        with_groups = self.kind == "u" and "groups" in named
+        with_members = self.kind == "g" and "members" in named
         indexed = await self._indexed(tenant.slug, parsed)
-        if indexed is not None:
-            matched = [
-                (s, body)
-                for s in indexed
-                if test(body := await self._visible(tenant.slug, s, in_filter))
-            ]
-        else:
-            matched = [
-                (s, body)
-                async for s in self._scanned(tenant.slug)
-                if test(body := await self._visible(tenant.slug, s, in_filter))
-            ]
-        hits = matched[start - 1 : start - 1 + count]
-        if not in_filter and self._wants_groups(query.attributes):
-            hits = [(s, await self._visible(tenant.slug, s, True)) for s, _ in hits]
-        attributes, excluded = query.attributes, query.excluded_attributes
-        return len(matched), [project(b, self.rtype, attributes, excluded) for _, b in hits]
+        candidates = _listed_of(indexed) if indexed is not None else self._scanned(tenant.slug)
 
-    async def _visible(self, tenant: str, stored: Stored, with_groups: bool) -> dict[str, Any]:
-        """What a filter may see: the default view, plus User.groups if asked."""
-        body = await self.full(tenant, stored, with_groups=with_groups)
+        async def visible() -> AsyncIterator[tuple[Stored, dict[str, Any]]]:
+            async for s in candidates:
+                yield s, await self._visible(tenant.slug, s, with_groups, with_members)
+
+        total, hits = await count_and_page(visible(), lambda hit: test(hit[1]), start, count)
+        if (not with_groups and self._wants_groups(query.attributes)) or (
+            not with_members and self._members_asked(view)
+        ):
+            return total, [await self.shown(tenant.slug, s, view) for s, _ in hits]
+        attributes, excluded = query.attributes, query.excluded_attributes
+        return total, [project(b, self.rtype, attributes, excluded) for _, b in hits]
+
+    def _members_asked(self, view: View) -> bool:
+        """A list answer carries members only when the request names them."""
+        return bool(view.attributes) and self._wants_members(view.attributes, view.excluded)
+
+    async def _listed(self, tenant: str, stored: Stored, view: View) -> dict[str, Any]:
+        """A resource of a list answer: `shown`, members only when asked for."""
+        if self.kind == "g" and not self._members_asked(view):
+            body = await self.full(tenant, stored, with_members=False)
+            return project(body, self.rtype, view.attributes, view.excluded)
+        return await self.shown(tenant, stored, view)
+
+    async def _visible(
+        self, tenant: str, stored: Stored, with_groups: bool, with_members: bool = False
+    ) -> dict[str, Any]:
+        """What a filter may see: the default view (members only if the filter
+        may name them), plus User.groups if asked."""
+        body = await self.full(tenant, stored, with_members=with_members, with_groups=with_groups)
         visible = project(body, self.rtype)
         return {**visible, "groups": body["groups"]} if "groups" in body else visible
 
@@ -620,8 +639,14 @@ class ResourceEndpoint:
                 f"this filter would scan {total} resources (limit "
                 f"{self.s.settings.max_scan}); filter with eq on userName, externalId or id"
             )
+        await self.s.admit_scan(tenant, total)  # the tenant's scan budget: 429 past it
         async for stored in self.s.resources.scan(tenant, self.kind):
             yield stored
+
+
+async def _listed_of(found: list[Stored]) -> AsyncIterator[Stored]:
+    for stored in found:
+        yield stored
 
 
 def _renamed(old: dict[str, Any], new: dict[str, Any]) -> bool:

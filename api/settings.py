@@ -62,6 +62,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_rate_limit: bool = True
     # One tenant's SCIM requests in flight in one API process (api/inflight.py).
     scim_inflight_per_tenant: int = 32
+    # Each tenant's budget of resources read by filters no index answers, a
+    # second and in a burst (shadow/limits.py ScanBudget); lifted with the rate.
+    scan_rate: float = 5_000.0
+    scan_burst: int = 10_000
     max_jobs: int = 50
     poll_delay_s: float = 0.05
     # Drift reconciliation on a schedule: every tenant at most this often
@@ -303,6 +307,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float, 0),
         ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
+        ("scan_rate", "BRIDGE_SCAN_RATE", float, 1),
+        ("scan_burst", "BRIDGE_SCAN_BURST", int, 1),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
         ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
     ):
