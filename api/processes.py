@@ -24,6 +24,7 @@ import redis
 import uvicorn
 from redis.exceptions import RedisClusterException
 
+from api.http_limits import server_config
 from api.logs import configure_logging
 from api.settings import Settings
 from shadow.connect import (
@@ -72,14 +73,7 @@ def run_api(settings: Settings) -> None:
     app = create_app(settings)
     app.state.draining = False
     tune_gc_for_serving()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    config = server_config(app, settings)  # the listener's limits (api/http_limits.py)
 
     def drain() -> None:
         app.state.draining = True  # /readyz answers 503 from now on

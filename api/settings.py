@@ -41,6 +41,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # On SIGTERM the API answers /readyz 503 and keeps serving this long
     # before it closes its listener, so a load balancer stops sending first.
     drain_s: float = 0.0
+    # The API listener (api/http_limits.py): connections and requests at once
+    # (past it a 503), seconds to send the request line and headers, their
+    # size, and seconds an idle keep-alive connection is kept.
+    api_max_connections: int = 1000
+    api_header_timeout_s: float = 10.0
+    api_max_header_bytes: int = 65_536
+    api_keep_alive_s: int = 5
     # Declared in /ServiceProviderConfig and enforced.
     max_body_bytes: int = 1_048_576
     max_page_size: int = 200
@@ -307,6 +314,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float, 0),
         ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
+        ("api_max_connections", "API_MAX_CONNECTIONS", int, 1),
+        ("api_header_timeout_s", "API_HEADER_TIMEOUT_SECONDS", float, 0.1),
+        ("api_max_header_bytes", "API_MAX_HEADER_BYTES", int, 1024),
+        ("api_keep_alive_s", "API_KEEP_ALIVE_SECONDS", int, 1),
         ("scan_rate", "BRIDGE_SCAN_RATE", float, 1),
         ("scan_burst", "BRIDGE_SCAN_BURST", int, 1),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
