@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scan_rate: float = 5_000.0
     scan_burst: int = 10_000
     max_jobs: int = 50
+    # One tenant's jobs at once in one worker (worker/fairness.py); 0: half of max_jobs.
+    tenant_max_jobs: int = 0
     poll_delay_s: float = 0.05
     # Drift reconciliation on a schedule: every tenant at most this often
     # (0: only when asked for), and at most this many at a time.
@@ -126,6 +128,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def scim_base(self) -> str:
         """The SCIM base: the request's, when a trusted proxy named it."""
         return (request_public_url.get() or self.public_url).rstrip("/") + "/scim"
+
+    @property
+    def tenant_job_cap(self) -> int:
+        """One tenant's jobs at once in one worker: one slow LMS never holds every slot."""
+        return self.tenant_max_jobs or max(1, self.max_jobs // 2)
 
     @property
     def queue_url(self) -> str:
@@ -307,6 +314,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     }
     for field, var, cast, low in (
         ("max_jobs", "WORKER_MAX_JOBS", int, 1),
+        ("tenant_max_jobs", "WORKER_TENANT_MAX_JOBS", int, 1),
         ("job_timeout_s", "WORKER_JOB_TIMEOUT", float, 1),
         ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int, 1),
         ("sweep_grace_s", "WORKER_SWEEP_GRACE", float, 0),
