@@ -71,8 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_inflight_per_tenant: int = 32
     # Each tenant's budget of resources read by filters no index answers, a
     # second and in a burst (shadow/limits.py ScanBudget); lifted with the rate.
-    scan_rate: float = 5_000.0
-    scan_burst: int = 10_000
+    scan_rate: float = 1_000.0
+    scan_burst: int = 2_000
     max_jobs: int = 50
     # One tenant's jobs at once in one worker (worker/fairness.py); 0: half of max_jobs.
     tenant_max_jobs: int = 0
