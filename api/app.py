@@ -15,6 +15,7 @@ from api.admin.openapi import admin_openapi_config
 from api.admin.router import admin_router
 from api.drain import DrainUnreadBody
 from api.errors import EXCEPTION_HANDLERS
+from api.fair_turns import FairTurns
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
 from api.middleware import observe_requests
@@ -76,7 +77,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.asgi_handler = ForwardedBase(app.asgi_handler, settings)  # BRIDGE_TRUSTED_PROXIES
     app.asgi_handler = DrainUnreadBody(app.asgi_handler)  # a refused body is read first
     # One tenant's requests in flight in this process: admitted by api.auth.
-    app.state.inflight = TenantInFlight(app.asgi_handler, settings.scim_inflight_per_tenant)
+    app.state.inflight = TenantInFlight(
+        app.asgi_handler, settings.scim_inflight_per_tenant, FairTurns(settings.api_turns)
+    )
     app.asgi_handler = app.state.inflight
     observe_requests(app)  # request id, access log, SCIM request metrics
     return app

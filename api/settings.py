@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_rate_limit: bool = True
     # One tenant's SCIM requests in flight in one API process (api/inflight.py).
     scim_inflight_per_tenant: int = 32
+    # SCIM requests one API process works on at once, one tenant at most
+    # half of them; past it turns go fairly between tenants (api/fair_turns.py).
+    api_turns: int = 16
     # Each tenant's budget of resources read by filters no index answers, a
     # second and in a burst (shadow/limits.py ScanBudget); lifted with the rate.
     scan_rate: float = 1_000.0
@@ -323,6 +326,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
         ("api_max_connections", "API_MAX_CONNECTIONS", int, 1),
+        ("api_turns", "API_ACTIVE_REQUESTS", int, 2),
         ("api_header_timeout_s", "API_HEADER_TIMEOUT_SECONDS", float, 0.1),
         ("api_max_header_bytes", "API_MAX_HEADER_BYTES", int, 1024),
         ("api_keep_alive_s", "API_KEEP_ALIVE_SECONDS", int, 1),
