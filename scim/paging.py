@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 #: Candidates tested between two yields to the event loop: a scan whose reads
 #: come from memory (or a fast Redis) still lets other requests run.
-YIELD_EVERY = 64
+YIELD_EVERY = 16
 
 
 async def count_and_page(
