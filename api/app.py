@@ -11,21 +11,23 @@ from contextlib import asynccontextmanager
 from arq.connections import ArqRedis
 from litestar import Litestar
 
+from api.admin.errors import ADMIN_EXCEPTION_HANDLERS
 from api.admin.openapi import admin_openapi_config
-from api.admin.router import admin_router
+from api.admin.router import ADMIN_PREFIX, admin_router
 from api.drain import DrainUnreadBody
-from api.errors import EXCEPTION_HANDLERS
+from api.endpoints import endpoints
+from api.errors import EXCEPTION_HANDLERS, by_area
 from api.fair_turns import FairTurns
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
 from api.middleware import observe_requests
-from api.resources import endpoints
 from api.routes.health import healthz, metrics, readyz
 from api.routes.scim import ScimPathCase, scim_router
 from api.services import Services
-from api.settings import Settings, load_settings
-from api.web import AdminPage
-from shadow.connect import check_queue_placement, connect, connect_listener, connect_queue
+from api.web import WEB_PREFIX, AdminPage
+from api.web.router import WEB_EXCEPTION_HANDLERS
+from core.connect import check_queue_placement, connect, connect_listener, connect_queue
+from core.settings import Settings, load_settings
 
 log = logging.getLogger("scim_bridge.api")
 
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         check_queue_placement(settings.redis_url, settings.queue_redis_url)
         redis = connect(settings.redis_url)
-        # Both clients time out and cap their connections (shadow/connect.py).
+        # Both clients time out and cap their connections (core/connect.py).
         queue: ArqRedis = (
             connect_queue(settings.queue_url)
             if settings.queue_redis_url
@@ -65,11 +67,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[scim_router(), admin_router(), healthz, readyz, metrics],
         lifespan=[lifespan],
         plugins=[AdminPage()],  # the admin web page under /admin/ (api/web)
-        exception_handlers=EXCEPTION_HANDLERS,
+        # An unknown URL or method is answered in its area's shape: the admin
+        # API's JSON, the admin site's page, else a SCIM Error.
+        exception_handlers=by_area(
+            [(ADMIN_PREFIX, ADMIN_EXCEPTION_HANDLERS), (WEB_PREFIX, WEB_EXCEPTION_HANDLERS)],
+            EXCEPTION_HANDLERS,
+        ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=admin_openapi_config(),  # the admin API's, at /admin/v1/schema
         debug=False,
-        # The process configures JSON-lines logging (api.logs); Litestar's
+        # The process configures JSON-lines logging (core.logs); Litestar's
         # default config would replace the root handler with a text one.
         logging_config=None,
     )

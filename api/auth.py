@@ -34,6 +34,20 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 AUTH_FAILURE_WINDOW_S = 60
 
 
+def _failure_key(request: Request[Any, Any, Any]) -> str:
+    client = request.client.host if request.client else "unknown"
+    return f"scim-bridge:authfail:{client}"
+
+
+async def already_over_failure_limit(request: Request[Any, Any, Any], services: Services) -> bool:
+    """Is this client over its failure limit already? Read only: the admin
+    API and the admin page ask it before comparing any credential, so a
+    client that keeps guessing learns nothing more until the window ends,
+    not even from a right guess (docs/operations.md, "Throttling")."""
+    failures = await services.redis.get(_failure_key(request))
+    return failures is not None and int(failures) > services.settings.auth_failures_per_minute
+
+
 async def over_failure_limit(request: Request[Any, Any, Any], services: Services) -> bool:
     """Count a failed authentication of this client; True once it has failed
     more than the allowed number of times in the window.
@@ -42,8 +56,7 @@ async def over_failure_limit(request: Request[Any, Any, Any], services: Services
     flood of bad tokens from a shared address (Entra's are shared) never locks
     out a tenant. The SCIM, admin and web logins share the counter.
     """
-    client = request.client.host if request.client else "unknown"
-    key = f"scim-bridge:authfail:{client}"
+    key = _failure_key(request)
     async with services.redis.pipeline(transaction=False) as pipe:
         pipe.incr(key)
         pipe.expire(key, AUTH_FAILURE_WINDOW_S, nx=True)

@@ -75,7 +75,38 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return scim_error_response(ScimError("internal error", status=500))
 
 
-EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+Handlers = dict[type[Exception] | int, Any]
+
+
+def by_area(areas: list[tuple[str, Handlers]], default: Handlers) -> Handlers:
+    """The app's handlers: an error is answered in the shape of the area its
+    path is in (`areas`: path prefix, that area's handlers; the first match
+    wins, so longer prefixes go first), else by `default`.
+
+    A router's own handlers only see errors of routes it matched: a URL no
+    route matches (404) or a method a route lacks (405) comes here, and an
+    admin client must still get the admin API's JSON, a browser the admin
+    site's page (docs/operations.md, "Errors").
+    """
+
+    def choose(path: str) -> Handlers:
+        for prefix, handlers in areas:
+            if path == prefix or path.startswith(prefix + "/"):
+                return handlers
+        return default
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        handlers = choose(request.scope["path"])
+        for kind in type(exc).__mro__:
+            if kind in handlers:
+                answer: Response[Any] = handlers[kind](request, exc)
+                return answer
+        return handle_unexpected(request, exc)
+
+    return {Exception: handle}
+
+
+EXCEPTION_HANDLERS: Handlers = {
     ScimError: handle_scim_error,
     HTTPException: handle_http_exception,
     RedisError: handle_redis_error,

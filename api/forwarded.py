@@ -8,7 +8,7 @@ from the proxy's `X-Forwarded-Proto` and `X-Forwarded-Host` instead
 ignored: a client must not choose the URLs the bridge hands out. A set
 `BRIDGE_PUBLIC_URL` always wins.
 
-The base is put in a context variable for the request (`api.settings.
+The base is put in a context variable for the request (`core.settings.
 request_public_url`), which `Settings.scim_url` reads.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.settings import Settings, parse_proxies, request_public_url
+from core.settings import Settings, parse_proxies, request_public_url
 
 __all__ = ["ForwardedBase", "forwarded_base"]
 

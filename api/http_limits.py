@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.settings import Settings
+from core.settings import Settings
 
 __all__ = ["guarded_protocol", "server_config"]
 

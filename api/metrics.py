@@ -42,8 +42,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shadow import keys
+from shadow.metrics import METRICS_KEY, PREFIX, SERIES, decode_field
 from worker.health import HEALTH_KEY as WORKER_HEALTH_KEY
-from worker.metrics import METRICS_KEY, SERIES, decode_field
 from worker.queue import QUEUE_NAME
 
 __all__ = [
@@ -58,7 +58,6 @@ __all__ = [
     "worker_families",
 ]
 
-PREFIX = "scim_bridge_"
 #: A SCIM answer is a few Redis round trips: milliseconds, not seconds.
 SCIM_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: A scrape that cannot read Redis in this long reports `redis_up 0`.

@@ -3,7 +3,7 @@
 Every HTTP request gets an id: the caller's `X-Request-Id` when it is a
 sane token (at most 128 of `A-Z a-z 0-9 . _ : -`), else a fresh random one.
 It is echoed in the response's `X-Request-Id`, bound to the task's log
-context (`api.logs`) so every line logged while serving names it, and put
+context (`core.logs`) so every line logged while serving names it, and put
 in the access log line: method, route template, status, duration, tenant
 and the resource id from the path (when it is one the bridge made). Never
 the raw path or query string (a filter holds a userName), never a header
@@ -34,8 +34,8 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from api.logs import bind_log_context, reset_log_context
 from api.metrics import RequestMetrics
+from core.logs import bind_log_context, reset_log_context
 from shadow.tenants import SLUG_RE
 
 __all__ = [

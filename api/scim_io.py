@@ -13,11 +13,13 @@ import msgspec
 from litestar import Request
 from litestar.types import Receive, Scope, Send
 
+from core.json_guard import MAX_JSON_DEPTH as MAX_JSON_DEPTH  # the shared limit
+from core.json_guard import depth_ok as depth_ok
+from core.json_guard import json_problem
 from scim.errors import InvalidSyntax, PayloadTooLarge, PreconditionFailed, UnsupportedMediaType
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 _ACCEPTED_TYPES = ("application/scim+json", "application/json")
-MAX_JSON_DEPTH = 64
 
 _encoder = msgspec.json.Encoder()
 
@@ -98,31 +100,6 @@ def header(request: Request[Any, Any, Any], name: bytes) -> str | None:
     return found
 
 
-def depth_ok(raw: bytes) -> bool:
-    """Cheap nesting guard before decoding: brackets outside strings."""
-    if raw.count(b"{") + raw.count(b"[") <= MAX_JSON_DEPTH:
-        return True  # too few brackets to nest that deep, wherever they are
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return False
-        elif byte in (0x7D, 0x5D):
-            depth -= 1
-    return True
-
-
 async def read_json_object(request: Request[Any, Any, Any], max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or a SCIM error (415, 413, 400 invalidSyntax)."""
     content_type = header(request, b"content-type") or ""
@@ -136,10 +113,10 @@ async def read_json_object(request: Request[Any, Any, Any], max_bytes: int) -> d
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
     raw = await request.body()
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"request body over the {max_bytes}-byte limit")
-    if not depth_ok(raw):
-        raise InvalidSyntax(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if problem := json_problem(raw, max_bytes):  # core/json_guard.py: every body
+        if problem.kind == "too_large":
+            raise PayloadTooLarge(problem.detail)
+        raise InvalidSyntax(problem.detail)
     try:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
@@ -163,25 +140,23 @@ def _same(tag: str, version: int) -> bool:
     return bare == f'"{version}"'
 
 
-def version_matches(request: Request[Any, Any, Any], current: int) -> bool:
+def version_matches(if_match: str | None, current: int) -> bool:
     """True unless an If-Match header names only other versions."""
-    value = header(request, b"if-match")
-    if value is None:
+    if if_match is None:
         return True
-    tags = _tags(value)
+    tags = _tags(if_match)
     return "*" in tags or any(_same(t, current) for t in tags)
 
 
-def expected_version(request: Request[Any, Any, Any], current: int) -> None:
+def expected_version(if_match: str | None, current: int) -> None:
     """Honour If-Match on writes: 412 when no listed tag matches the current version."""
-    if not version_matches(request, current):
+    if not version_matches(if_match, current):
         raise PreconditionFailed(f"If-Match does not match the current version {etag_of(current)}")
 
 
-def not_modified(request: Request[Any, Any, Any], current: int) -> bool:
+def not_modified(if_none_match: str | None, current: int) -> bool:
     """If-None-Match on reads: True when the client's copy is current (answer 304)."""
-    value = header(request, b"if-none-match")
-    if value is None:
+    if if_none_match is None:
         return False
-    tags = _tags(value)
+    tags = _tags(if_none_match)
     return "*" in tags or any(_same(t, current) for t in tags)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from scim.errors import TooManyRequests
 from shadow import ResourceStore, SyncStore, TenantStore
 from shadow.limits import ScanBudget, ScimRateLimiter

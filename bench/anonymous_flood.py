@@ -164,7 +164,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "REDIS_URL": server.url, "LOG_LEVEL": "WARNING", "PORT": str(port)}
     env.setdefault("BRIDGE_SECRET_KEY", secrets.token_urlsafe(32))  # a throwaway one
-    api = subprocess.Popen([sys.executable, "-m", "api.cli", "api"], env=env)
+    api = subprocess.Popen([sys.executable, "-m", "cli", "api"], env=env)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(url + "/healthz")

@@ -223,7 +223,7 @@ def main() -> None:
         env = {**os.environ, "REDIS_URL": server.url, "LOG_LEVEL": "WARNING"}
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "api"], env={**env, "PORT": str(api_port)}
+                [sys.executable, "-m", "cli", "api"], env={**env, "PORT": str(api_port)}
             )
         )
         procs.append(

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from shadow import keys
 from tests.support.cluster import PATCH_OP, SCIM_JSON, Cluster, ClusterOptions, entra_user
 from worker.queue import QUEUE_NAME
@@ -75,7 +75,7 @@ __all__ = [
     "wait_for",
 ]
 
-#: The bridge's production worker settings (api/settings.py), instead of the
+#: The bridge's production worker settings (core/settings.py), instead of the
 #: short sweep settings tests/support/cluster.py gives its workers.
 PRODUCTION_WORKER_ENV = {
     "WORKER_SWEEP_INTERVAL": "30",
@@ -94,7 +94,7 @@ class ClusterSpec:
     rate: float = 200.0
     burst: int = 200
     #: arq's poll_delay for the workers (WORKER_POLL_DELAY); None keeps the
-    #: bridge's default (api/settings.py `poll_delay_s`).
+    #: bridge's default (core/settings.py `poll_delay_s`).
     poll_delay: float | None = None
     #: Redis's AOF fsync policy. tests/support/cluster.py starts Redis with
     #: `always`; README allows `everysec` or `always` in production.

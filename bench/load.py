@@ -71,6 +71,7 @@ import msgspec
 
 from bench.harness import cpu_report, cpu_seconds, percentile, print_cpu, print_table, verdict
 from shadow import ResourceStore, keys
+from shadow.breaker import BreakerConfig, set_config
 from tests.support.cluster import (
     ENTERPRISE,
     PATCH_OP,
@@ -81,7 +82,6 @@ from tests.support.cluster import (
     duplicate_learners,
     learner_view,
 )
-from worker.breaker import BreakerConfig, set_config
 from worker.queue import QUEUE_NAME
 
 FAULTS = ("workers", "api", "redis", "lms")

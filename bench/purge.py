@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "api.cli",
+            "cli.main",
             "tenant",
             "delete",
             "big",

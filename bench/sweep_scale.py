@@ -24,7 +24,7 @@ from typing import Any
 from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from shadow import ResourceStore, Tenant, TenantStore
 from tests.support.redis_server import start_redis
 from worker.deps import WorkerDeps

@@ -195,7 +195,7 @@ def report(r: dict[str, Any]) -> None:
             f"poll_delay (here {p['poll_delay_s']} s), so a lone change waits about half of "
             "it (workers started together poll nearly in step, so a second one helps "
             "little). The setting: "
-            "`poll_delay_s` in api/settings.py (env WORKER_POLL_DELAY), which "
+            "`poll_delay_s` in core/settings.py (env WORKER_POLL_DELAY), which "
             "worker/settings.py `worker_options()` passes to arq as `poll_delay`."
         )
     print_cpu(r["cpu"])

@@ -89,6 +89,8 @@ def _parse(text: str | bytes, format: OverridesFormat) -> Any:
             return tomllib.loads(text.decode() if isinstance(text, bytes) else text)
     except (msgspec.DecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MappingConfigError((_syntax("overrides", f"not valid {format}: {exc}"),)) from exc
+    except RecursionError:  # a file nested far deeper than any mapping: the decoder's own limit
+        raise MappingConfigError((_syntax("overrides", "nested too deeply"),)) from None
     raise MappingConfigError((_syntax("overrides", f"unknown format {format!r}"),))
 
 

@@ -8,7 +8,7 @@ source path once and reports every problem together.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -87,6 +87,20 @@ DEFAULT_RULES: tuple[FieldRule, ...] = (
 )
 
 
+# Bounded values (docs/operations.md, "Lengths"): a longer one is a shape
+# problem of its field, whoever writes the overrides.
+MAX_PATH_LENGTH = 200
+Sources = Annotated[
+    tuple[Annotated[str, msgspec.Meta(max_length=MAX_PATH_LENGTH)], ...],
+    msgspec.Meta(max_length=20),
+]
+Constant = Annotated[str, msgspec.Meta(max_length=1000)]
+Patterns = Annotated[
+    tuple[Annotated[str, msgspec.Meta(max_length=MAX_PATH_LENGTH)], ...],
+    msgspec.Meta(max_length=100),
+]
+
+
 class FieldOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A tenant's change to one row; unset attributes keep the default.
 
@@ -94,8 +108,8 @@ class FieldOverride(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     both in one override is an error.
     """
 
-    sources: tuple[str, ...] | UnsetType = UNSET
-    constant: str | UnsetType | None = UNSET
+    sources: Sources | UnsetType = UNSET
+    constant: Constant | UnsetType | None = UNSET
     drop: bool | UnsetType = UNSET
     max_length: int | UnsetType = UNSET
     on_too_long: OnTooLong | UnsetType = UNSET
@@ -110,7 +124,7 @@ class TeamFromGroups(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     names the team; no match gives null.
     """
 
-    patterns: tuple[str, ...]
+    patterns: Patterns
 
 
 class MappingOverrides(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

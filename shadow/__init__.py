@@ -1,5 +1,6 @@
 """The Redis shadow store: tenants, tokens, SCIM resources and sync state."""
 
+from core.clock import now_iso
 from shadow.resources import InlineJob, ResourceStore, StoreConflict, Stored, WriteOutcome
 from shadow.rules import MappingStore, ResyncPage, ResyncProgress
 from shadow.sync import (
@@ -11,7 +12,7 @@ from shadow.sync import (
     SyncStore,
     key_fingerprint,
 )
-from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo, now_iso
+from shadow.tenants import IssuedToken, Tenant, TenantError, TenantStore, TokenInfo
 
 __all__ = [
     "Finish",

@@ -20,8 +20,9 @@ import secrets
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import iso_after, now_iso
 from shadow import keys
-from shadow.tenants import SLUG_RE, TenantError, TenantStore, TokenInfo, now_iso
+from shadow.tenants import SLUG_RE, TenantError, TenantStore, TokenInfo, check_label
 
 __all__ = [
     "ADMIN_KEY_PREFIX",
@@ -38,12 +39,15 @@ class _KeyRecord(msgspec.Struct, kw_only=True):
     digest: str
     created_at: str
     label: str = ""
+    #: `now_iso()` form (fixed width, so it compares as text); "" never expires.
+    expires_at: str = ""
 
 
 class IssuedAdminKey(msgspec.Struct, kw_only=True):
     tenant: str
     key_id: str
     key: str
+    expires_at: str | None = None
 
 
 _record_decoder = msgspec.json.Decoder(_KeyRecord)
@@ -72,17 +76,28 @@ class AdminKeyStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def issue(self, tenant: str, label: str = "") -> IssuedAdminKey:
+    async def issue(
+        self, tenant: str, label: str = "", *, expires_in_s: float | None = None
+    ) -> IssuedAdminKey:
+        """A new key (shown this once); with `expires_in_s` it stops working
+        that long from now, as a SCIM token does."""
+        check_label(label)
         if await TenantStore(self._redis).get(tenant) is None:
             raise TenantError(f"no tenant {tenant!r}")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        record = _KeyRecord(digest=_digest(secret), created_at=now_iso(), label=label)
+        expires_at = "" if expires_in_s is None else iso_after(expires_in_s)
+        record = _KeyRecord(
+            digest=_digest(secret), created_at=now_iso(), label=label, expires_at=expires_at
+        )
         await self._redis.hset(  # type: ignore[misc]
             keys.admin_keys(tenant), key_id, msgspec.json.encode(record).decode()
         )
         return IssuedAdminKey(
-            tenant=tenant, key_id=key_id, key=f"{ADMIN_KEY_PREFIX}{tenant}.{key_id}_{secret}"
+            tenant=tenant,
+            key_id=key_id,
+            key=f"{ADMIN_KEY_PREFIX}{tenant}.{key_id}_{secret}",
+            expires_at=expires_at or None,
         )
 
     async def list_keys(self, tenant: str) -> list[TokenInfo]:
@@ -99,6 +114,7 @@ class AdminKeyStore:
                     created_at=record.created_at,
                     label=record.label,
                     last_used_at=last.decode() if last else None,
+                    expires_at=record.expires_at or None,
                 )
             )
         return sorted(infos, key=lambda k: k.created_at)
@@ -123,7 +139,10 @@ class AdminKeyStore:
         if raw is None:
             hmac.compare_digest(presented, presented)
             return None
-        if not hmac.compare_digest(presented, _record_decoder.decode(raw).digest):
+        record = _record_decoder.decode(raw)
+        if not hmac.compare_digest(presented, record.digest):
             return None
+        if record.expires_at and record.expires_at <= now_iso():
+            return None  # expired: refused from that instant
         await self._redis.hset(keys.admin_keys_used(tenant), key_id, now_iso())  # type: ignore[misc]
         return tenant, key_id

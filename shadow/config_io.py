@@ -18,9 +18,10 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from core.sealing import Sealer, is_sealed
 from shadow import keys
-from shadow.tenants import Tenant, TenantError, TenantStore, now_iso
+from shadow.tenants import Tenant, TenantError, TenantStore
 
 __all__ = ["FORMAT", "TenantExport", "export_config", "import_config"]
 

@@ -84,7 +84,8 @@ def sequence(tenant: str) -> str:
 
 
 def unique_index(tenant: str, kind: Kind) -> str:
-    """Hash lower-cased userName -> id (users only; userName is unique, not caseExact)."""
+    """Hash unique key -> id: a user's lower-cased userName (unique, not
+    caseExact); a group's externalId (unique, caseExact)."""
     return f"{prefix(tenant)}{kind}:idx:un"
 
 

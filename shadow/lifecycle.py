@@ -28,8 +28,9 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.clock import now_iso
 from shadow import keys
-from shadow.tenants import SLUG_RE, TenantError, TenantStore, now_iso
+from shadow.tenants import SLUG_RE, TenantError, TenantStore
 
 __all__ = [
     "Erasure",

@@ -16,10 +16,10 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from mappings import GroupRef
 from shadow import keys, scripts
 from shadow.keys import Kind
-from shadow.tenants import now_iso
 
 WriteMode = Literal["create", "update", "delete"]
 
@@ -130,8 +130,12 @@ class ResourceStore:
         sync job there too, so no wake-up call can be lost in between.
         """
         doc = doc or {}
-        unique = str(doc.get("userName", "")).lower() if kind == "u" else ""
         external_id = str(doc.get("externalId", "") or "")
+        # Unique among the tenant's live resources of the kind: a user's
+        # userName (not caseExact); a group's externalId, the IdP's own id of
+        # it, so that a create retried after a lost answer meets a 409 and
+        # never makes a second group (docs/architecture.md, "Crash safety").
+        unique = str(doc.get("userName", "")).lower() if kind == "u" else external_id
         name = str(doc.get("displayName", "")).lower() if kind == "g" else ""
         now_ms = int(time.time() * 1000)
         stamp = now_iso()
@@ -256,6 +260,11 @@ class ResourceStore:
     async def ids_by_user_name(self, tenant: str, user_name: str) -> list[str]:
         rid = await self._redis.hget(keys.unique_index(tenant, "u"), user_name.lower())  # type: ignore[misc]
         return [_text(rid)] if rid else []
+
+    async def group_holding(self, tenant: str, external_id: str) -> str | None:
+        """The live group whose externalId this is (unique: `write`), if any."""
+        rid = await self._redis.hget(keys.unique_index(tenant, "g"), external_id)  # type: ignore[misc]
+        return _text(rid) if rid else None
 
     async def ids_by_external_id(self, tenant: str, kind: Kind, external_id: str) -> list[str]:
         members = await self._redis.smembers(keys.external_id_index(tenant, kind, external_id))  # type: ignore[misc]

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import re
 
-import msgspec
 from redis.asyncio import Redis
 
 from shadow import keys
 
-__all__ = ["Retention", "scrub", "trim_gone"]
+__all__ = ["scrub", "trim_gone"]
 
 _ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 
@@ -27,18 +26,6 @@ _ADDRESS = re.compile(r"[^\s@'\"<>(),;:]+@[^\s@'\"<>(),;:]+")
 def scrub(text: str) -> str:
     """`text` with every email address replaced by `<address>`."""
     return _ADDRESS.sub("<address>", text) if "@" in text else text
-
-
-class Retention(msgspec.Struct, frozen=True, kw_only=True):
-    """Caps of the per-user provisioning logs (`BRIDGE_EVENTS_KEPT`,
-    `BRIDGE_EVENTS_MAX_AGE_DAYS`)."""
-
-    events_kept: int = 200
-    events_max_age_s: float = 30 * 86_400.0
-
-    @property
-    def events_max_age_ms(self) -> int:
-        return int(self.events_max_age_s * 1000)
 
 
 async def trim_gone(redis: Redis, slug: str, before_ms: int) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from mappings import (
     GroupRef,
     MappingConfigError,
@@ -29,7 +30,6 @@ from mappings import (
 )
 from shadow import keys
 from shadow.resources import ResourceStore
-from shadow.tenants import now_iso
 
 __all__ = ["MappingStore", "ResyncPage", "ResyncProgress"]
 

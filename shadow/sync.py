@@ -18,9 +18,10 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
+from core.settings import Retention
 from shadow import keys, scripts
-from shadow.retention import Retention, scrub
-from shadow.tenants import now_iso
+from shadow.retention import scrub
 
 SyncStateName = Literal["pending", "synced", "failed"]
 #: How long an applied delete is remembered (`keys.gone_users`): ids only,

@@ -28,12 +28,12 @@ import logging
 import re
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from core.clock import iso_after, now_iso
 from core.lru import LruCache
 from core.sealing import Sealer
 from shadow import keys
@@ -111,26 +111,13 @@ class TenantError(ValueError):
     """A tenant operation that cannot be done (bad slug, exists, missing)."""
 
 
-#: (whole second, its `YYYY-MM-DDTHH:MM:SS.` text): every write stamps the
-#: time, and strftime costs more than the rest of the stamp.
-_last_second: tuple[int, str] = (-1, "")
+#: Longest label of a SCIM token or an admin key (docs/operations.md, "Lengths").
+MAX_LABEL_LENGTH = 100
 
 
-def now_iso() -> str:
-    """The UTC time now as `2026-11-29T16:47:28.161Z` (fixed width)."""
-    global _last_second
-    now_ms = time.time_ns() // 1_000_000
-    second, millis = divmod(now_ms, 1000)
-    if second != _last_second[0]:
-        moment = datetime.fromtimestamp(second, UTC)
-        _last_second = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
-    return f"{_last_second[1]}{millis:03d}Z"
-
-
-def iso_after(seconds: float) -> str:
-    """UTC time `seconds` from now, in `now_iso`'s format."""
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+def check_label(label: str) -> None:
+    if len(label) > MAX_LABEL_LENGTH:
+        raise TenantError(f"label must be at most {MAX_LABEL_LENGTH} characters")
 
 
 def _digest(secret: str) -> str:
@@ -214,7 +201,7 @@ class TenantStore:
         again with an empty cache, which is bypassed while unsubscribed.
 
         `listener` subscribes: a client without a read timeout
-        (`shadow.connect.connect_listener`), else a quiet hour would drop the
+        (`core.connect.connect_listener`), else a quiet hour would drop the
         subscription, and the cache with it, at every read timeout."""
         if not self.caches:
             return
@@ -348,6 +335,7 @@ class TenantStore:
     ) -> IssuedToken:
         """A new token (shown this once); with `expires_in_s` it stops working
         that long from now, as if revoked then."""
+        check_label(label)
         if await self.get(slug) is None:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)

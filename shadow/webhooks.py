@@ -19,8 +19,8 @@ from typing import Literal
 import msgspec
 from redis.asyncio import Redis
 
+from core.clock import now_iso
 from shadow import keys
-from shadow.tenants import now_iso
 
 __all__ = [
     "EVENTS",

@@ -20,13 +20,13 @@ import httpx
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.connect import check_queue_placement, connect
 from core.sealing import Sealer, SealError, is_sealed
+from core.settings import Settings
 from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
 from mappings import RuleSet, build_rules, decode_overrides
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
 from shadow.charts import ChartStore
-from shadow.connect import check_queue_placement, connect
 from worker.fairness import NoAnswerStreak, TenantSlots
 from worker.pacing import Pacer, TenantLimiter
 

@@ -15,8 +15,8 @@ import asyncio
 from arq.constants import health_check_key_suffix
 from redis.exceptions import RedisError
 
-from api.settings import Settings
-from shadow.connect import connect_queue
+from core.connect import connect_queue
+from core.settings import Settings
 from worker.queue import QUEUE_NAME
 
 __all__ = ["HEALTH_KEY", "check_worker", "worker_health"]

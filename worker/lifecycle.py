@@ -28,8 +28,8 @@ from shadow.lifecycle import (
     purge_keys,
     scan_keys,
 )
+from shadow.metrics import METRICS_KEY, decode_field
 from worker.liveness import forget_claims
-from worker.metrics import METRICS_KEY, decode_field
 from worker.queue import QUEUE_NAME, enqueue_many, sync_job_id
 from worker.reconcile import reconcile_job_id
 from worker.rules import resync_job_id

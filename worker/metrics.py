@@ -10,8 +10,8 @@ grow (they survive worker restarts; Prometheus sees a reset only when the
 hash is lost). A flush that fails puts its deltas back for the next one.
 
 Histograms are stored as per-bucket counts (not cumulative), plus `sum` and
-`count`; the API cumulates them when it renders. The hash's layout is this
-module's: `METRICS_KEY`, `encode_field`, `decode_field`.
+`count`; the API cumulates them when it renders. The hash's layout and the
+series' names are shadow/metrics.py's, which the API reads too.
 
 Label values are tenant slugs, endpoint templates from `lms_client`
 ("PATCH /learners/{id}") and HTTP statuses: never ids, emails or keys.
@@ -21,94 +21,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from functools import lru_cache
-from typing import Any, Final, NamedTuple
+from typing import Any
 
 from redis.asyncio import Redis
 
-from api.logs import bind_log_context
+from core.logs import bind_log_context
+from shadow.metrics import (
+    FLUSH_INTERVAL_S,
+    LMS_CALLS,
+    LMS_DURATION,
+    LMS_DURATION_BUCKETS,
+    LMS_RATE_LIMITED,
+    LMS_RETRIES,
+    METRICS_KEY,
+    SYNC_LAG,
+    SYNC_LAG_BUCKETS,
+    Key,
+    Series,
+    encode_field,
+)
 
-__all__ = [
-    "FLUSH_INTERVAL_S",
-    "LMS_DURATION_BUCKETS",
-    "METRICS_KEY",
-    "SERIES",
-    "SYNC_LAG_BUCKETS",
-    "MetricsFlusher",
-    "Series",
-    "WorkerMetrics",
-    "bind_job_log_context",
-    "decode_field",
-    "encode_field",
-]
+__all__ = ["MetricsFlusher", "WorkerMetrics", "bind_job_log_context"]
 
 logger = logging.getLogger("worker.metrics")
-
-#: The one hash every worker adds into (a hash tag of its own, so the key can
-#: sit on any Redis Cluster node).
-METRICS_KEY: Final = "{scim-bridge:metrics}:worker"
-FLUSH_INTERVAL_S: Final = 5.0
-
-#: From a blink to an hour: a change waits behind pacing, deferrals, outages.
-SYNC_LAG_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-#: One HTTP attempt; the client's read timeout is 30 s.
-LMS_DURATION_BUCKETS: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-class Series(NamedTuple):
-    """One metric as stored in the hash and rendered by the API."""
-
-    name: str  # without the `scim_bridge_` prefix
-    kind: str  # "counter" | "histogram"
-    labels: tuple[str, ...]
-    help: str
-    buckets: tuple[float, ...] = ()
-
-
-SYNC_LAG = Series(
-    "sync_lag_seconds",
-    "histogram",
-    ("tenant",),
-    "Seconds from a user becoming pending (SCIM 2xx) to its change applied in the LMS.",
-    SYNC_LAG_BUCKETS,
-)
-LMS_CALLS = Series(
-    "lms_calls_total",
-    "counter",
-    ("tenant", "endpoint", "outcome"),
-    "HTTP attempts to the LMS by endpoint template and outcome (status, or 'transport').",
-)
-LMS_DURATION = Series(
-    "lms_call_duration_seconds",
-    "histogram",
-    ("tenant", "endpoint"),
-    "Duration of one HTTP attempt to the LMS.",
-    LMS_DURATION_BUCKETS,
-)
-LMS_RETRIES = Series(
-    "lms_retries_total",
-    "counter",
-    ("tenant", "endpoint"),
-    "LMS attempts repeated by the client's retry policy (after a 429, 5xx or no answer).",
-)
-LMS_RATE_LIMITED = Series(
-    "lms_rate_limited_total",
-    "counter",
-    ("tenant", "endpoint"),
-    "429 answers received from the LMS.",
-)
-SERIES: Final = {
-    s.name: s for s in (SYNC_LAG, LMS_CALLS, LMS_DURATION, LMS_RETRIES, LMS_RATE_LIMITED)
-}
-
-_Key = tuple[str, ...]
-"""(series name, *label values, part); part is "" for a counter, and
-"sum", "count" or a bucket's upper bound ("0.5", "+Inf") for a histogram."""
 
 _LE: dict[tuple[float, ...], tuple[str, ...]] = {
     b: (*(repr(float(x)) for x in b), "+Inf") for b in (SYNC_LAG_BUCKETS, LMS_DURATION_BUCKETS)
@@ -119,31 +58,12 @@ _LE: dict[tuple[float, ...], tuple[str, ...]] = {
 _last_endpoint: ContextVar[str] = ContextVar("scim_bridge_lms_endpoint", default="unknown")
 
 
-def encode_field(key: _Key) -> str:
-    return json.dumps(key, separators=(",", ":"))
-
-
-@lru_cache(maxsize=1 << 18)  # the same fields come back every scrape
-def decode_field(field: bytes | str) -> _Key | None:
-    """A hash field back to its key; None for anything not written here."""
-    try:
-        value = json.loads(field)
-    except ValueError:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return None
-    series = SERIES.get(value[0]) if value else None
-    if series is None or len(value) != len(series.labels) + 2:
-        return None
-    return tuple(value)
-
-
 class WorkerMetrics:
     """The worker's `SyncMetrics`: in-memory deltas, cheap enough for every
     job and LMS attempt (a few dict updates, no I/O, no lock: one event loop)."""
 
     def __init__(self) -> None:
-        self._deltas: dict[_Key, float] = {}
+        self._deltas: dict[Key, float] = {}
 
     # -- SyncMetrics --------------------------------------------------------
 
@@ -162,7 +82,7 @@ class WorkerMetrics:
 
     # -- aggregation ---------------------------------------------------------
 
-    def _add(self, key: _Key, amount: float = 1.0) -> None:
+    def _add(self, key: Key, amount: float = 1.0) -> None:
         self._deltas[key] = self._deltas.get(key, 0.0) + amount
 
     def _observe(self, series: Series, labels: tuple[str, ...], value: float) -> None:
@@ -171,7 +91,7 @@ class WorkerMetrics:
         self._add((series.name, *labels, "sum"), value)
         self._add((series.name, *labels, "count"))
 
-    def pending(self) -> Mapping[_Key, float]:
+    def pending(self) -> Mapping[Key, float]:
         """What the next flush would add (for tests and the shutdown log)."""
         return dict(self._deltas)
 
@@ -191,7 +111,7 @@ class WorkerMetrics:
             raise
         return len(deltas)
 
-    def _merge(self, items: Iterable[tuple[_Key, float]]) -> None:
+    def _merge(self, items: Iterable[tuple[Key, float]]) -> None:
         for key, amount in items:
             self._add(key, amount)
 

@@ -41,112 +41,58 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from arq.constants import job_key_prefix
 from arq.cron import CronJob, cron
 from arq.worker import Function, func
-from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_client import Learner, LearnerPage, LmsDeferred, LmsError, LmsTransientError
 from mappings import GroupRef, MappingConfigError, RuleSet, map_user
 from shadow import TenantError, keys, now_iso
 from shadow.keys import is_resource_id
+from shadow.reconcile import (
+    LOCK_TTL_MS,
+    Drift,
+    DriftKind,
+    ReconcileReport,
+    last_report,
+    mark_queued,
+    release_lock,
+    save_report,
+    set_progress,
+    take_lock,
+)
 from shadow.sync import SyncInput
 from worker.deps import TenantLms, WorkerDeps
 from worker.queue import QUEUE_NAME, enqueue_sync
 
 __all__ = [
-    "MAX_DETAILS",
+    "PAGE_SIZE",
     "RECONCILE_JOB",
-    "Drift",
-    "DriftKind",
     "Progress",
-    "ReconcileBusy",
-    "ReconcileReport",
-    "last_report",
-    "mark_queued",
-    "progress_of",
     "reconcile_function",
     "reconcile_job",
+    "reconcile_job_id",
     "reconcile_tenant",
+    "schedule_reconciles",
 ]
 
 logger = logging.getLogger("worker.reconcile")
 
 RECONCILE_JOB = "reconcile_tenant"
-#: Drift entries kept in a report; the counts always cover everything.
-MAX_DETAILS = 1000
 PAGE_SIZE = 200
-#: The lock outlives a killed CLI by at most this; it is refreshed as work goes on.
-_LOCK_TTL_MS = 600_000
 _PAGE_ATTEMPTS = 5
 
-DriftKind = Literal[
-    "changed",
-    "deactivated_by_hand",
-    "reactivated_by_hand",
-    "missing",
-    "unknown_ref",
-    "active_after_delete",
-]
 #: `progress(learners_seen, expected_total)` after every page.
 Progress = Callable[[int, int], None]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class Drift(msgspec.Struct, frozen=True, kw_only=True):
-    kind: DriftKind
-    user_id: str | None
-    learner_id: int | None
-    #: Names of the learner fields (and `status`) that differ.
-    fields: tuple[str, ...] = ()
-    repaired: bool = False
-
-
-class ReconcileReport(msgspec.Struct, kw_only=True):
-    tenant: str
-    repair: bool
-    started_at: str
-    finished_at: str = ""
-    duration_s: float = 0.0
-    pages: int = 0
-    learners_seen: int = 0
-    #: Rows of the LMS's pages that were not learners as lms-api.md has
-    #: them (left out of the comparison).
-    invalid_learners: int = 0
-    users_checked: int = 0
-    in_sync: int = 0
-    drift_counts: dict[str, int] = msgspec.field(default_factory=dict)
-    retired: int = 0
-    repaired: int = 0
-    skipped: dict[str, int] = msgspec.field(default_factory=dict)
-    drift: list[Drift] = msgspec.field(default_factory=list)
-    truncated: bool = False
-    error: str = ""
-
-    def note(self, drift: Drift) -> None:
-        self.drift_counts[drift.kind] = self.drift_counts.get(drift.kind, 0) + 1
-        if len(self.drift) < MAX_DETAILS:
-            self.drift.append(drift)
-        else:
-            self.truncated = True
-
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-
-class ReconcileBusy(Exception):
-    """Another reconcile of this tenant is running."""
-
-
-_report_decoder = msgspec.json.Decoder(ReconcileReport)
 
 
 async def reconcile_tenant(
@@ -162,13 +108,11 @@ async def reconcile_tenant(
     tenant = await deps.tenants.get(slug)
     if tenant is None:
         raise TenantError(f"no tenant {slug!r}")
-    token = secrets.token_hex(8)
-    if not await deps.redis.set(keys.reconcile_lock(slug), token, nx=True, px=_LOCK_TTL_MS):
-        raise ReconcileBusy(f"a reconcile of tenant {slug!r} is already running")
+    token = await take_lock(deps.redis, slug)
     report = ReconcileReport(tenant=slug, repair=repair, started_at=now_iso())
     started = time.monotonic()
     try:
-        await _set_progress(deps, slug, state="running", seen=0, started_at=report.started_at)
+        await set_progress(deps.redis, slug, state="running", seen=0, started_at=report.started_at)
         try:
             await _run(deps, report, deps.lms_for(tenant), progress, sleep, page_size)
         except Exception as exc:
@@ -177,12 +121,10 @@ async def reconcile_tenant(
         finally:
             report.finished_at = now_iso()
             report.duration_s = round(time.monotonic() - started, 3)
-            await deps.redis.set(keys.reconcile_last(slug), msgspec.json.encode(report))
-            await _set_progress(deps, slug, state="failed" if report.error else "done")
+            await save_report(deps.redis, report)
+            await set_progress(deps.redis, slug, state="failed" if report.error else "done")
     finally:
-        current = await deps.redis.get(keys.reconcile_lock(slug))
-        if current is not None and current.decode() == token:
-            await deps.redis.delete(keys.reconcile_lock(slug))
+        await release_lock(deps.redis, slug, token)
     return report
 
 
@@ -205,7 +147,9 @@ async def _run(
         report.invalid_learners += result.invalid
         report.pages += 1
         report.learners_seen = len(learners)
-        await _set_progress(deps, slug, seen=len(learners), expected=max(expected, len(learners)))
+        await set_progress(
+            deps.redis, slug, seen=len(learners), expected=max(expected, len(learners))
+        )
         if progress is not None:
             progress(len(learners), max(expected, len(learners)))
         if result.next is not None and result.next <= page:
@@ -232,11 +176,11 @@ async def _run(
     async for stored in deps.resources.scan(slug, "u"):
         known.add(stored.id)
         if len(known) % 500 == 0:
-            await deps.redis.pexpire(keys.reconcile_lock(slug), _LOCK_TTL_MS)
+            await deps.redis.pexpire(keys.reconcile_lock(slug), LOCK_TTL_MS)
         try:
             await _check_user(deps, report, rules, stored.id, stored.doc, by_ref, learners)
-        except (LmsDeferred, LmsTransientError):
-            raise
+        except (LmsDeferred, LmsTransientError, RedisError):
+            raise  # the LMS or Redis is away, not one odd user: the run fails, visibly
         except Exception as exc:  # one odd user must not stop the tenant's reconcile
             logger.warning("reconcile %s/%s: %s: %s", slug, stored.id, type(exc).__name__, exc)
             report.skip("error")
@@ -277,7 +221,7 @@ async def _page(
     """One page, waiting out pacing and riding out a few LMS faults."""
     faults = 0
     while True:
-        await deps.redis.pexpire(keys.reconcile_lock(slug), _LOCK_TTL_MS)
+        await deps.redis.pexpire(keys.reconcile_lock(slug), LOCK_TTL_MS)
         try:
             return await lms.client.list_learners(page, size)
         except LmsDeferred as exc:
@@ -405,29 +349,6 @@ async def _groups(deps: WorkerDeps, slug: str, user_id: str, rules: RuleSet) -> 
 async def _is_tombstone(deps: WorkerDeps, slug: str, user_id: str) -> bool:
     """A user deleted in SCIM whose deactivation is still on its way."""
     return bool(await deps.redis.hexists(keys.resource(slug, "u", user_id), "v"))  # type: ignore[misc]
-
-
-async def _set_progress(deps: WorkerDeps, slug: str, **fields: str | int) -> None:
-    await deps.redis.hset(  # type: ignore[misc]
-        keys.reconcile_progress(slug), mapping={**fields, "updated_at": now_iso()}
-    )
-
-
-async def mark_queued(redis: Redis, slug: str) -> None:
-    """Note that a reconcile was asked for (the admin API, before enqueueing)."""
-    await redis.hset(  # type: ignore[misc]
-        keys.reconcile_progress(slug), mapping={"state": "queued", "updated_at": now_iso()}
-    )
-
-
-async def progress_of(redis: Redis, slug: str) -> dict[str, str]:
-    raw = await redis.hgetall(keys.reconcile_progress(slug))  # type: ignore[misc]
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
-async def last_report(redis: Redis, slug: str) -> ReconcileReport | None:
-    raw = await redis.get(keys.reconcile_last(slug))
-    return _report_decoder.decode(raw) if raw else None
 
 
 async def reconcile_job(ctx: dict[str, Any], tenant: str, repair: bool = True) -> str:

@@ -20,9 +20,9 @@ from arq.cron import CronJob
 from arq.typing import StartupShutdown
 from arq.worker import Function, Worker, func
 
-from api.settings import Settings, load_settings
+from core.connect import check_queue_placement, connect_queue, queue_settings
+from core.settings import Settings, load_settings
 from lms_client import RetryPolicy
-from shadow.connect import check_queue_placement, connect_queue, queue_settings
 from worker.activity import sample_queues_cron
 from worker.claim import REDIS_LOST, BatchClaimWorker
 from worker.deps import SyncMetrics, WorkerDeps

@@ -19,7 +19,7 @@ import msgspec
 from arq.constants import in_progress_key_prefix, job_key_prefix
 from arq.cron import CronJob, cron
 
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, keys
 from shadow.sync import GONE_KEPT_MS
 from worker.deps import WorkerDeps

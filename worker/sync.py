@@ -46,9 +46,9 @@ from lms_client import (
 from mappings import GroupRef, MappingConfigError, MappingResult, map_user
 from mappings.paths import scim_bool
 from shadow import SyncInput, Tenant, key_fingerprint
+from shadow.breaker import BreakerHeld, admit
 from shadow.keys import is_resource_id
 from worker.activity import note_finished
-from worker.breaker import BreakerHeld, admit
 from worker.deps import TenantLms, WorkerDeps
 from worker.fairness import BUSY_DEFER_S, NO_ANSWER_PAUSE_S
 from worker.queue import enqueue_many, sync_job_id
@@ -272,7 +272,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
         began_ms = int(time.time() * 1000)
         try:
             outcome = await _Pass(deps, lms, tenant, state, job_try).run()
-        except BreakerHeld as held:  # parked by worker/breaker.py: no finish, no retry
+        except BreakerHeld as held:  # parked by shadow/breaker.py: no finish, no retry
             if held.decision == "newer":
                 continue
             await deps.sync.log_event(slug, user_id, "held", version=state.version)

@@ -28,7 +28,7 @@ import httpx
 from arq.connections import ArqRedis
 from arq.worker import Function, Retry, func
 
-from shadow.tenants import now_iso
+from core.clock import now_iso
 from shadow.webhooks import WebhookStore
 from worker.deps import WorkerDeps
 from worker.queue import QUEUE_NAME

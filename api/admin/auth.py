@@ -23,9 +23,15 @@ import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from api.admin.errors import AdminError
-from api.auth import AUTH_FAILURE_WINDOW_S, bearer_token, over_failure_limit
+from api.auth import (
+    AUTH_FAILURE_WINDOW_S,
+    already_over_failure_limit,
+    bearer_token,
+    over_failure_limit,
+)
 from api.services import Services
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
@@ -33,11 +39,15 @@ from shadow.admin_keys import AdminKeyStore
 __all__ = [
     "AdminDep",
     "Principal",
+    "ServicesDep",
+    "TenantDep",
     "admin_principal",
     "audit",
     "authorize_first",
+    "operator_only",
+    "provide_services",
+    "provide_tenant",
     "reach_tenant",
-    "require_operator",
 ]
 
 audit_log = logging.getLogger("scim_bridge.admin.audit")
@@ -64,15 +74,19 @@ def same_secret(presented: str, expected: str) -> bool:
     return hmac.compare_digest(a, b)
 
 
+def _throttled() -> AdminError:
+    return AdminError(
+        429,
+        "too many failed authentications from this client; retry later",
+        headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
+    )
+
+
 async def _refuse(request: Request[Any, Any, Any], services: Services, detail: str) -> NoReturn:
     """401, or 429 with Retry-After once this client keeps failing (the
     counter is shared with SCIM authentication)."""
     if await over_failure_limit(request, services):
-        raise AdminError(
-            429,
-            "too many failed authentications from this client; retry later",
-            headers={"Retry-After": str(AUTH_FAILURE_WINDOW_S)},
-        )
+        raise _throttled()
     raise AdminError(401, detail)
 
 
@@ -100,6 +114,8 @@ async def admin_principal(request: Request[Any, Any, Any]) -> Principal:
 
 async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
     services: Services = request.app.state.services
+    if await already_over_failure_limit(request, services):
+        raise _throttled()  # before any comparison: a right guess now is not told apart
     token = bearer_token(request)
     if token is None:
         await _refuse(request, services, "missing bearer token (Authorization: Bearer <token>)")
@@ -115,9 +131,31 @@ async def _authenticate(request: Request[Any, Any, Any]) -> Principal:
     return Principal(operator=False, tenant=tenant, key_id=key_id)
 
 
-def require_operator(principal: Principal) -> None:
+async def operator_only(connection: ASGIConnection[Any, Any, Any, Any], _: object) -> None:
+    """Route guard of the operator's routes (api/admin/policy.py): after
+    `authorize_first`, so a key on another tenant's URL is refused the same
+    way on every route."""
+    principal = await admin_principal(connection)  # type: ignore[arg-type]
     if not principal.operator:
-        raise AdminError(403, "this route needs the operator token")
+        raise AdminError(403, "this needs the operator token")
+
+
+def provide_services(request: Request[Any, Any, Any]) -> Services:
+    """Litestar dependency: the process's services (built by the lifespan)."""
+    services: Services = request.app.state.services
+    return services
+
+
+async def provide_tenant(
+    request: Request[Any, Any, Any], principal: AdminDep, slug: FromPath[str]
+) -> Tenant:
+    """Litestar dependency: the URL's tenant, if the caller may reach it."""
+    return await reach_tenant(request, principal, slug)
+
+
+#: How a handler asks for the services and the URL's tenant (router dependencies).
+ServicesDep = NamedDependency[Services]
+TenantDep = NamedDependency[Tenant]
 
 
 async def reach_tenant(request: Request[Any, Any, Any], principal: Principal, slug: str) -> Tenant:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
 from api.middleware import route_of
@@ -33,6 +35,32 @@ _CODES = {
     429: "too_many_requests",
     500: "internal",
     503: "unavailable",
+}
+
+
+#: Sent with every admin API answer, errors included: never cached (a token
+#: or key is shown once), never sniffed as another type, never framed.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every refusal of the admin API (docs/operations.md, "Admin API: errors")."""
+
+    error: str
+    detail: str
+
+
+#: Described on every admin route in the OpenAPI document (api/admin/router.py).
+ERROR_RESPONSES = {
+    status: ResponseSpec(data_container=ErrorBody, description=f"{code.replace('_', ' ')}")
+    for status, code in _CODES.items()
+    if status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -59,13 +87,14 @@ class AdminError(Exception):
 def error_response(
     status: int, error: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response[dict[str, Any]]:
+    headers = {**SECURITY_HEADERS, **(headers or {})}
     if status == 401:
-        headers = {"WWW-Authenticate": 'Bearer realm="scim-bridge-admin"', **(headers or {})}
+        headers["WWW-Authenticate"] = 'Bearer realm="scim-bridge-admin"'
     return Response(
         {"error": error, "detail": detail, **extra},
         status_code=status,
         media_type="application/json",
-        headers=headers or {},
+        headers=headers,
     )
 
 
@@ -83,7 +112,8 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     extra = exc.extra if isinstance(exc.extra, list) else []
     if status == 400 and any(isinstance(e, dict) and e.get("key") == "data" for e in extra):
         detail = "a JSON object body is required"  # a typed route's body was empty
-    return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "))
+    allow = {"Allow": exc.headers["allow"]} if exc.headers and "allow" in exc.headers else None
+    return error_response(status, _CODES.get(status, "error"), detail.replace("_", " "), allow)
 
 
 def _redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any]]:

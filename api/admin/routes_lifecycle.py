@@ -13,12 +13,11 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit, operator_only
 from api.admin.errors import AdminError
-from api.admin.schemas import decode_body
-from api.services import Services
+from api.admin.schemas import json_body
 from shadow import TenantError
 from shadow.lifecycle import UserBusy, find_user
 from worker.lifecycle import deactivate_learners as deactivate_learners_first
@@ -38,16 +37,21 @@ class EraseRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     deactivate_learner: bool = False
 
 
-@delete("/tenants/{slug:str}", name="admin-tenant-delete", status_code=200)
-async def delete_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
+@delete("/tenants/{slug:str}", name="admin-tenant-delete", status_code=200, guards=[operator_only])
+async def delete_tenant(
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    slug: FromPath[str],
+    deactivate_learners: FromQuery[bool] = False,
+) -> Response[Json]:
     """Offboard a tenant (operator only): 200 once every key is gone, 202
     while some remain (send it again). `?deactivate_learners=true` first
     deactivates its learners through the breaker: 202 with what it waits
     for until none is left."""
-    require_operator(principal)
-    s: Services = request.app.state.services
+    s = services
     try:
-        if request.query_params.get("deactivate_learners", "").lower() in ("true", "1", "yes"):
+        if deactivate_learners:
             waiting = await deactivate_learners_first(s.redis, s.queue, slug)
             if not waiting.done:
                 return Response(msgspec.to_builtins(waiting), status_code=202)
@@ -62,14 +66,24 @@ async def delete_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) 
     return Response(msgspec.to_builtins(result), status_code=status)
 
 
-@post("/tenants/{slug:str}/erasures", name="admin-user-erase", status_code=200)
-async def erase_user(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
+@post(
+    "/tenants/{slug:str}/erasures",
+    name="admin-user-erase",
+    status_code=200,
+    dto=json_body(EraseRequest),
+    return_dto=None,
+)
+async def erase_user(
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[EraseRequest],
+) -> Response[Json]:
     """Erase one person's data from the bridge; the LMS learner stays unless
     `deactivate_learner` (then `202` until the worker has deactivated it:
     send it again, naming the `user_id` answered)."""
-    await reach_tenant(request, principal, slug)
-    body = decode_body(await request.body(), EraseRequest)
-    s: Services = request.app.state.services
+    body, slug, s = data, tenant.slug, services
     try:
         user_id = await find_user(s.redis, slug, body.user)
         if body.deactivate_learner:

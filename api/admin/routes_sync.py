@@ -1,35 +1,36 @@
 """Admin routes for provisioning: status, users, replay, breaker, reconcile.
 
 The API never calls the LMS (design.md): a reconcile asked for here is an
-arq job that a worker runs (`worker.reconcile.RECONCILE_JOB`).
+arq job that a worker runs (`ops.commands.request_reconcile`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from api.admin.auth import AdminDep, audit, reach_tenant
+from api.admin.answers import (
+    BreakerAnswer,
+    BreakerApproved,
+    BreakerCancelled,
+    FailedPage,
+    Reconcile,
+    ReconcileQueued,
+    Replayed,
+    Status,
+    Timeline,
+)
+from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit
 from api.admin.errors import AdminError
+from api.admin.policy import approve_held, cancel_held, change_breaker
 from api.admin.schemas import BreakerUpdate, ReconcileRequest, ReplayRequest, json_body
 from api.admin.schemas import set_fields as given
-from api.admin.views import breaker_view, failed_page, user_timeline
-from api.cli_ops import replay, tenant_status
-from api.services import Services
-from shadow import keys
-from worker.breaker import approve, cancel, get_config, set_config
-from worker.queue import QUEUE_NAME
-from worker.reconcile import (
-    RECONCILE_JOB,
-    last_report,
-    mark_queued,
-    progress_of,
-    reconcile_job_id,
-)
+from ops.commands import reconcile_state, replay, request_reconcile
+from ops.views import breaker_view, failed_page, tenant_status, user_exists, user_timeline
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -47,55 +48,39 @@ def checked_user_id(text: str) -> str:
     return text
 
 
-def _services(request: Req) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _int_param(request: Req, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise AdminError(400, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise AdminError(400, f"{name} must be between {low} and {high}")
-    return value
+#: Paging of the failed users and a timeline's events (typed, so the
+#: OpenAPI document states the bounds and Litestar refuses others with a 400).
+Offset = Annotated[int, QueryParameter(ge=0, le=10**9, description="first row")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="rows at most")]
 
 
 @get("/tenants/{slug:str}/status", name="admin-status")
-async def status(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+async def status(principal: AdminDep, services: ServicesDep, tenant: TenantDep) -> Status:
     """Counts per sync state, oldest pending, LMS error rate, breaker."""
-    await reach_tenant(request, principal, slug)
-    s = _services(request)
-    data = await tenant_status(s.redis, s.queue, slug)
+    data = await tenant_status(services.redis, services.queue, tenant.slug)
     if not principal.operator:
-        data.pop("queue_depth", None)  # the shared queue: other tenants' business
-    return data
+        data.pop("arq_queue_depth", None)  # the shared queue: other tenants' business
+    return msgspec.convert(data, Status)
 
 
 @get("/tenants/{slug:str}/users/failed", name="admin-users-failed")
-async def users_failed(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+async def users_failed(
+    services: ServicesDep, tenant: TenantDep, offset: Offset = 0, limit: Limit = 100
+) -> FailedPage:
     """Failed users with their reasons, paged by `offset` and `limit`."""
-    await reach_tenant(request, principal, slug)
-    offset = _int_param(request, "offset", 0, 0, 10**9)
-    limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
-    return await failed_page(_services(request).redis, slug, offset, limit)
+    page = await failed_page(services.redis, tenant.slug, offset, limit)
+    return msgspec.convert(page, FailedPage)
 
 
 @get("/tenants/{slug:str}/users/{user_id:str}", name="admin-user-timeline")
 async def user(
-    request: Req, principal: AdminDep, slug: FromPath[str], user_id: FromPath[str]
-) -> Json:
+    services: ServicesDep, tenant: TenantDep, user_id: FromPath[str], limit: Limit = 100
+) -> Timeline:
     """One user's timeline: shadow, sync record and the provisioning log."""
-    await reach_tenant(request, principal, slug)
-    limit = _int_param(request, "limit", 100, 1, MAX_PAGE)
-    data = await user_timeline(_services(request).redis, slug, checked_user_id(user_id), limit)
+    data = await user_timeline(services.redis, tenant.slug, checked_user_id(user_id), limit)
     if data["shadow"] is None and data["state"] is None and not data["events"]:
         raise AdminError(404, "no such user")
-    return data
+    return msgspec.convert(data, Timeline)
 
 
 @post(
@@ -103,69 +88,81 @@ async def user(
     name="admin-replay",
     status_code=200,
     dto=json_body(ReplayRequest),
+    return_dto=None,
 )
 async def replay_users(
     request: Req,
     principal: AdminDep,
-    slug: FromPath[str],
+    services: ServicesDep,
+    tenant: TenantDep,
     data: JSONBody[ReplayRequest | None] = None,
-) -> Json:
+) -> Replayed:
     """Retry one user (`{"user_id": ...}`) or every failed user (no body)."""
-    await reach_tenant(request, principal, slug)
     body = data or ReplayRequest()
-    s = _services(request)
-    if body.user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(body.user_id)), "v"
+    slug = tenant.slug
+    if body.user_id is not None and not await user_exists(
+        services.redis, slug, checked_user_id(body.user_id)
     ):
         raise AdminError(404, "no such user")
-    count = await replay(s.redis, s.queue, slug, body.user_id)
+    count = await replay(services.redis, services.queue, slug, body.user_id)
     audit(request, principal, "replay", user_id=body.user_id or "all failed", replayed=count)
-    return {"tenant": slug, "replayed": count}
+    return Replayed(tenant=slug, replayed=count)
 
 
 # -- breaker ----------------------------------------------------------------
 
 
 @get("/tenants/{slug:str}/breaker", name="admin-breaker")
-async def breaker(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    await reach_tenant(request, principal, slug)
-    return await breaker_view(_services(request).redis, slug)
+async def breaker(services: ServicesDep, tenant: TenantDep) -> BreakerAnswer:
+    """The breaker's state (`mode`: on, tripped, approved, off) and the first held users."""
+    return msgspec.convert(await breaker_view(services.redis, tenant.slug), BreakerAnswer)
 
 
-@put("/tenants/{slug:str}/breaker", name="admin-breaker-config", dto=json_body(BreakerUpdate))
+@put(
+    "/tenants/{slug:str}/breaker",
+    name="admin-breaker-config",
+    dto=json_body(BreakerUpdate),
+    return_dto=None,
+)
 async def breaker_config(
-    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[BreakerUpdate]
-) -> Json:
-    """Change the thresholds: any of enabled, share, min_learners, window_s."""
-    await reach_tenant(request, principal, slug)
-    redis = _services(request).redis
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[BreakerUpdate],
+) -> BreakerAnswer:
+    """Change the thresholds: any of enabled, share, min_learners, window_s.
+    A tenant admin key may only tighten them, within the operator's."""
     update = given(data)
-    config = msgspec.structs.replace(await get_config(redis, slug), **update)
-    if problems := config.problems():
-        raise AdminError(422, "; ".join(problems))
-    await set_config(redis, slug, config)
+    await change_breaker(services.redis, principal, tenant.slug, update)  # tighten only, for a key
     audit(request, principal, "breaker config", **update)
-    return await breaker_view(redis, slug)
+    return msgspec.convert(await breaker_view(services.redis, tenant.slug), BreakerAnswer)
 
 
 @post("/tenants/{slug:str}/breaker/approve", name="admin-breaker-approve", status_code=200)
-async def breaker_approve(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Release the held deactivations (and let more through for one window)."""
-    tenant = await reach_tenant(request, principal, slug)
-    s = _services(request)
-    released = await approve(s.redis, s.queue, slug, interval_ms=tenant.job_interval_ms)
+async def breaker_approve(
+    request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
+) -> BreakerApproved:
+    """Release the held deactivations (and let more through for one window);
+    409 when the breaker holds nothing."""
+    redis, slug = services.redis, tenant.slug
+    released = await approve_held(redis, services.queue, slug, interval_ms=tenant.job_interval_ms)
     audit(request, principal, "breaker approve", released=released)
-    return {"tenant": slug, "released": released, **await breaker_view(s.redis, slug)}
+    view = await breaker_view(redis, slug)
+    return msgspec.convert({**view, "released": released}, BreakerApproved)
 
 
 @post("/tenants/{slug:str}/breaker/cancel", name="admin-breaker-cancel", status_code=200)
-async def breaker_cancel(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    """Drop the held deactivations: the learners stay active."""
-    await reach_tenant(request, principal, slug)
-    redis = _services(request).redis
-    dropped = await cancel(redis, slug)
+async def breaker_cancel(
+    request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
+) -> BreakerCancelled:
+    """Drop the held deactivations: the learners stay active; 409 when the
+    breaker holds nothing."""
+    redis, slug = services.redis, tenant.slug
+    dropped = await cancel_held(redis, slug)
     audit(request, principal, "breaker cancel", dropped=dropped)
-    return {"tenant": slug, "dropped": dropped, **await breaker_view(redis, slug)}
+    view = await breaker_view(redis, slug)
+    return msgspec.convert({**view, "dropped": dropped}, BreakerCancelled)
 
 
 # -- reconcile --------------------------------------------------------------
@@ -176,39 +173,29 @@ async def breaker_cancel(request: Req, principal: AdminDep, slug: FromPath[str])
     name="admin-reconcile",
     status_code=202,
     dto=json_body(ReconcileRequest),
+    return_dto=None,
 )
 async def reconcile(
     request: Req,
     principal: AdminDep,
-    slug: FromPath[str],
+    services: ServicesDep,
+    tenant: TenantDep,
     data: JSONBody[ReconcileRequest | None] = None,
-) -> Json:
+) -> ReconcileQueued:
     """Ask a worker to reconcile the tenant (`{"repair": false}` only reports)."""
-    await reach_tenant(request, principal, slug)
     body = data or ReconcileRequest()
-    s = _services(request)
-    job_id = reconcile_job_id(slug)
-    job = await s.queue.enqueue_job(
-        RECONCILE_JOB, slug, body.repair, _job_id=job_id, _queue_name=QUEUE_NAME
-    )
-    if job is None:
+    slug = tenant.slug
+    job_id = await request_reconcile(services.redis, services.queue, slug, body.repair)
+    if job_id is None:
         raise AdminError(409, "a reconcile of this tenant is already queued or running")
-    await mark_queued(s.redis, slug)
     audit(request, principal, "reconcile", repair=body.repair)
-    return {"tenant": slug, "job_id": job_id, "repair": body.repair, "queued": True}
+    return ReconcileQueued(tenant=slug, job_id=job_id, repair=body.repair, queued=True)
 
 
 @get("/tenants/{slug:str}/reconcile", name="admin-reconcile-report")
-async def reconcile_report(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+async def reconcile_report(services: ServicesDep, tenant: TenantDep) -> Reconcile:
     """Progress of the current or last reconcile, and the last report."""
-    await reach_tenant(request, principal, slug)
-    redis = _services(request).redis
-    report = await last_report(redis, slug)
-    return {
-        "tenant": slug,
-        "progress": await progress_of(redis, slug) or None,
-        "last": msgspec.to_builtins(report) if report else None,
-    }
+    return msgspec.convert(await reconcile_state(services.redis, tenant.slug), Reconcile)
 
 
 SYNC_HANDLERS = [

@@ -1,8 +1,11 @@
 """Admin routes for tenants, their SCIM tokens, admin keys and mappings.
 
-Thin handlers: authorise, decode, call the store, return JSON. The LMS API
-key is write-only (never in an answer); a SCIM token or admin key is shown
-once, when issued.
+Thin handlers: the router's guards authorise (`authorize_first`, and
+`operator_only` on the operator's routes), its dependencies give the
+services and the URL's tenant, Litestar decodes the typed body; a handler
+calls the store and returns a typed answer (api/admin/answers.py). The LMS
+API key is write-only (never in an answer); a SCIM token or admin key is
+shown once, when issued.
 """
 
 from __future__ import annotations
@@ -11,22 +14,37 @@ import contextlib
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, delete, get, patch, post, put
+from litestar import Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 from redis.exceptions import RedisError
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.answers import (
+    AdminKeyInfo,
+    AdminKeyList,
+    IssuedAdminKeyAnswer,
+    IssuedTokenAnswer,
+    MappingAnswer,
+    MappingSetAnswer,
+    Revoked,
+    TenantAnswer,
+    TenantList,
+    TenantWithHealth,
+    TokenInfoAnswer,
+    TokenList,
+)
+from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit, operator_only
 from api.admin.errors import AdminError
+from api.admin.policy import check_tenant_change
 from api.admin.schemas import (
     JsonBody,
     KeyIssue,
     TenantCreate,
     TenantUpdate,
     TokenIssue,
+    guard_json,
     json_body,
     set_fields,
 )
-from api.admin.views import check_tenant_settings, tenant_health, tenant_view
 from api.services import Services
 from mappings import (
     MappingConfigError,
@@ -35,99 +53,105 @@ from mappings import (
     decode_overrides,
     encode_overrides,
 )
+from ops.views import tenant_health, tenant_view
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE
-from shadow import MappingStore, Tenant, TenantError, keys
+from shadow import MappingStore, Tenant, TenantError
 from shadow.admin_keys import AdminKeyStore
 from worker.rules import enqueue_rules_resync
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
 
-#: What a tenant admin key may change about its own tenant; the rest
-#: (where the LMS is and how hard it may be driven) is the operator's.
-TENANT_KEY_FIELDS = frozenset({"name", "lms_api_key", "enabled"})
+
+def _answer(tenant: Tenant, services: Services) -> TenantAnswer:
+    return msgspec.convert(tenant_view(tenant, services.settings), TenantAnswer)
 
 
-def _services(request: Req) -> Services:
-    services: Services = request.app.state.services
-    return services
+async def _with_health(tenant: Tenant, services: Services) -> TenantWithHealth:
+    view = {
+        **tenant_view(tenant, services.settings),
+        **await tenant_health(services.redis, tenant.slug),
+    }
+    return msgspec.convert(view, TenantWithHealth)
 
 
-def _problems(values: Json) -> None:
-    problems = check_tenant_settings(values)
-    if problems:
-        raise AdminError(422, "; ".join(problems))
-
-
-@get("/tenants", name="admin-tenants-list")
-async def list_tenants(request: Req, principal: AdminDep) -> Json:
-    """Every tenant with its health (operator only)."""
-    require_operator(principal)
-    s = _services(request)
-    views = []
-    for slug in await s.tenants.slugs():
-        tenant = await s.tenants.get(slug)
+@get("/tenants", name="admin-tenants-list", guards=[operator_only])
+async def list_tenants(services: ServicesDep) -> TenantList:
+    """Every tenant with its health and its breaker's true state (operator only)."""
+    found = []
+    for slug in await services.tenants.slugs():
+        tenant = await services.tenants.get(slug)
         if tenant is not None:
-            views.append({**tenant_view(tenant, s.settings), **await tenant_health(s.redis, slug)})
-    return {"tenants": views}
+            found.append(await _with_health(tenant, services))
+    return TenantList(tenants=found)
 
 
-@post("/tenants", name="admin-tenants-create", status_code=201, dto=json_body(TenantCreate))
-async def create_tenant(request: Req, principal: AdminDep, data: JSONBody[TenantCreate]) -> Json:
+@post(
+    "/tenants",
+    name="admin-tenants-create",
+    status_code=201,
+    dto=json_body(TenantCreate),
+    return_dto=None,
+    guards=[operator_only],
+)
+async def create_tenant(
+    request: Req, principal: AdminDep, services: ServicesDep, data: JSONBody[TenantCreate]
+) -> TenantAnswer:
     """Create a tenant (operator only)."""
-    require_operator(principal)
-    body = data
-    values = msgspec.structs.asdict(body)
-    values["name"] = body.name or body.slug
-    _problems(values)
-    s = _services(request)
+    values = msgspec.structs.asdict(data)
+    values["name"] = data.name or data.slug
+    check_tenant_change(principal, values)
     try:
-        tenant = await s.tenants.create(Tenant(**values))
+        tenant = await services.tenants.create(Tenant(**values))
     except TenantError as exc:
         status = 409 if "already exists" in str(exc) else 422
         raise AdminError(status, str(exc)) from None
     request.state.tenant = tenant.slug
     audit(request, principal, "tenant create")
-    return tenant_view(tenant, s.settings)
+    return _answer(tenant, services)
 
 
 @get("/tenants/{slug:str}", name="admin-tenant-read")
-async def read_tenant(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    tenant = await reach_tenant(request, principal, slug)
-    return tenant_view(tenant, _services(request).settings)
+async def read_tenant(tenant: TenantDep, services: ServicesDep) -> TenantWithHealth:
+    """The tenant with its health and its breaker's true state."""
+    return await _with_health(tenant, services)
 
 
-@patch("/tenants/{slug:str}", name="admin-tenant-update", dto=json_body(TenantUpdate))
+@patch(
+    "/tenants/{slug:str}", name="admin-tenant-update", dto=json_body(TenantUpdate), return_dto=None
+)
 async def update_tenant(
-    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[TenantUpdate]
-) -> Json:
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[TenantUpdate],
+) -> TenantAnswer:
     """Change any of name, lms_url, lms_api_key, lms_rate, lms_burst, enabled,
     scim_rate, scim_burst.
 
-    A tenant key may change name, lms_api_key and enabled; the LMS URL and
-    its rate and burst, and the tenant's SCIM request rate and burst, are
-    the operator's."""
-    tenant = await reach_tenant(request, principal, slug)
+    A tenant key may change the name only: suspending or resuming the tenant
+    (`enabled`), its LMS settings and its SCIM limits are the operator's
+    (api/admin/policy.py)."""
     values = set_fields(data)
-    if not principal.operator and (denied := sorted(set(values) - TENANT_KEY_FIELDS)):
-        raise AdminError(403, f"only the operator may change {', '.join(denied)}")
-    _problems(values)
+    check_tenant_change(principal, values)
     tenant = msgspec.structs.replace(tenant, **values)  # never mutate the cached one
-    s = _services(request)
-    await s.tenants.save(tenant)
+    await services.tenants.save(tenant)
     audit(request, principal, "tenant update", fields=sorted(values))
-    return tenant_view(tenant, s.settings)
+    return _answer(tenant, services)
 
 
 # -- SCIM tokens ---------------------------------------------------------------
 
 
 @get("/tenants/{slug:str}/tokens", name="admin-tokens-list")
-async def list_tokens(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    await reach_tenant(request, principal, slug)
-    tokens = await _services(request).tenants.list_tokens(slug)
-    return {"tenant": slug, "tokens": msgspec.to_builtins(tokens)}
+async def list_tokens(tenant: TenantDep, services: ServicesDep) -> TokenList:
+    tokens = await services.tenants.list_tokens(tenant.slug)
+    return TokenList(
+        tenant=tenant.slug,
+        tokens=[msgspec.convert(msgspec.to_builtins(t), TokenInfoAnswer) for t in tokens],
+    )
 
 
 @post(
@@ -135,59 +159,64 @@ async def list_tokens(request: Req, principal: AdminDep, slug: FromPath[str]) ->
     name="admin-tokens-issue",
     status_code=201,
     dto=json_body(TokenIssue),
+    return_dto=None,
 )
 async def issue_token(
-    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[TokenIssue | None] = None
-) -> Json:
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[TokenIssue | None] = None,
+) -> IssuedTokenAnswer:
     """Issue a SCIM token: shown this once, with the SCIM URL to copy."""
-    await reach_tenant(request, principal, slug)
     body = data or TokenIssue()
-    s = _services(request)
     days = body.expires_in_days
-    issued = await s.tenants.issue_token(
-        slug, label=body.label, expires_in_s=days * 86_400 if days else None
+    issued = await services.tenants.issue_token(
+        tenant.slug, label=body.label, expires_in_s=days * 86_400 if days else None
     )
     audit(request, principal, "token issue", token_id=issued.token_id)
-    return {
-        "tenant": slug,
-        "token_id": issued.token_id,
-        "token": issued.token,
-        "scim_url": s.settings.scim_url(slug),
-        "expires_at": issued.expires_at,
-    }
+    return IssuedTokenAnswer(
+        tenant=tenant.slug,
+        token_id=issued.token_id,
+        token=issued.token,
+        scim_url=services.settings.scim_url(tenant.slug),
+        expires_at=issued.expires_at,
+    )
 
 
 @delete("/tenants/{slug:str}/tokens/{token_id:str}", name="admin-tokens-revoke", status_code=200)
 async def revoke_token(
-    request: Req, principal: AdminDep, slug: FromPath[str], token_id: FromPath[str]
-) -> Json:
-    await reach_tenant(request, principal, slug)
-    if not await _services(request).tenants.revoke_token(slug, token_id):
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    token_id: FromPath[str],
+) -> Revoked:
+    if not await services.tenants.revoke_token(tenant.slug, token_id):
         raise AdminError(404, "no such token")
     audit(request, principal, "token revoke", token_id=token_id)
-    return {"tenant": slug, "token_id": token_id, "revoked": True}
+    return Revoked(tenant=tenant.slug, token_id=token_id, revoked=True)
 
 
 # -- admin keys (operator only) -------------------------------------------------
 
 
-@get("/tenants/{slug:str}/admin-keys", name="admin-keys-list")
-async def list_admin_keys(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
-    require_operator(principal)
-    await reach_tenant(request, principal, slug)
-    found = await AdminKeyStore(_services(request).redis).list_keys(slug)
-    return {
-        "tenant": slug,
-        "keys": [
-            {
-                "key_id": k.token_id,
-                "created_at": k.created_at,
-                "label": k.label,
-                "last_used_at": k.last_used_at,
-            }
+@get("/tenants/{slug:str}/admin-keys", name="admin-keys-list", guards=[operator_only])
+async def list_admin_keys(tenant: TenantDep, services: ServicesDep) -> AdminKeyList:
+    found = await AdminKeyStore(services.redis).list_keys(tenant.slug)
+    return AdminKeyList(
+        tenant=tenant.slug,
+        keys=[
+            AdminKeyInfo(
+                key_id=k.token_id,
+                created_at=k.created_at,
+                label=k.label,
+                last_used_at=k.last_used_at,
+                expires_at=k.expires_at,
+            )
             for k in found
         ],
-    }
+    )
 
 
 @post(
@@ -195,28 +224,45 @@ async def list_admin_keys(request: Req, principal: AdminDep, slug: FromPath[str]
     name="admin-keys-issue",
     status_code=201,
     dto=json_body(KeyIssue),
+    return_dto=None,
+    guards=[operator_only],
 )
 async def issue_admin_key(
-    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[KeyIssue | None] = None
-) -> Json:
-    require_operator(principal)
-    await reach_tenant(request, principal, slug)
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[KeyIssue | None] = None,
+) -> IssuedAdminKeyAnswer:
+    """Issue an admin key for the tenant (shown this once); it may expire."""
     body = data or KeyIssue()
-    issued = await AdminKeyStore(_services(request).redis).issue(slug, label=body.label)
+    days = body.expires_in_days
+    issued = await AdminKeyStore(services.redis).issue(
+        tenant.slug, label=body.label, expires_in_s=days * 86_400 if days else None
+    )
     audit(request, principal, "admin key issue", key_id=issued.key_id)
-    return {"tenant": slug, "key_id": issued.key_id, "key": issued.key}
+    return IssuedAdminKeyAnswer(
+        tenant=tenant.slug, key_id=issued.key_id, key=issued.key, expires_at=issued.expires_at
+    )
 
 
-@delete("/tenants/{slug:str}/admin-keys/{key_id:str}", name="admin-keys-revoke", status_code=200)
+@delete(
+    "/tenants/{slug:str}/admin-keys/{key_id:str}",
+    name="admin-keys-revoke",
+    status_code=200,
+    guards=[operator_only],
+)
 async def revoke_admin_key(
-    request: Req, principal: AdminDep, slug: FromPath[str], key_id: FromPath[str]
-) -> Json:
-    require_operator(principal)
-    await reach_tenant(request, principal, slug)
-    if not await AdminKeyStore(_services(request).redis).revoke(slug, key_id):
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    key_id: FromPath[str],
+) -> Revoked:
+    if not await AdminKeyStore(services.redis).revoke(tenant.slug, key_id):
         raise AdminError(404, "no such admin key")
     audit(request, principal, "admin key revoke", key_id=key_id)
-    return {"tenant": slug, "key_id": key_id, "revoked": True}
+    return Revoked(tenant=tenant.slug, key_id=key_id, revoked=True)
 
 
 # -- mapping ------------------------------------------------------------------
@@ -232,25 +278,24 @@ def _invalid_mapping(exc: MappingConfigError) -> AdminError:
 
 
 @get("/tenants/{slug:str}/mapping", name="admin-mapping-read")
-async def read_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+async def read_mapping(tenant: TenantDep, services: ServicesDep) -> MappingAnswer:
     """The tenant's overrides (null: the defaults) and the merged rules."""
-    await reach_tenant(request, principal, slug)
-    stored = await _services(request).redis.get(keys.mapping(slug))
+    stored = await MappingStore(services.redis).raw(tenant.slug)
     try:
         overrides = decode_overrides(stored) if stored else None
         rules = build_rules(overrides)
     except MappingConfigError as exc:  # stored under older rules: say what is wrong now
-        return {
-            "tenant": slug,
-            "overrides": msgspec.json.decode(stored or b"null"),
-            "rules": None,
-            "problems": [p.message for p in exc.problems],
-        }
-    return {
-        "tenant": slug,
-        "overrides": msgspec.to_builtins(overrides) if overrides else None,
-        "rules": msgspec.to_builtins(rules.field_rules),
-    }
+        return MappingAnswer(
+            tenant=tenant.slug,
+            overrides=msgspec.json.decode(stored or b"null"),
+            rules=None,
+            problems=[p.message for p in exc.problems],
+        )
+    return MappingAnswer(
+        tenant=tenant.slug,
+        overrides=msgspec.to_builtins(overrides) if overrides else None,
+        rules=msgspec.to_builtins(rules.field_rules),
+    )
 
 
 class OverridesBody(JsonBody[MappingOverrides]):
@@ -262,69 +307,68 @@ class OverridesBody(JsonBody[MappingOverrides]):
 
 
 def _read_overrides(body: bytes) -> MappingOverrides:
+    guard_json(body)
     try:
         return decode_overrides(body, "json")
     except MappingConfigError as exc:
         raise _invalid_mapping(exc) from None
 
 
-@put("/tenants/{slug:str}/mapping", name="admin-mapping-set", dto=OverridesBody)
+@put("/tenants/{slug:str}/mapping", name="admin-mapping-set", dto=OverridesBody, return_dto=None)
 async def set_mapping(
     request: Req,
     principal: AdminDep,
-    slug: FromPath[str],
+    services: ServicesDep,
+    tenant: TenantDep,
     data: JSONBody[MappingOverrides | None] = None,
-) -> Json:
+) -> MappingSetAnswer:
     """Replace the overrides (JSON as `mappings.decode_overrides` reads it);
     every user is then re-synced under them (`resync` in the answer)."""
-    await reach_tenant(request, principal, slug)
     overrides = data if data is not None else _read_overrides(b"")
-    resync = await _replace_rules(request, slug, encode_overrides(overrides))
+    resync = await _replace_rules(services, tenant.slug, encode_overrides(overrides))
     audit(request, principal, "mapping set")
-    return {"tenant": slug, "overrides": msgspec.to_builtins(overrides), "resync": resync}
+    return MappingSetAnswer(
+        tenant=tenant.slug, overrides=msgspec.to_builtins(overrides), resync=resync
+    )
 
 
 @delete("/tenants/{slug:str}/mapping", name="admin-mapping-reset", status_code=200)
-async def reset_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Json:
+async def reset_mapping(
+    request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
+) -> MappingSetAnswer:
     """Back to the default mapping (every user re-synced under it)."""
-    await reach_tenant(request, principal, slug)
-    resync = await _replace_rules(request, slug, None)
+    resync = await _replace_rules(services, tenant.slug, None)
     audit(request, principal, "mapping reset")
-    return {"tenant": slug, "overrides": None, "resync": resync}
+    return MappingSetAnswer(tenant=tenant.slug, overrides=None, resync=resync)
 
 
-async def _replace_rules(request: Req, slug: str, overrides: bytes | None) -> Json:
+async def _replace_rules(services: Services, slug: str, overrides: bytes | None) -> Json:
     """Store the rules and start the re-sync in one step, then wake a worker
     (should that fail, the sweep starts the re-sync job: it is only late)."""
-    s = _services(request)
-    store = MappingStore(s.redis)
+    store = MappingStore(services.redis)
     await store.replace(slug, overrides)
     with contextlib.suppress(RedisError):
-        await enqueue_rules_resync(s.queue, slug)
+        await enqueue_rules_resync(services.queue, slug)
     progress: Json = msgspec.to_builtins(await store.progress(slug))
     return progress
 
 
 @post("/tenants/{slug:str}/mapping/preview", name="admin-mapping-preview", status_code=200)
-async def preview_mapping(request: Req, principal: AdminDep, slug: FromPath[str]) -> Response[Json]:
+async def preview_mapping(
+    tenant: TenantDep, services: ServicesDep, data: JSONBody[dict[str, Any]]
+) -> dict[str, Any]:
     """What a SCIM user (the body) would become under the tenant's rules,
     with the groups of the stored user of the same `id` (or the groups the
     body lists), as the worker would map it."""
-    await reach_tenant(request, principal, slug)
+    doc = canonicalize(USER_RESOURCE, data)  # a ScimError is a 400 here
+    for name in ("id", "groups"):
+        if name in data:
+            doc[name] = data[name]
     try:
-        user = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise AdminError(400, f"the body is not valid JSON: {exc}") from None
-    doc = canonicalize(USER_RESOURCE, user)  # a ScimError is a 400 here
-    if isinstance(user, dict):
-        for name in ("id", "groups"):
-            if name in user:
-                doc[name] = user[name]
-    try:
-        result = await MappingStore(_services(request).redis).preview(slug, doc)
+        result: dict[str, Any] = await MappingStore(services.redis).preview(tenant.slug, doc)
     except MappingConfigError as exc:
         raise _invalid_mapping(exc) from None
-    return Response(result, status_code=200)
+    return result
 
 
 TENANT_HANDLERS = [

@@ -10,16 +10,17 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, delete, get, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
-from api.admin.auth import AdminDep, audit, reach_tenant, require_operator
+from api.admin.auth import AdminDep, ServicesDep, TenantDep, audit, operator_only
 from api.admin.errors import AdminError
+from api.admin.policy import MAX_URL_LENGTH, URL_PATTERN
 from api.admin.schemas import json_body
-from api.services import Services
+from ops.views import check_webhook_url
 from shadow.webhooks import WebhookStore, new_secret
 from worker.webhooks import enqueue_delivery
 
-__all__ = ["WEBHOOK_HANDLERS", "WebhookSet", "check_webhook_url", "webhook_view"]
+__all__ = ["WEBHOOK_HANDLERS", "WebhookSet", "webhook_view"]
 
 Req = Request[Any, Any, Any]
 Json = dict[str, Any]
@@ -28,7 +29,7 @@ Json = dict[str, Any]
 class WebhookSet(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The webhook's URL, and its signing secret (drawn by the bridge when absent)."""
 
-    url: Annotated[str, msgspec.Meta(max_length=2000)]
+    url: Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)] | None = None
 
 
@@ -73,19 +74,6 @@ class DeliveryQueued(msgspec.Struct, kw_only=True):
     delivery_id: str
 
 
-def check_webhook_url(url: str) -> str | None:
-    """Why `url` cannot be a webhook, or None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "url must be an absolute http(s) URL"
-    return None
-
-
-def _services(request: Req) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 async def webhook_view(store: WebhookStore, slug: str, limit: int = 20) -> WebhookView:
     config = await store.config(slug)
     return WebhookView(
@@ -102,47 +90,62 @@ async def webhook_view(store: WebhookStore, slug: str, limit: int = 20) -> Webho
 
 
 @get("/tenants/{slug:str}/webhook", name="admin-webhook")
-async def webhook(request: Req, principal: AdminDep, slug: FromPath[str]) -> WebhookView:
-    await reach_tenant(request, principal, slug)
-    return await webhook_view(WebhookStore(_services(request).redis), slug)
+async def webhook(services: ServicesDep, tenant: TenantDep) -> WebhookView:
+    return await webhook_view(WebhookStore(services.redis), tenant.slug)
 
 
-@put("/tenants/{slug:str}/webhook", name="admin-webhook-set", dto=json_body(WebhookSet))
+@put(
+    "/tenants/{slug:str}/webhook",
+    name="admin-webhook-set",
+    dto=json_body(WebhookSet),
+    return_dto=None,
+    guards=[operator_only],
+)
 async def webhook_set(
-    request: Req, principal: AdminDep, slug: FromPath[str], data: JSONBody[WebhookSet]
+    request: Req,
+    principal: AdminDep,
+    services: ServicesDep,
+    tenant: TenantDep,
+    data: JSONBody[WebhookSet],
 ) -> WebhookShown:
     """Set the URL; the answer holds the signing secret, this once."""
-    require_operator(principal)
-    await reach_tenant(request, principal, slug)
-    body = data
-    if problem := check_webhook_url(body.url):
+    if problem := check_webhook_url(data.url):
         raise AdminError(422, problem)
-    config = await WebhookStore(_services(request).redis).set(
-        slug, body.url, body.secret or new_secret()
+    config = await WebhookStore(services.redis).set(
+        tenant.slug, data.url, data.secret or new_secret()
     )
-    audit(request, principal, "webhook set", host=urlsplit(body.url).hostname)
-    return WebhookShown(tenant=slug, url=config.url, set_at=config.set_at, secret=config.secret)
+    audit(request, principal, "webhook set", host=urlsplit(data.url).hostname)
+    return WebhookShown(
+        tenant=tenant.slug, url=config.url, set_at=config.set_at, secret=config.secret
+    )
 
 
-@delete("/tenants/{slug:str}/webhook", name="admin-webhook-clear", status_code=200)
-async def webhook_clear(request: Req, principal: AdminDep, slug: FromPath[str]) -> WebhookRemoved:
-    require_operator(principal)
-    await reach_tenant(request, principal, slug)
-    removed = await WebhookStore(_services(request).redis).clear(slug)
+@delete(
+    "/tenants/{slug:str}/webhook",
+    name="admin-webhook-clear",
+    status_code=200,
+    guards=[operator_only],
+)
+async def webhook_clear(
+    request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
+) -> WebhookRemoved:
+    removed = await WebhookStore(services.redis).clear(tenant.slug)
     audit(request, principal, "webhook clear", removed=removed)
-    return WebhookRemoved(tenant=slug, removed=removed)
+    return WebhookRemoved(tenant=tenant.slug, removed=removed)
 
 
 @post("/tenants/{slug:str}/webhook/test", name="admin-webhook-test", status_code=202)
-async def webhook_test(request: Req, principal: AdminDep, slug: FromPath[str]) -> DeliveryQueued:
+async def webhook_test(
+    request: Req, principal: AdminDep, services: ServicesDep, tenant: TenantDep
+) -> DeliveryQueued:
     """Queue a `webhook.test` delivery, to check the receiver and its secret."""
-    await reach_tenant(request, principal, slug)
-    s = _services(request)
-    if await WebhookStore(s.redis).config(slug) is None:
+    if await WebhookStore(services.redis).config(tenant.slug) is None:
         raise AdminError(404, "the tenant has no webhook")
-    delivery_id = await enqueue_delivery(s.redis, s.queue, slug, "webhook.test", {})
+    delivery_id = await enqueue_delivery(
+        services.redis, services.queue, tenant.slug, "webhook.test", {}
+    )
     audit(request, principal, "webhook test", delivery_id=delivery_id)
-    return DeliveryQueued(tenant=slug, delivery_id=delivery_id)
+    return DeliveryQueued(tenant=tenant.slug, delivery_id=delivery_id)
 
 
 WEBHOOK_HANDLERS = [webhook, webhook_set, webhook_clear, webhook_test]

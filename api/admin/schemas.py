@@ -1,7 +1,7 @@
 """Request bodies of the admin API, as msgspec Structs decoded once per request.
 
 Unknown fields are refused, so a typo is an error and never a silent no-op.
-Responses are plain JSON objects built by api/admin/views.py (shared with
+Responses are plain JSON objects built by ops/views.py (shared with
 the CLI's `--json` output). Routes take their body as `data` read by
 `json_body(<Struct>)`, so the OpenAPI document describes it.
 """
@@ -12,11 +12,21 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.dto import MsgspecDTO
 from litestar.typing import FieldDefinition
 from msgspec import UNSET, UnsetType
 
 from api.admin.errors import AdminError
+from api.admin.policy import (
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SECRET_LENGTH,
+    MAX_URL_LENGTH,
+    URL_PATTERN,
+)
+from core.json_guard import json_problem
+from shadow.tenants import SLUG_RE
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -32,6 +42,8 @@ __all__ = [
     "TenantUpdate",
     "TokenIssue",
     "decode_body",
+    "guard_body",
+    "guard_json",
     "json_body",
     "set_fields",
 ]
@@ -39,11 +51,19 @@ __all__ = [
 T = TypeVar("T")
 
 
+# Bounded free text (api/admin/policy.py): too long is a 400 naming the field.
+Slug = Annotated[str, msgspec.Meta(max_length=63, pattern=SLUG_RE.pattern)]
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+Url = Annotated[str, msgspec.Meta(max_length=MAX_URL_LENGTH, pattern=URL_PATTERN)]
+Secret = Annotated[str, msgspec.Meta(max_length=MAX_SECRET_LENGTH)]
+Label = Annotated[str, msgspec.Meta(max_length=MAX_LABEL_LENGTH)]
+
+
 class TenantCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    slug: str
-    lms_url: str
-    lms_api_key: str
-    name: str = ""
+    slug: Slug
+    lms_url: Url
+    lms_api_key: Secret
+    name: Name = ""
     lms_rate: float = 20.0
     lms_burst: int = 40
     enabled: bool = True
@@ -52,9 +72,9 @@ class TenantCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class TenantUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Any subset of a tenant's settings. `lms_api_key` is write-only."""
 
-    name: str | UnsetType = UNSET
-    lms_url: str | UnsetType = UNSET
-    lms_api_key: str | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
+    lms_url: Url | UnsetType = UNSET
+    lms_api_key: Secret | UnsetType = UNSET
     lms_rate: float | UnsetType = UNSET
     lms_burst: int | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
@@ -63,15 +83,15 @@ class TenantUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class KeyIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of a token or admin-key issue (optional)."""
+    """Body of a SCIM token or admin key issue (optional): a label, and
+    it may expire."""
 
-    label: str = ""
+    label: Label = ""
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
 
 
 class TokenIssue(KeyIssue, kw_only=True, forbid_unknown_fields=True):
-    """Body of a SCIM token issue (optional): it may expire."""
-
-    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    """Body of a SCIM token issue (optional)."""
 
 
 class ReplayRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -95,12 +115,28 @@ class BreakerUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     window_s: int | UnsetType = UNSET
 
 
+def guard_json(body: bytes) -> None:
+    """The shared size and depth guard (core/json_guard.py) in the admin
+    API's error shape."""
+    if problem := json_problem(body, None):  # the size: Litestar's request_max_body_size
+        raise AdminError(problem.status, problem.detail)
+
+
+async def guard_body(request: Request[Any, Any, Any]) -> None:
+    """The admin router's `before_request` hook: every body passes
+    `guard_json` before Litestar decodes it into a route's `data` (the
+    hook runs after the guards, before the handler's arguments are read)."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        guard_json(await request.body())
+
+
 def decode_body(body: bytes, kind: type[T], *, empty_ok: bool = False) -> T:
     """Decode a JSON body into `kind`; a 400 naming the problem otherwise."""
     if not body.strip():
         if empty_ok:
             return msgspec.convert({}, kind)
         raise AdminError(400, "a JSON object body is required")
+    guard_json(body)  # also guarded by the router's hook: a reader may be used alone
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from api.scim_io import ScimResponse, scim_response
-from api.settings import Settings
+from core.settings import Settings
 from scim.errors import NotFound
 from scim.schema import (
     LIST_RESPONSE_SCHEMA,

@@ -16,7 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from api.admin.auth import same_secret
 from api.metrics import RequestMetrics, render_metrics
 from api.services import Services
-from api.settings import Settings
+from core.settings import Settings
 
 __all__ = ["READY_TIMEOUT_S", "healthz", "metrics", "readyz"]
 
@@ -35,7 +35,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     """Ready only while Redis answers (and the queue's, when it has its own):
     without it no change can be acknowledged. A hung Redis is down too. A
     process draining after SIGTERM is not ready either, so that a load
-    balancer moves away before it closes (`api.processes.DrainingServer`)."""
+    balancer moves away before it closes (`cli.processes.DrainingServer`)."""
     if getattr(request.app.state, "draining", False):
         return Response(
             {"status": "draining", "redis": "unknown"}, status_code=HTTP_503_SERVICE_UNAVAILABLE

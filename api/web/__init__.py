@@ -5,7 +5,7 @@ file and a few lines of JS for the copy buttons.
 Login (`/admin/login`) takes the operator token or a tenant admin key into a
 signed session cookie; every state-changing form is a CSRF-checked POST
 (`session.py`). The pages call what the admin API and the CLI call
-(api/admin/views.py, api/cli_ops.py, worker/breaker.py, mappings/).
+(ops/, mappings/).
 `create_app` registers it with `plugins=[AdminPage()]` (`router.py`).
 """
 

@@ -1,8 +1,8 @@
 """Admin pages of provisioning: one user's timeline, retrying failed users,
 and approving or cancelling a tripped mass-deactivation breaker.
 
-The same functions as the admin API and the CLI: `user_timeline`,
-`replay`, `worker.breaker.approve` and `cancel`.
+The same functions as the admin API and the CLI (ops/): `user_timeline`,
+`replay`, `approve` and `cancel`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.routes_sync import checked_user_id
-from api.admin.views import tenant_view, user_timeline
-from api.cli_ops import replay
 from api.web.pages import Req, SessionDep, page, posted_form, see_other, services_of
 from api.web.routes_tenants import tenant_path
-from shadow import keys
-from worker.breaker import approve, cancel
+from ops.commands import approve, cancel, replay
+from ops.views import tenant_view, user_exists, user_timeline
 
 __all__ = ["SYNC_HANDLERS"]
 
@@ -75,9 +73,7 @@ async def retry(request: Req, session: SessionDep, slug: FromPath[str]) -> Redir
     await reach_tenant(request, session.principal, slug)
     s = services_of(request)
     user_id = form.get("user_id") or None
-    if user_id is not None and not await s.redis.hexists(  # type: ignore[misc]
-        keys.resource(slug, "u", checked_user_id(user_id)), "v"
-    ):
+    if user_id is not None and not await user_exists(s.redis, slug, checked_user_id(user_id)):
         raise AdminError(404, "no such user")
     count = await replay(s.redis, s.queue, slug, user_id)
     audit(request, session.principal, "replay", user_id=user_id or "all failed", replayed=count)

@@ -1,9 +1,9 @@
 """Admin pages of tenants: the list with health, one tenant's page, its SCIM
 tokens (issue shows the token once; revoke) and the mapping preview.
 
-Thin handlers over what the admin API uses (api/admin/views.py,
-api/cli_ops.py, the shadow stores): reach the tenant as the admin API does
-(`reach_tenant`: a tenant key elsewhere is a 403), read or change, render.
+Thin handlers over what the admin API uses (ops/, the shadow stores): reach
+the tenant as the admin API does (`reach_tenant`: a tenant key elsewhere is
+a 403), read or change, render.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from litestar.response import Redirect, Template
 from api.admin.auth import audit, reach_tenant
 from api.admin.errors import AdminError
 from api.admin.routes_webhooks import webhook_view
-from api.admin.views import breaker_view, failed_page, tenant_health, tenant_view
-from api.cli_ops import tenant_status
 from api.scim_io import MAX_JSON_DEPTH, depth_ok
 from api.web.activity import fleet_row, tenant_charts
 from api.web.pages import Req, SessionDep, health_of, page, posted_form, see_other
 from api.web.pages import services_of as _services
 from mappings import MappingConfigError
+from ops.views import breaker_view, failed_page, tenant_health, tenant_status, tenant_view
 from scim.errors import ScimError
 from scim.resource import canonicalize
 from scim.schema import USER_RESOURCE

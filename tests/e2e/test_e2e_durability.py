@@ -17,7 +17,7 @@ import pytest
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
-from api.settings import Settings
+from core.settings import Settings
 from tests.support.cluster import (
     Cluster,
     ClusterFactory,

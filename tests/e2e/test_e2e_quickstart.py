@@ -39,7 +39,7 @@ def quick_start(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[st
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "up"],
+        [sys.executable, "-m", "cli", "up"],
         cwd=tmp_path,  # the embedded Redis keeps its files under ./.run
         env=env,
         stdout=subprocess.PIPE,

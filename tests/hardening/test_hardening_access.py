@@ -29,6 +29,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from api.admin import auth as admin_auth
 from api.app import create_app
 from shadow import ResourceStore, Tenant, TenantStore
 from shadow.admin_keys import AdminKeyStore
@@ -388,17 +389,43 @@ async def test_the_failed_auth_counter_expires(tenants: Tenants, redis: Redis) -
         assert 0 < await redis.ttl(counter) <= 60
 
 
-async def test_failed_admin_authentication_is_throttled_without_locking_out(
-    redis: Redis, redis_url: str
+async def test_failed_admin_authentication_is_throttled_before_any_comparison(
+    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Once a client is over its failure limit, the admin API answers 429
+    without comparing what it sent: a right guess then is not told apart
+    from a wrong one, until the window ends."""
+    compared: list[str] = []
+    same_secret = admin_auth.same_secret
+    authenticate = AdminKeyStore.authenticate
+
+    def counting_same_secret(presented: str, expected: str) -> bool:
+        compared.append("operator")
+        return same_secret(presented, expected)
+
+    async def counting_authenticate(self: AdminKeyStore, key: str) -> tuple[str, str] | None:
+        compared.append("key")
+        return await authenticate(self, key)
+
+    monkeypatch.setattr(admin_auth, "same_secret", counting_same_secret)
+    monkeypatch.setattr(AdminKeyStore, "authenticate", counting_authenticate)
     allowed = 5
     settings = api_settings(redis_url, admin_token=OPERATOR, auth_failures_per_minute=allowed)
+    good = {"Authorization": f"Bearer {OPERATOR}"}
     async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as http:
+        assert (await http.get("/admin/v1/tenants", headers=good)).status_code == 200
         bad = {"Authorization": "Bearer adm_guess"}
         answers = [(await http.get("/admin/v1/tenants", headers=bad)).status_code for _ in range(8)]
-        good = await http.get("/admin/v1/tenants", headers={"Authorization": f"Bearer {OPERATOR}"})
-        assert good.status_code == 200
-        assert answers[:allowed] == [401] * allowed
-        throttled = await http.get("/admin/v1/tenants", headers=bad)
-        assert throttled.status_code == 429
-        assert throttled.headers["retry-after"].isdigit()
+        assert answers == [401] * allowed + [429] * 3
+        compared.clear()
+        for headers in (good, bad, {"Authorization": f"Bearer {OPERATOR}x"}):
+            throttled = await http.get("/admin/v1/tenants", headers=headers)
+            assert throttled.status_code == 429, throttled.text
+            assert throttled.headers["retry-after"].isdigit()
+            assert throttled.json()["error"] == "too_many_requests"
+        assert compared == []  # nothing was compared while throttled
+        # The window ends (its counter expires): the right token works again.
+        for counter in await redis.keys("scim-bridge:authfail:*"):
+            await redis.delete(counter)
+        assert (await http.get("/admin/v1/tenants", headers=good)).status_code == 200
+        assert compared

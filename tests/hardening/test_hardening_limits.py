@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from api.scim_io import MAX_JSON_DEPTH
-from api.settings import Settings
+from core.settings import Settings
 from scim.filter import MAX_FILTER_LENGTH
 from scim.patch import MAX_PATCH_OPERATIONS
 from shadow import ResourceStore

@@ -2,7 +2,7 @@
 loopback, a tenant world seeded with fixed ids, keyspace snapshots and the
 process's resident memory.
 
-The suites that fuzz the API talk to a real `python -m api.cli api`
+The suites that fuzz the API talk to a real `python -m cli api`
 process, not an in-process app: what is measured (memory, time to answer,
 what uvicorn does with a broken request) is the process's. Everything
 here is synchronous so the fuzzing tests (schemathesis, hypothesis) need no
@@ -169,7 +169,7 @@ def snapshot(url: str) -> dict[bytes, object]:
 
 
 class ApiProcess:
-    """`python -m api.cli api` on a free loopback port."""
+    """`python -m cli api` on a free loopback port."""
 
     def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
         self.process = process
@@ -226,7 +226,7 @@ def api_process(
     log = workdir / f"api-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "api"],
+            [sys.executable, "-m", "cli", "api"],
             env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore
 
 SCIM_JSON = "application/scim+json"

@@ -6,9 +6,9 @@ pointing them at each other:
 
 - a `redis-server` of its own, AOF on with `appendfsync always`, so that a
   test can kill and restart it and expect every acknowledged change back;
-- the sandbox LMS (`python -m api.cli sandbox`, `SANDBOX_AUTO_ORGS=1`);
-- one or more API processes (`python -m api.cli api`);
-- N workers (`python -m api.cli worker`) with short sweep settings
+- the sandbox LMS (`python -m cli sandbox`, `SANDBOX_AUTO_ORGS=1`);
+- one or more API processes (`python -m cli api`);
+- N workers (`python -m cli worker`) with short sweep settings
   (`WORKER_SWEEP_INTERVAL=1`, `WORKER_SWEEP_GRACE=2`, `WORKER_JOB_TIMEOUT=10`)
   so that recovery from a killed worker takes seconds, not minutes.
 
@@ -746,7 +746,7 @@ class Cluster:
 
     @staticmethod
     def _cli_argv(*args: str) -> list[str]:
-        return [sys.executable, "-m", "api.cli", *args]
+        return [sys.executable, "-m", "cli", *args]
 
     def _redis_argv(self) -> list[str]:
         return [

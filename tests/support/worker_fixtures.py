@@ -17,7 +17,7 @@ import pytest
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_client import RetryPolicy
 from lms_sandbox import Sandbox, SandboxConfig, create_app
 from lms_sandbox.gate import ConnectionDropped

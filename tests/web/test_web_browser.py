@@ -1,6 +1,6 @@
 """The admin page in a real headless Chromium against a real API process.
 
-An API process (`python -m api.cli api`, uvicorn on a free port) on the
+An API process (`python -m cli api`, uvicorn on a free port) on the
 test Redis; users written through its SCIM endpoint; the worker's job body
 (`worker.sync.sync_user`) run in the test against the in-process sandbox
 LMS. In the browser: log in, see a failed user with its reason,
@@ -29,11 +29,11 @@ from redis.asyncio import Redis
 
 from shadow import Tenant
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import BreakerConfig, breaker_state, set_config
 from shadow.webhooks import WebhookStore
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import BASE, KEY, ORG, SandboxLms, run_sync
 from worker.activity import sample_queues
-from worker.breaker import BreakerConfig, breaker_state, set_config
 from worker.deps import WorkerDeps
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,7 +96,7 @@ def api_url(redis_url: str, tenant: Tenant, tmp_path: Path) -> Iterator[str]:
     }
     log = (tmp_path / "api.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "api"], cwd=ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "cli", "api"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
     try:
         deadline = time.monotonic() + 30

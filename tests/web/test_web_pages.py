@@ -21,8 +21,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
 from api.web.config import load_web_settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore, keys
 from shadow.admin_keys import AdminKeyStore
 

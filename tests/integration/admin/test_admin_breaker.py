@@ -16,8 +16,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, keys
+from shadow.breaker import HELD_NOTE, breaker_state
 from tests.support.api import PATCH_OP, ScimClient
 from tests.support.worker_fixtures import (
     BASE,
@@ -29,7 +30,6 @@ from tests.support.worker_fixtures import (
     run_sync,
     scim_user,
 )
-from worker.breaker import HELD_NOTE, breaker_state
 from worker.deps import WorkerDeps
 from worker.sweep import sweep_tenant
 
@@ -173,7 +173,7 @@ async def test_held_deletes_are_finished_without_a_deactivation_on_cancel(
     outcomes = [await run_sync(deps, uid) for uid in doomed]
     assert outcomes == ["synced (deleted)"] * 20 + ["held by breaker"] * 10
 
-    from worker.breaker import cancel
+    from shadow.breaker import cancel
 
     assert await cancel(deps.redis, ORG) == 10
     states = status_of(lms)

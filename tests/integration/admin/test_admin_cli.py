@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from api.cli import main
+from cli.main import main
 
 
 @pytest.fixture
@@ -51,8 +51,10 @@ def test_admin_keys_breaker_failed_users_and_status(cli: Any) -> None:
         "window_s": 600,
     }
     assert "error" in cli("breaker", "set", "acme", "--share", "7", code=2)
-    assert cli("breaker", "approve", "acme")["released"] == 0
-    assert cli("breaker", "cancel", "acme")["dropped"] == 0
+    # Nothing held: nothing to decide (the admin API's 409), and nothing disarmed.
+    assert "nothing to approve" in cli("breaker", "approve", "acme", code=1)["error"]
+    assert "nothing to cancel" in cli("breaker", "cancel", "acme", code=1)["error"]
+    assert cli("breaker", "status", "acme")["approved_until"] is None
 
     failed = cli("users", "failed", "acme", "--limit", "10")
     assert (failed["total"], failed["users"], failed["next_offset"]) == (0, [], None)
@@ -79,4 +81,22 @@ def test_token_issue_with_an_expiry(cli: Any, capsys: pytest.CaptureFixture[str]
     assert listed == {issued["token_id"]: issued["expires_at"], never["token_id"]: None}
     with pytest.raises(SystemExit):
         main(["token", "issue", "acme", "--expires-in-days", "0"])
+    assert "between 1 and 3650" in capsys.readouterr().err
+
+
+def test_admin_key_issue_with_an_expiry_and_a_bounded_label(
+    cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("tenant", "create", "acme", "--lms-url", "https://lms.test/org/acme", "--lms-api-key", "k")
+    issued = cli("admin-key", "issue", "acme", "--expires-in-days", "30")
+    left = datetime.fromisoformat(issued["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
+    never = cli("admin-key", "issue", "acme")
+    assert never["expires_at"] is None
+    listed = {k["key_id"]: k["expires_at"] for k in cli("admin-key", "list", "acme")["keys"]}
+    assert listed == {issued["key_id"]: issued["expires_at"], never["key_id"]: None}
+    assert "at most 100" in cli("admin-key", "issue", "acme", "--label", "x" * 101, code=1)["error"]
+    assert "at most 100" in cli("token", "issue", "acme", "--label", "x" * 101, code=1)["error"]
+    with pytest.raises(SystemExit):
+        main(["admin-key", "issue", "acme", "--expires-in-days", "3651"])
     assert "between 1 and 3650" in capsys.readouterr().err

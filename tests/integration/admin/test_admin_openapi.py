@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 
 OPERATOR = "operator-secret-0123456789-abcdefghij"
 

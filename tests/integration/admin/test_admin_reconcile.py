@@ -13,8 +13,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from shadow import Tenant, keys
+from shadow.reconcile import ReconcileBusy, ReconcileReport, last_report, progress_of
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -30,10 +31,6 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
 from worker.reconcile import (
-    ReconcileBusy,
-    ReconcileReport,
-    last_report,
-    progress_of,
     reconcile_job,
     reconcile_job_id,
     reconcile_schedule_cron,

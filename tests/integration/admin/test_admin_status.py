@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from tests.support.api import ScimClient
 from tests.support.worker_fixtures import (
     ORG,

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.forwarded import forwarded_base
-from api.settings import ConfigError, Settings, load_settings, parse_proxies
+from core.settings import ConfigError, Settings, load_settings, parse_proxies
 from shadow import Tenant, TenantStore
 
 USER = {

@@ -1,5 +1,5 @@
 """The API process tunes Python's cycle collector before it serves
-(api.processes.tune_gc_for_serving). Checked in fresh interpreters: the
+(cli.processes.tune_gc_for_serving). Checked in fresh interpreters: the
 collector's state is process-wide, and the test process's own must not change."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from api.processes import GC_YOUNG_THRESHOLD
+from cli.processes import GC_YOUNG_THRESHOLD
 from tests.support.redis_server import RedisServer
 
 # Replaces uvicorn.Server.run, so run_api stops where it would start serving
@@ -21,8 +21,8 @@ def serve(server, sockets=None):
     print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count(),
                       "app": type(server.config.app).__name__}))
 uvicorn.Server.run = serve
-from api.processes import run_api
-from api.settings import load_settings
+from cli.processes import run_api
+from core.settings import load_settings
 before = {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}
 print(json.dumps(before))
 run_api(load_settings())

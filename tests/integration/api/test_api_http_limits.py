@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from api.app import create_app
 from api.http_limits import server_config
-from api.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from tests.support.api import add_tenant, api_settings
 from tests.support.redis_server import free_port
 

@@ -1,7 +1,7 @@
 """Redis that hangs (SIGSTOP: connections open, nothing answers) costs a SCIM
 request seconds, never forever: 503 with a SCIM error and Retry-After
 within about 5 s, never a 2xx, and service returns by itself once Redis
-answers again (shadow/connect.py's default timeouts)."""
+answers again (core/connect.py's default timeouts)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-import api.resources as api_resources
+import api.endpoints.groups as group_endpoint
 from shadow import ResourceStore, TenantStore
 from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, keyspace, running_api
 
@@ -1131,8 +1131,8 @@ async def test_a_large_groups_members_are_streamed_a_page_at_a_time(
     async def whole_set(*args: Any, **kwargs: Any) -> list[str]:
         raise AssertionError("a large group's GET read its whole member set")
 
-    monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 10)
-    monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 7)  # four pages of 25
+    monkeypatch.setattr(group_endpoint, "STREAM_MEMBERS_OVER", 10)
+    monkeypatch.setattr(group_endpoint, "_MEMBER_PAGE", 7)  # four pages of 25
     monkeypatch.setattr(ResourceStore, "member_ids", whole_set)
     streamed = await acme.get(f"/Groups/{gid}")
     assert streamed.status_code == 200

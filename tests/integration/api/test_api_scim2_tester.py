@@ -22,7 +22,7 @@ from scim2_client.client import BaseSyncSCIMClient
 from scim2_tester import Status, check_server
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from tests.support.api import add_tenant
 from tests.support.redis_server import free_port
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from api import resources as api_resources
+from api.endpoints import groups as group_endpoint
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient, running_api
 from tests.support.strict import LMS_SCHEMA, StrictClient
 
@@ -143,8 +143,8 @@ async def test_a_streamed_large_group_is_read_by_a_strict_client(
     created = await scim.post(
         "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Big", "members": members}
     )
-    monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 2)
-    monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 2)
+    monkeypatch.setattr(group_endpoint, "STREAM_MEMBERS_OVER", 2)
+    monkeypatch.setattr(group_endpoint, "_MEMBER_PAGE", 2)
     streamed = strict.check(await scim.get(f"/Groups/{created.json()['id']}"))
     assert sorted(m.value for m in streamed.members) == sorted(u["id"] for u in users)
     assert all(m.display for m in streamed.members)

@@ -7,7 +7,7 @@ overridden here, so the shadow, worker, groups and API tests reused by the
 `test_cluster_*` modules run unchanged against the cluster:
 
 - `redis_url`: the cluster's `redis+cluster://` URL;
-- `redis`: a cluster client (`shadow.connect.connect`), the cluster and the
+- `redis`: a cluster client (`core.connect.connect`), the cluster and the
   queue's Redis flushed before each test;
 - `worker_settings` and `queue`: shadow on the cluster, queue on plain Redis;
 - `use_queue_redis(module)` makes `api_settings` (tests.support.api) and
@@ -29,8 +29,8 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import Redis
 
 import tests.support.api as api_support
-from api.settings import Settings
-from shadow.connect import connect
+from core.connect import connect
+from core.settings import Settings
 from tests.integration.cluster.servers import (
     RedisClusterServers,
     SentinelServer,

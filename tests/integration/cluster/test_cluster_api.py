@@ -24,8 +24,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
-from shadow.connect import RedisUrlError
+from core.connect import RedisUrlError
+from core.settings import Settings
 from tests.integration.admin import test_admin_auth, test_admin_tenants
 from tests.integration.api import (
     test_api_auth_throttle,
@@ -74,7 +74,7 @@ def test_processes_refuse_a_cluster_without_a_queue_redis(cluster_url: str) -> N
     env.update(REDIS_URL=cluster_url, PORT=str(cluster_node_port()))
     for command in ("api", "worker"):
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", command],
+            [sys.executable, "-m", "cli", command],
             env=env,
             capture_output=True,
             timeout=60,

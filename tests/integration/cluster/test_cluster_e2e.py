@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from core.connect import connect
 from mappings import MappingOverrides, TeamFromGroups, encode_overrides
 from shadow import keys
-from shadow.connect import connect
 from tests.e2e.test_e2e_sync import run_lives, two_tenants
 from tests.integration.cluster.servers import RedisClusterServers
 from tests.support.cluster import Cluster, ClusterOptions, entra_user, patch_ops

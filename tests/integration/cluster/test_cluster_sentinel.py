@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from arq.connections import create_pool
 
-from api.processes import warn_if_not_persistent
-from shadow import ResourceStore, Tenant, TenantStore
-from shadow.connect import (
+from cli.processes import warn_if_not_persistent
+from core.connect import (
     RedisUrlError,
     check_queue_placement,
     close_sentinels,
@@ -28,6 +27,7 @@ from shadow.connect import (
     persistence,
     queue_settings,
 )
+from shadow import ResourceStore, Tenant, TenantStore
 from tests.integration.cluster.servers import (
     RedisClusterServers,
     SentinelServer,

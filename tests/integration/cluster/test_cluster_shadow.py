@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, ResponseError
 
+from core.connect import BridgeRedisCluster
+from core.wire import HiredisPacking
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
-from shadow.connect import BridgeRedisCluster
-from shadow.wire import HiredisPacking
 from tests.integration.cluster.servers import RedisClusterServers, reuse
 from tests.integration.shadow import test_shadow_store as shadow_tests
 from tests.integration.worker import (
@@ -74,7 +74,7 @@ async def test_the_client_is_a_cluster_client(
 
 
 async def test_every_node_packs_commands_with_hiredis(redis: Redis) -> None:
-    """The nodes given and the nodes discovered (shadow.wire)."""
+    """The nodes given and the nodes discovered (core.wire)."""
     cluster = _cluster(redis)
     await cluster.initialize()
     await redis.set("{t:acme}:wire", "Zoë")

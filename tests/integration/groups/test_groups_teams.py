@@ -9,7 +9,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-import api.resources as api_resources
+import api.endpoints.groups as group_endpoint
 from api.app import create_app
 from mappings import MappingOverrides, TeamFromGroups, encode_overrides
 from shadow import ResourceStore, Tenant, keys
@@ -166,10 +166,10 @@ async def test_a_renamed_groups_members_are_resynced_a_page_at_a_time(
         async def whole_set(*args: Any, **kwargs: Any) -> list[str]:
             raise AssertionError("the rename read the whole member set")
 
-        monkeypatch.setattr(api_resources, "_MEMBER_PAGE", 2)  # three pages of five
+        monkeypatch.setattr(group_endpoint, "_MEMBER_PAGE", 2)  # three pages of five
         monkeypatch.setattr(worker_rules, "PAGE_SIZE", 2)
         monkeypatch.setattr(ResourceStore, "member_ids", whole_set)
-        monkeypatch.setattr(api_resources, "STREAM_MEMBERS_OVER", 0)  # the answer streams too
+        monkeypatch.setattr(group_endpoint, "STREAM_MEMBERS_OVER", 0)  # the answer streams too
         rename = {
             "schemas": [PATCH_OP],
             "Operations": [{"op": "Replace", "path": "displayName", "value": "Team B"}],
@@ -214,7 +214,7 @@ async def test_a_crash_after_a_group_change_only_delays_the_teams(
         async def dies(*args: Any, **kwargs: Any) -> bool:
             raise ConnectionError("the process died here")
 
-        monkeypatch.setattr(api_resources, "drain_group_followups", dies)
+        monkeypatch.setattr(group_endpoint, "drain_group_followups", dies)
         ops = {
             "add member": {"op": "Add", "path": "members", "value": _members(users[1])},
             "remove member": {"op": "Remove", "path": f'members[value eq "{users[0]}"]'},

@@ -21,10 +21,10 @@ from redis.asyncio import Redis
 from api.app import create_app
 from shadow import Tenant, keys
 from shadow.admin_keys import AdminKeyStore
+from shadow.breaker import BreakerConfig, set_config
 from tests.integration.ops.conftest import ROOT, bridge_env
 from tests.support.api import GROUP_SCHEMA, ScimClient, add_tenant, api_settings
 from tests.support.worker_fixtures import run_sync
-from worker.breaker import BreakerConfig, set_config
 from worker.deps import WorkerDeps
 
 OPERATOR = "operator-token-0123456789-0123456789"
@@ -114,7 +114,7 @@ def run_cli(redis_url: str) -> Run:
         *args: str, input: str | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             cwd=ROOT,
             env=bridge_env(REDIS_URL=redis_url, BRIDGE_PUBLIC_URL="https://bridge.test"),
             capture_output=True,

@@ -10,11 +10,11 @@ import time
 from redis.asyncio import Redis
 
 from shadow import keys
+from shadow.breaker import BreakerConfig, set_config
 from shadow.lifecycle import begin_purge, purge_keys
 from tests.integration.lifecycle.conftest import OP, Run, World
 from tests.support.keyscan import every_key_and_value, traces_of
 from tests.support.worker_fixtures import SandboxLms, run_sync
-from worker.breaker import BreakerConfig, set_config
 from worker.deps import WorkerDeps
 from worker.queue import QUEUE_NAME
 

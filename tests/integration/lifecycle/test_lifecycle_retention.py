@@ -8,11 +8,11 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from api.settings import ConfigError, load_settings
+from core.settings import ConfigError, Retention, load_settings
 from lms_client import LmsValidationError
 from lms_client.errors import error_for_response
 from shadow import SyncStore, keys
-from shadow.retention import Retention, scrub
+from shadow.retention import scrub
 from tests.support.worker_fixtures import SandboxLms, put_user, run_sync, scim_user
 from worker.deps import WorkerDeps
 from worker.sweep import sweep_tenant

@@ -12,8 +12,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.cli import main
-from api.settings import Settings
+from cli.main import main
+from core.settings import Settings
 from tests.support.api import SCRAPE, api_settings
 from tests.support.redis_server import free_port, start_redis
 from worker.health import HEALTH_KEY, worker_health

@@ -16,8 +16,8 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from api.logs import ContextFilter, JsonFormatter
 from api.middleware import observe_requests, route_label
+from core.logs import ContextFilter, JsonFormatter
 from tests.support.api import SCRAPE, running_api
 
 Labels = frozenset[tuple[str, str]]

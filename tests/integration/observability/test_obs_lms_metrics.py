@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import RequestMetrics, render_metrics
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant
+from shadow.metrics import METRICS_KEY
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import (
     FAST,
@@ -31,7 +32,7 @@ from tests.support.worker_fixtures import (
     worker_settings,
 )
 from worker.deps import WorkerDeps
-from worker.metrics import METRICS_KEY, MetricsFlusher, WorkerMetrics
+from worker.metrics import MetricsFlusher, WorkerMetrics
 from worker.sync import sync_user
 
 __all__ = ["queue", "worker_settings"]

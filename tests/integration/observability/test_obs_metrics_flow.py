@@ -13,8 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore
+from shadow.metrics import METRICS_KEY
 from tests.support.api import SCRAPE, ScimClient, api_settings
 from tests.support.worker_fixtures import (
     BASE,
@@ -27,7 +28,7 @@ from tests.support.worker_fixtures import (
     worker_settings,
 )
 from worker.deps import WorkerDeps
-from worker.metrics import METRICS_KEY, WorkerMetrics
+from worker.metrics import WorkerMetrics
 from worker.sync import sync_user
 
 __all__ = ["lms", "queue", "worker_settings"]

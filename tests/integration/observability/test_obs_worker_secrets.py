@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.cli import main
-from api.logs import ContextFilter, JsonFormatter, configure_logging
+from cli.main import main
+from core.logs import ContextFilter, JsonFormatter, configure_logging
 from tests.support.api import PATCH_OP, SCRAPE, ScimClient, api_settings
 from tests.support.worker_fixtures import BASE, FAST, KEY, ORG, SandboxLms, lms
 from worker.settings import create_worker

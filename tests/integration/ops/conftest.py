@@ -35,7 +35,7 @@ def run_cli(redis_url: str) -> Run:
 
     def run(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             cwd=ROOT,
             env=bridge_env(**{"REDIS_URL": redis_url, **env}),
             capture_output=True,

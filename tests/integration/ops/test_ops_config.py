@@ -112,7 +112,7 @@ def test_an_api_on_a_public_address_warns_when_its_public_url_is_a_guess(
     if public_url:
         env["BRIDGE_PUBLIC_URL"] = public_url
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "api"],
+        [sys.executable, "-m", "cli", "api"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import redis
 
+from core.connect import connect
 from shadow import Tenant, TenantStore
-from shadow.connect import connect
 from tests.integration.ops.conftest import ROOT, Run, bridge_env
 from tests.support.redis_server import RedisServer, free_port, start_redis
 from worker.health import HEALTH_KEY
@@ -33,7 +33,7 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def spawn(*args: str, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=ROOT,
         env=bridge_env(**env),
         stdout=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from api.settings import Settings
+from core.settings import Settings
 from shadow import Tenant, TenantStore
 from tests.support.api import api_settings
 from tests.support.keyscan import traces_of

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from core.connect import connect
 from shadow import (
     InlineJob,
     ResourceStore,
@@ -22,7 +23,6 @@ from shadow import (
     TenantStore,
     keys,
 )
-from shadow.connect import connect
 
 
 def _user(name: str, **extra: object) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""shadow.wire against a real Redis: commands packed by hiredis are the bytes
+"""core.wire against a real Redis: commands packed by hiredis are the bytes
 redis-py's own asyncio packer sends, with the same refusals; an idle pooled
 connection holding anything unread is replaced, never lent; the store's
 clients use both."""
@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
+from core.connect import connect
+from core.wire import HiredisPacking, IdleCheckFromBuffers, with_fast_wire
 from shadow import ResourceStore
-from shadow.connect import connect
-from shadow.wire import HiredisPacking, IdleCheckFromBuffers, with_fast_wire
 from tests.support.cluster import wait_until
 from tests.support.redis_server import RedisServer
 
@@ -58,7 +58,7 @@ def test_one_class_per_base_and_never_mixed_twice() -> None:
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    """The store's client (`shadow.connect`) of the test Redis."""
+    """The store's client (`core.connect`) of the test Redis."""
     made = connect(redis_server.url)
     await made.flushall()
     try:

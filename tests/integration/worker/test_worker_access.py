@@ -11,6 +11,7 @@ import pytest
 from arq.worker import Retry
 
 from shadow import keys
+from shadow.breaker import breaker_state
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
@@ -21,7 +22,6 @@ from tests.support.worker_fixtures import (
     scim_user,
 )
 from worker import sync as sync_module
-from worker.breaker import breaker_state
 from worker.deps import WorkerDeps
 from worker.reconcile import reconcile_tenant
 
@@ -271,7 +271,7 @@ async def test_two_users_who_swap_emails_both_converge(
 async def test_adoptions_expected_409_is_not_counted_as_an_lms_error(
     deps: WorkerDeps, lms: SandboxLms, tenant: object
 ) -> None:
-    from api.admin.views import lms_error_rate
+    from ops.views import lms_error_rate
 
     lms.insert(email="ada@example.com", first_name="Ada", last_name="Lovelace")
     await put_user(deps, "u-1", scim_user())

@@ -12,7 +12,7 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker, async_check_health, get_kwargs
 from arq.worker import create_worker as arq_create_worker
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_sandbox import KnobsUpdate
 from shadow import Tenant
 from tests.support.worker_fixtures import (

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from arq.connections import ArqRedis
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_sandbox.config import KnobsUpdate
 from tests.support.worker_fixtures import FAST, ORG, SandboxLms, put_user, scim_user
 from worker.claim import CALL_MARGIN_S

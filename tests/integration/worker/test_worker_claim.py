@@ -13,7 +13,7 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from worker.claim import BatchClaimWorker
 from worker.settings import create_worker
 

@@ -14,7 +14,7 @@ import pytest
 from arq.connections import ArqRedis
 from arq.worker import Retry
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_client import MAX_RETRY_AFTER_S
 from lms_sandbox.config import KnobsUpdate
 from shadow import Tenant, keys

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from tests.support.api import SECRET_KEY
 from tests.support.redis_server import RedisServer, start_redis
 from worker.claim import REDIS_LOST

@@ -193,7 +193,7 @@ async def test_preview_uses_the_stored_users_groups(
 
 
 async def test_status_shows_the_resync(deps: WorkerDeps, lms: SandboxLms, tenant: object) -> None:
-    from api.cli_ops import tenant_status
+    from cli.ops import tenant_status
 
     await _setup(deps, users=2)
     await MappingStore(deps.redis).replace(ORG, _team_rule("Team *"))

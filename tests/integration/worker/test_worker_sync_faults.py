@@ -12,7 +12,7 @@ import respx
 from arq.connections import ArqRedis
 from arq.worker import Retry
 
-from api.settings import Settings
+from core.settings import Settings
 from lms_sandbox import KnobsUpdate
 from shadow import Tenant, key_fingerprint
 from tests.support.worker_fixtures import (

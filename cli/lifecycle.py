@@ -12,11 +12,11 @@ from typing import Any
 
 import msgspec
 
-from api.cli_ops import UsageError, emit
-from api.settings import Settings
+from cli.ops import UsageError, emit
+from core.connect import connect, connect_queue
+from core.settings import Settings
 from shadow import TenantError
 from shadow.config_io import export_config, import_config
-from shadow.connect import connect, connect_queue
 from shadow.lifecycle import estimate_keys, find_user
 from worker.lifecycle import (
     Deactivation,
@@ -60,7 +60,7 @@ class _Bar:
 def _audit(action: str, tenant: str, **fields: Any) -> None:
     """The admin audit record of a CLI change: ids and counts, never personal data."""
     if not logging.getLogger().handlers:
-        from api.logs import configure_logging
+        from core.logs import configure_logging
 
         configure_logging("INFO")
     audit_log.info(

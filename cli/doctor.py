@@ -17,12 +17,12 @@ import httpx
 import msgspec
 from redis.exceptions import RedisClusterException, RedisError
 
-from api.settings import Settings
+from core.connect import connect, describe, persistence
 from core.sealing import Sealer, SealError, is_sealed
+from core.settings import Settings
 from lms_client import LmsClient, LmsError, RetryPolicy
 from lms_client.errors import LmsTransientError, LmsUnauthorized
 from shadow import Tenant, TenantStore
-from shadow.connect import connect, describe, persistence
 from worker.health import worker_health
 
 __all__ = ["MIN_PYTHON", "MIN_REDIS", "Check", "render", "run_checks"]

@@ -59,7 +59,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.sentinel import Sentinel as SyncSentinel
 
-from shadow.wire import with_fast_wire
+from core.wire import with_fast_wire
 
 __all__ = [
     "BridgeRedisCluster",
@@ -219,7 +219,7 @@ def connect(url: str, **options: Any) -> Redis:
 
 def _with_fast_wire(client: Redis) -> Redis:
     """The client's connections pack commands in C and check idle connections
-    without a socket read (shadow.wire); the pool has made none yet, so each
+    without a socket read (core.wire); the pool has made none yet, so each
     one it makes is of the new class."""
     pool = client.connection_pool
     pool.connection_class = with_fast_wire(pool.connection_class)
@@ -415,7 +415,7 @@ class BridgeRedisCluster(RedisCluster):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Connections pack commands in C (shadow.wire): the nodes given and
+        # Connections pack commands in C (core.wire): the nodes given and
         # the nodes discovered later (made from connection_kwargs).
         fast = with_fast_wire(self.connection_kwargs["connection_class"])
         self.connection_kwargs["connection_class"] = fast

@@ -1,5 +1,5 @@
 """Every Redis client times out and caps its connections by default, and a
-URL's own options win, for the store and the queue alike (shadow/connect.py).
+URL's own options win, for the store and the queue alike (core/connect.py).
 No I/O: clients are only built."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio.connection import BlockingConnectionPool
 
-from shadow.connect import (
+from core.connect import (
     MAX_CONNECTIONS,
     POOL_WAIT_S,
     SOCKET_CONNECT_TIMEOUT_S,

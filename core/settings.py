@@ -14,9 +14,20 @@ import msgspec
 from core.sealing import MIN_KEY_LENGTH, Sealer
 from scim.filter import MAX_FILTER_LENGTH
 from scim.patch import MAX_PATCH_OPERATIONS
-from shadow.retention import Retention
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Retention(msgspec.Struct, frozen=True, kw_only=True):
+    """Caps of the per-user provisioning logs (`BRIDGE_EVENTS_KEPT`,
+    `BRIDGE_EVENTS_MAX_AGE_DAYS`)."""
+
+    events_kept: int = 200
+    events_max_age_s: float = 30 * 86_400.0
+
+    @property
+    def events_max_age_ms(self) -> int:
+        return int(self.events_max_age_s * 1000)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +102,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __repr__(self) -> str:
         """Never the tokens or keys: settings end up in logs and tracebacks."""
-        from shadow.connect import describe
+        from core.connect import describe
 
         where = describe(self.redis_url)
         return f"Settings(redis_url={where!r}, port={self.port}, <secrets redacted>)"
@@ -202,8 +213,8 @@ def _port(env: Mapping[str, str], var: str, default: int) -> int:
 
 
 def check_redis_url(var: str, url: str) -> None:
-    """A URL redis-py (or shadow.connect) can use: a known scheme, a valid port."""
-    from shadow.connect import CLUSTER_SCHEMES, SENTINEL_SCHEMES, RedisUrlError, describe, parse
+    """A URL redis-py (or core.connect) can use: a known scheme, a valid port."""
+    from core.connect import CLUSTER_SCHEMES, SENTINEL_SCHEMES, RedisUrlError, describe, parse
 
     expects = (
         "expected redis://[:password@]host[:port][/db] "
@@ -334,6 +345,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("scan_burst", "BRIDGE_SCAN_BURST", int, 1),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
         ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
+        ("auth_failures_per_minute", "BRIDGE_AUTH_FAILURES_PER_MINUTE", int, 1),
     ):
         if var in env:
             values[field] = _number(env, var, cast, low)

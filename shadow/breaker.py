@@ -38,21 +38,20 @@ figure is not skewed by a deliberate hold. The shadow keeps every change
   Entra re-creates the person under a new id, the worker adopts it).
 
 `breaker_state(redis, tenant)` is the read model for the admin API, the CLI
-and metrics.
+and metrics; ops/commands.py gives operators `approve` with the queue.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import msgspec
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from shadow import ResourceStore, SyncStore, keys, now_iso
-from worker.queue import enqueue_sync
+from core.clock import iso_of_ms, now_iso
+from shadow import ResourceStore, SyncStore, keys
 
 __all__ = [
     "CANCELLED_REASON",
@@ -61,11 +60,15 @@ __all__ = [
     "BreakerHeld",
     "BreakerState",
     "Decision",
+    "Enqueue",
+    "Mode",
     "admit",
     "allowed_in_window",
     "approve",
+    "breaker_mode",
     "breaker_state",
     "cancel",
+    "get_bound",
     "get_config",
     "held_since",
     "held_users",
@@ -73,6 +76,7 @@ __all__ = [
 ]
 
 Decision = Literal["allow", "held", "newer"]
+Mode = Literal["on", "tripped", "approved", "off"]
 
 HELD_NOTE = "held by breaker: mass deactivation waits for an admin to approve or cancel"
 CANCELLED_REASON = "deactivation cancelled by admin"
@@ -87,6 +91,21 @@ class BreakerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     #: Tenants with fewer learners than this are never held.
     min_learners: int = 25
     window_s: int = 3600
+
+    def loosened_from(self, bound: BreakerConfig, current: BreakerConfig) -> list[str]:
+        """What of this config is looser than `bound` (the operator's), or
+        turns off a breaker that is on: a tenant admin may tighten its
+        breaker, not disable or loosen it."""
+        found = []
+        if not self.enabled and (bound.enabled or current.enabled):
+            found.append("enabled: only the operator may turn the breaker off")
+        if self.share > bound.share:
+            found.append(f"share: at most {bound.share:g} (the operator's)")
+        if self.min_learners > bound.min_learners:
+            found.append(f"min_learners: at most {bound.min_learners} (the operator's)")
+        if self.window_s < bound.window_s:
+            found.append(f"window_s: at least {bound.window_s} (the operator's)")
+        return found
 
     def problems(self) -> list[str]:
         found = []
@@ -115,6 +134,15 @@ class BreakerState(msgspec.Struct, frozen=True, kw_only=True):
     #: Deactivations allowed per window, or None when the breaker does not apply.
     allowed: int | None
     approved_until: str | None
+    #: The one word ops read: `tripped` (users held or waiting for a decision),
+    #: `off` (disabled), `approved` (deactivations let through, uncounted,
+    #: until `approved_until`), else `on`.
+    mode: Mode
+
+    @property
+    def awaits_decision(self) -> bool:
+        """Is there anything for approve or cancel to decide?"""
+        return self.tripped or self.held > 0
 
 
 class BreakerHeld(Exception):  # control flow: not an error
@@ -225,31 +253,60 @@ async def admit(redis: Redis, tenant: str, user_id: str, version: int) -> Decisi
     return decision  # type: ignore[return-value]
 
 
-async def get_config(redis: Redis, tenant: str) -> BreakerConfig:
-    raw = await redis.hgetall(keys.breaker_config(tenant))  # type: ignore[misc]
-    values = {_text(k): _text(v) for k, v in raw.items()}
+_FIELDS = ("enabled", "share", "min_learners", "window_s")
+#: The operator's thresholds are kept beside the ones in force (same hash,
+#: this prefix): the bound a tenant admin may tighten but not loosen.
+_BOUND = "operator_"
+
+
+def _config(values: dict[str, str], prefix: str = "") -> BreakerConfig:
+    def get(name: str, default: object) -> str:
+        return values.get(prefix + name, str(default))
+
     return BreakerConfig(
-        enabled=values.get("enabled", "1" if _DEFAULT.enabled else "0") == "1",
-        share=float(values.get("share", _DEFAULT.share)),
-        min_learners=int(values.get("min_learners", _DEFAULT.min_learners)),
-        window_s=int(values.get("window_s", _DEFAULT.window_s)),
+        enabled=get("enabled", "1" if _DEFAULT.enabled else "0") == "1",
+        share=float(get("share", _DEFAULT.share)),
+        min_learners=int(get("min_learners", _DEFAULT.min_learners)),
+        window_s=int(get("window_s", _DEFAULT.window_s)),
     )
 
 
-async def set_config(redis: Redis, tenant: str, config: BreakerConfig) -> None:
-    """Store a tenant's thresholds; raises ValueError naming every bad value."""
+async def _stored(redis: Redis, tenant: str) -> dict[str, str]:
+    raw = await redis.hgetall(keys.breaker_config(tenant))  # type: ignore[misc]
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+async def get_config(redis: Redis, tenant: str) -> BreakerConfig:
+    """The thresholds in force."""
+    return _config(await _stored(redis, tenant))
+
+
+async def get_bound(redis: Redis, tenant: str) -> BreakerConfig:
+    """The operator's thresholds (the defaults until the operator sets some):
+    a tenant admin's own must be at least as strict (`loosened_from`)."""
+    return _config(await _stored(redis, tenant), _BOUND)
+
+
+async def set_config(
+    redis: Redis, tenant: str, config: BreakerConfig, *, by_operator: bool = True
+) -> None:
+    """Store a tenant's thresholds; raises ValueError naming every bad value.
+
+    The operator's become the bound as well; a tenant admin's must not be
+    looser than the bound (the caller checks `loosened_from` first, so it
+    can say who may do what)."""
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
-    await redis.hset(  # type: ignore[misc]
-        keys.breaker_config(tenant),
-        mapping={
-            "enabled": "1" if config.enabled else "0",
-            "share": repr(config.share),
-            "min_learners": config.min_learners,
-            "window_s": config.window_s,
-        },
-    )
+    values: dict[str, str | int] = {
+        "enabled": "1" if config.enabled else "0",
+        "share": repr(config.share),
+        "min_learners": config.min_learners,
+        "window_s": config.window_s,
+    }
+    if by_operator:
+        values.update({_BOUND + name: values[name] for name in _FIELDS})
+    await redis.hset(keys.breaker_config(tenant), mapping=values)  # type: ignore[misc]
 
 
 async def breaker_state(redis: Redis, tenant: str) -> BreakerState:
@@ -267,17 +324,30 @@ async def breaker_state(redis: Redis, tenant: str) -> BreakerState:
         (tripped, tripped_at, base, approved), held, window, *sets = await pipe.execute()
     learners = max(int(base or 0), sum(int(n) for n in sets) + int(held))
     approved_ms = int(approved or 0)
+    is_tripped = _text(tripped) == "1"
+    approved_until = iso_of_ms(approved_ms) if approved_ms > now_ms else None
     return BreakerState(
         tenant=tenant,
         config=config,
-        tripped=_text(tripped) == "1",
-        tripped_at=(_text(tripped_at) or None) if _text(tripped) == "1" else None,
+        tripped=is_tripped,
+        tripped_at=(_text(tripped_at) or None) if is_tripped else None,
         held=int(held),
         window_count=int(window),
         learners=learners,
         allowed=allowed_in_window(config, learners),
-        approved_until=_iso(approved_ms) if approved_ms > now_ms else None,
+        approved_until=approved_until,
+        mode=breaker_mode(config, is_tripped or int(held) > 0, approved_until),
     )
+
+
+def breaker_mode(config: BreakerConfig, awaiting: bool, approved_until: str | None) -> Mode:
+    """The breaker's true state in one word (`BreakerState.mode`): a hold
+    waiting for a decision first, since it needs an admin whatever else."""
+    if awaiting:
+        return "tripped"
+    if not config.enabled:
+        return "off"
+    return "approved" if approved_until else "on"
 
 
 async def held_users(
@@ -287,16 +357,20 @@ async def held_users(
     rows = await redis.zrange(
         keys.breaker_held(tenant), offset, offset + limit - 1, withscores=True
     )
-    return [(_text(uid), _iso(int(score))) for uid, score in rows]
+    return [(_text(uid), iso_of_ms(int(score))) for uid, score in rows]
 
 
 async def held_since(redis: Redis, tenant: str, user_id: str) -> str | None:
     """When the breaker parked this user (ISO), or None when it is not held."""
     score = await redis.zscore(keys.breaker_held(tenant), user_id)
-    return None if score is None else _iso(int(score))
+    return None if score is None else iso_of_ms(int(score))
 
 
-async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: int) -> int:
+#: Enqueue a sync job of (user id, due ms): the queue is the worker's, not the store's.
+Enqueue = Callable[[str, int], Awaitable[None]]
+
+
+async def approve(redis: Redis, tenant: str, *, interval_ms: int, enqueue: Enqueue) -> int:
     """Release every held user and let deactivations through for one window;
     returns how many users were released (re-marked pending and enqueued)."""
     config = await get_config(redis, tenant)
@@ -319,7 +393,7 @@ async def approve(redis: Redis, queue: ArqRedis, tenant: str, *, interval_ms: in
         # (approve again), never lost.
         due = await resources.requeue(tenant, uid, interval_ms=interval_ms)
         if due is not None:
-            await enqueue_sync(queue, tenant, uid, due)
+            await enqueue(uid, due)
         await _unpark(redis, tenant, uid)
         await sync.log_event(tenant, uid, "breaker_released", reason="approved by admin")
         released += 1
@@ -369,7 +443,3 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

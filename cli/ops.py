@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.admin.views import breaker_view, failed_page, lms_error_rate
-from api.settings import Settings
+from api.admin.errors import AdminError
+from api.admin.policy import approve_held, cancel_held
+from core.connect import connect, connect_queue
+from core.settings import Settings
 from lms_client import LmsError
 from mappings import decode_overrides, encode_overrides
 from mappings.problems import MappingConfigError
+from ops.commands import configure_breaker, replay
+from ops.views import breaker_view, failed_page, tenant_status
 from shadow import (
-    LmsPause,
     MappingStore,
     ResourceStore,
     SyncStore,
@@ -28,10 +29,8 @@ from shadow import (
     TokenInfo,
 )
 from shadow.admin_keys import AdminKeyStore
-from shadow.connect import connect, connect_queue
-from worker.breaker import approve, breaker_state, cancel, get_config, set_config
-from worker.queue import enqueue_sync, queue_depth
-from worker.reconcile import ReconcileBusy, reconcile_tenant
+from shadow.reconcile import ReconcileBusy
+from worker.reconcile import reconcile_tenant
 from worker.rules import enqueue_rules_resync
 
 
@@ -96,47 +95,6 @@ def count_arg(low: int) -> Any:
     return parse
 
 
-async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, Any]:
-    """The figures ops look at first; shared by the CLI and the admin API."""
-    sync = SyncStore(redis)
-    counts = await sync.counts(slug)
-    failed_ids = await sync.users_in(slug, "failed", limit=10)
-    last_errors = []
-    for uid in failed_ids:
-        record = await sync.record(slug, uid)
-        if record:
-            last_errors.append({"user_id": uid, "error": record.error, "at": record.updated_at})
-    oldest = (
-        round(time.time() - counts.oldest_pending_ms / 1000, 3)
-        if counts.oldest_pending_ms is not None
-        else 0.0
-    )
-    breaker = await breaker_state(redis, slug)
-    return {
-        "tenant": slug,
-        # This tenant's users with a job waiting; the whole queue is apart.
-        "queue_depth": counts.queued,
-        "arq_queue_depth": await queue_depth(queue),
-        "queued": counts.queued,
-        "pending": counts.pending,
-        "synced": counts.synced,
-        "failed": counts.failed,
-        "held": breaker.held,
-        "oldest_pending_seconds": max(0.0, oldest),
-        "last_errors": last_errors,
-        "lms": await lms_error_rate(redis, slug),
-        "breaker": msgspec.to_builtins(breaker),
-        # The re-sync of every user after the newest mapping change.
-        "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
-        # Deliveries wait while the LMS refuses the tenant's key (null: they run).
-        "lms_paused": _pause_view(await sync.lms_pause(slug)),
-    }
-
-
-def _pause_view(pause: LmsPause | None) -> dict[str, str] | None:
-    return None if pause is None else {"reason": pause.reason, "since": pause.since}
-
-
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings.redis_url)
     queue = connect_queue(settings.queue_url)
@@ -170,23 +128,6 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         human += f"\n  failed {err['user_id']}: {err['error']}"
     emit(args, data, human)
     return 0
-
-
-async def replay(redis: Redis, queue: ArqRedis, slug: str, user_id: str | None) -> int:
-    """Mark failed users (or one user) pending again and enqueue them."""
-    tenant = await TenantStore(redis).get(slug)
-    if tenant is None:
-        raise TenantError(f"no tenant {slug!r}")
-    resources, sync = ResourceStore(redis), SyncStore(redis)
-    ids = [user_id] if user_id else await sync.users_in(slug, "failed", limit=1_000_000)
-    count = 0
-    for uid in ids:
-        due = await resources.requeue(slug, uid, interval_ms=tenant.job_interval_ms, force=True)
-        if due is not None:
-            await enqueue_sync(queue, slug, uid, due)
-            await sync.log_event(slug, uid, "replayed")
-            count += 1
-    return count
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
@@ -307,15 +248,32 @@ async def cmd_users_failed(args: argparse.Namespace, settings: Settings) -> int:
 # -- admin keys ----------------------------------------------------------------
 
 
+def positive_days(text: str) -> int:
+    """`--expires-in-days` of a SCIM token or an admin key."""
+    days = int(text)
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
+    return days
+
+
 async def cmd_admin_key_issue(args: argparse.Namespace, settings: Settings) -> int:
     redis = connect(settings.redis_url)
+    expires_in_s = args.expires_in_days * 86_400 if args.expires_in_days else None
     try:
-        issued = await AdminKeyStore(redis).issue(args.slug, label=args.label or "")
+        issued = await AdminKeyStore(redis).issue(
+            args.slug, label=args.label or "", expires_in_s=expires_in_s
+        )
     finally:
         await redis.aclose()
-    data = {"tenant": args.slug, "key_id": issued.key_id, "key": issued.key}
+    data = {
+        "tenant": args.slug,
+        "key_id": issued.key_id,
+        "key": issued.key,
+        "expires_at": issued.expires_at,
+    }
+    expiry = f"Expires: {issued.expires_at}\n" if issued.expires_at else ""
     human = (
-        f"Admin key for {args.slug}: {issued.key}\n"
+        f"Admin key for {args.slug}: {issued.key}\n{expiry}"
         "Copy the key now: it is not shown again. It reaches this tenant only, "
         f"at {settings.public_url.rstrip('/')}/admin/v1/tenants/{args.slug}/..."
     )
@@ -374,13 +332,16 @@ async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
         if tenant is None:
             raise TenantError(f"no tenant {args.slug!r}")
         extra: dict[str, Any] = {}
-        if args.action == "approve":
-            extra["released"] = await approve(
-                redis, queue, args.slug, interval_ms=tenant.job_interval_ms
-            )
-        elif args.action == "cancel":
-            extra["dropped"] = await cancel(redis, args.slug)
-        elif args.action == "set":
+        try:  # the admin API's rules (api/admin/policy.py): 409 there, exit 1 here
+            if args.action == "approve":
+                extra["released"] = await approve_held(
+                    redis, queue, args.slug, interval_ms=tenant.job_interval_ms
+                )
+            elif args.action == "cancel":
+                extra["dropped"] = await cancel_held(redis, args.slug)
+        except AdminError as exc:
+            raise TenantError(exc.detail) from None
+        if args.action == "set":
             changes = {
                 name: value
                 for name, value in (
@@ -391,9 +352,8 @@ async def cmd_breaker(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 if value is not None
             }
-            config = msgspec.structs.replace(await get_config(redis, args.slug), **changes)
             try:
-                await set_config(redis, args.slug, config)
+                await configure_breaker(redis, args.slug, changes)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
         data = {**extra, **await breaker_view(redis, args.slug)}
@@ -522,7 +482,7 @@ def add_ops_commands(sub: Any) -> None:
     failed.add_argument("--limit", type=count_arg(1), default=100)
     failed.add_argument("--json", action="store_true")
     failed.set_defaults(handler=cmd_users_failed)
-    from api.cli_lifecycle import add_users_commands
+    from cli.lifecycle import add_users_commands
 
     add_users_commands(users)
 
@@ -532,6 +492,11 @@ def add_ops_commands(sub: Any) -> None:
     kissue = keys_cmd.add_parser("issue", help="issue an admin key (shown once)")
     kissue.add_argument("slug")
     kissue.add_argument("--label")
+    kissue.add_argument(
+        "--expires-in-days",
+        type=positive_days,
+        help="the key stops working this many days from now (default: never)",
+    )
     kissue.add_argument("--json", action="store_true")
     kissue.set_defaults(handler=cmd_admin_key_issue)
     klist = keys_cmd.add_parser("list")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-import shadow.tenants as tenants
-from shadow.tenants import iso_after, now_iso
+import core.clock as clock_module
+from core.clock import iso_after, now_iso
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -28,7 +28,7 @@ def test_now_is_fixed_width_utc_and_now() -> None:
 def test_the_second_is_formatted_again_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cached `YYYY-MM-DDTHH:MM:SS.` part follows the clock, across days too."""
     clock = iter([1_700_000_000_999_000_000, 1_700_000_001_000_000_000, 1_700_006_400_005_000_000])
-    monkeypatch.setattr(tenants.time, "time_ns", lambda: next(clock))
+    monkeypatch.setattr(clock_module.time, "time_ns", lambda: next(clock))
     assert now_iso() == "2023-11-14T22:13:20.999Z"
     assert now_iso() == "2023-11-14T22:13:21.000Z"
     assert now_iso() == "2023-11-15T00:00:00.005Z"

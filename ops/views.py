@@ -1,6 +1,7 @@
-"""Read models shared by the admin API and the CLI's `--json` output.
+"""What operators read: shared by the admin API, the admin page and the
+CLI's `--json` output.
 
-Plain functions over Redis that return JSON-ready dicts, so the two always
+Plain functions over Redis that return JSON-ready dicts, so the three always
 agree. Nothing here shows an LMS API key, a token secret or a user's
 personal data beyond ids: the provisioning log carries field names and
 status codes only.
@@ -11,22 +12,34 @@ from __future__ import annotations
 import time
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
-from api.settings import Settings
-from shadow import SyncStore, Tenant, keys
-from worker.breaker import breaker_state, held_since, held_users
+from core.settings import Settings
+from shadow import LmsPause, MappingStore, SyncStore, Tenant, keys
+from shadow.breaker import breaker_state, held_since, held_users
+from shadow.tenants import MAX_LABEL_LENGTH as MAX_LABEL_LENGTH  # kept by the stores
+from worker.queue import queue_depth
 
 __all__ = [
     "ERROR_SAMPLE_USERS",
+    "MAX_LABEL_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_SECRET_LENGTH",
+    "MAX_URL_LENGTH",
+    "URL_PATTERN",
     "breaker_view",
     "check_tenant_settings",
+    "check_webhook_url",
     "failed_page",
     "lms_error_rate",
     "tenant_health",
+    "tenant_status",
     "tenant_view",
+    "user_exists",
     "user_timeline",
 ]
 
@@ -56,17 +69,38 @@ def tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
     }
 
 
+#: Bounded free text (docs/operations.md, "Admin API: lengths"), for the
+#: admin API, the page and the CLI alike: a tenant's display name ...
+MAX_NAME_LENGTH = 200
+#: ... the LMS URL and a webhook URL (http or https, at most this long) ...
+MAX_URL_LENGTH = 2000
+URL_PATTERN = r"^https?://[^\s/?#]+"
+#: ... and the LMS API key (the LMS's own keys are far shorter).
+MAX_SECRET_LENGTH = 1000
+
+
 def check_tenant_settings(values: dict[str, Any]) -> list[str]:
-    """Problems with tenant settings an admin gives (create or update)."""
+    """Problems with tenant settings an admin gives (create or update), the
+    same for the admin API, the page and the CLI's flags."""
     problems = []
-    if "name" in values and not str(values["name"]).strip():
-        problems.append("name must not be empty")
+    if "name" in values:
+        name = str(values["name"])
+        if not name.strip():
+            problems.append("name must not be empty")
+        elif len(name) > MAX_NAME_LENGTH:
+            problems.append(f"name must be at most {MAX_NAME_LENGTH} characters")
     if "lms_url" in values:
         url = str(values["lms_url"])
-        if not url.startswith(("http://", "https://")) or len(url) > 2048:
-            problems.append("lms_url must be an http(s) URL")
-    if "lms_api_key" in values and not str(values["lms_api_key"]).strip():
-        problems.append("lms_api_key must not be empty")
+        if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_LENGTH:
+            problems.append(
+                f"lms_url must be an http(s) URL of at most {MAX_URL_LENGTH} characters"
+            )
+    if "lms_api_key" in values:
+        key = str(values["lms_api_key"])
+        if not key.strip():
+            problems.append("lms_api_key must not be empty")
+        elif len(key) > MAX_SECRET_LENGTH:
+            problems.append(f"lms_api_key must be at most {MAX_SECRET_LENGTH} characters")
     if "lms_rate" in values and not 0 < float(values["lms_rate"]) <= 10_000:
         problems.append("lms_rate must be more than 0 and at most 10000 requests a second")
     if "lms_burst" in values and not 1 <= int(values["lms_burst"]) <= 100_000:
@@ -78,8 +112,20 @@ def check_tenant_settings(values: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_webhook_url(url: str) -> str | None:
+    """Why `url` cannot be a webhook, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "url must be an absolute http(s) URL"
+    if len(url) > MAX_URL_LENGTH:
+        return f"url must be at most {MAX_URL_LENGTH} characters"
+    return None
+
+
 async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
-    """Counts per sync state, oldest pending and the breaker flag: the list view."""
+    """Counts per sync state, oldest pending and the breaker's true state
+    (`breaker_state`: on, tripped, approved until `breaker_approved_until`,
+    off): the list view."""
     counts = await SyncStore(redis).counts(slug)
     breaker = await breaker_state(redis, slug)
     oldest = (
@@ -94,6 +140,8 @@ async def tenant_health(redis: Redis, slug: str) -> dict[str, Any]:
         "held": breaker.held,
         "oldest_pending_seconds": oldest,
         "breaker_tripped": breaker.tripped,
+        "breaker_state": breaker.mode,
+        "breaker_approved_until": breaker.approved_until,
     }
 
 
@@ -181,6 +229,11 @@ async def failed_page(redis: Redis, slug: str, offset: int, limit: int) -> dict[
     }
 
 
+async def user_exists(redis: Redis, slug: str, user_id: str) -> bool:
+    """A live user of the tenant in the shadow (`user_id` already checked as an id)."""
+    return bool(await redis.hexists(keys.resource(slug, "u", user_id), "v"))  # type: ignore[misc]
+
+
 async def user_timeline(redis: Redis, slug: str, user_id: str, limit: int = 100) -> dict[str, Any]:
     """One user's story: shadow version, sync record, breaker hold and the
     provisioning log (newest first: SCIM-side state, jobs, LMS calls and
@@ -224,3 +277,45 @@ async def breaker_view(redis: Redis, slug: str, held_limit: int = 100) -> dict[s
         for uid, since in await held_users(redis, slug, 0, held_limit)
     ]
     return view
+
+
+async def tenant_status(redis: Redis, queue: ArqRedis, slug: str) -> dict[str, Any]:
+    """The figures ops look at first (`scim-bridge status`, the admin API's
+    and the page's status)."""
+    sync = SyncStore(redis)
+    counts = await sync.counts(slug)
+    failed_ids = await sync.users_in(slug, "failed", limit=10)
+    last_errors = []
+    for uid in failed_ids:
+        record = await sync.record(slug, uid)
+        if record:
+            last_errors.append({"user_id": uid, "error": record.error, "at": record.updated_at})
+    oldest = (
+        round(time.time() - counts.oldest_pending_ms / 1000, 3)
+        if counts.oldest_pending_ms is not None
+        else 0.0
+    )
+    breaker = await breaker_state(redis, slug)
+    return {
+        "tenant": slug,
+        # This tenant's users with a job waiting; the whole queue is apart.
+        "queue_depth": counts.queued,
+        "arq_queue_depth": await queue_depth(queue),
+        "queued": counts.queued,
+        "pending": counts.pending,
+        "synced": counts.synced,
+        "failed": counts.failed,
+        "held": breaker.held,
+        "oldest_pending_seconds": max(0.0, oldest),
+        "last_errors": last_errors,
+        "lms": await lms_error_rate(redis, slug),
+        "breaker": msgspec.to_builtins(breaker),
+        # The re-sync of every user after the newest mapping change.
+        "rules_resync": msgspec.to_builtins(await MappingStore(redis).progress(slug)),
+        # Deliveries wait while the LMS refuses the tenant's key (null: they run).
+        "lms_paused": _pause_view(await sync.lms_pause(slug)),
+    }
+
+
+def _pause_view(pause: LmsPause | None) -> dict[str, str] | None:
+    return None if pause is None else {"reason": pause.reason, "since": pause.since}

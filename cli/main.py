@@ -24,13 +24,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.admin.routes_webhooks import check_webhook_url
-from api.admin.views import check_tenant_settings
-from api.cli_ops import UsageError, credential_listing, emit
-from api.settings import ConfigError, Settings, load_settings
+from cli.ops import UsageError, credential_listing, emit, positive_days
+from core.connect import RedisUrlError, connect, describe
 from core.sealing import SealError
+from core.settings import ConfigError, Settings, load_settings
+from ops.views import check_tenant_settings, check_webhook_url, tenant_view
 from shadow import Tenant, TenantError, TenantStore
-from shadow.connect import RedisUrlError, connect, describe
 from shadow.webhooks import WebhookStore, new_secret
 
 #: Exit statuses (see the module docstring).
@@ -109,7 +108,7 @@ async def cmd_tenant_update(args: argparse.Namespace, settings: Settings) -> int
         if args.enabled is not None:
             tenant.enabled = args.enabled == "yes"
         await store.save(tenant)
-        view, human = _tenant_view(tenant, settings), f"updated {args.slug}"
+        view, human = tenant_view(tenant, settings), f"updated {args.slug}"
         if args.webhook_url is not None:
             view["webhook"], said = await _set_webhook(redis, args)
             human += "\n" + said
@@ -141,25 +140,11 @@ async def _set_webhook(redis: Redis, args: argparse.Namespace) -> tuple[dict[str
     return {"url": config.url, "secret": config.secret}, said
 
 
-def _tenant_view(tenant: Tenant, settings: Settings) -> dict[str, Any]:
-    """A tenant as it may be shown: never the LMS API key."""
-    return {
-        "tenant": tenant.slug,
-        "name": tenant.name,
-        "scim_url": settings.scim_url(tenant.slug),
-        "lms_url": tenant.lms_url,
-        "lms_rate": tenant.lms_rate,
-        "lms_burst": tenant.lms_burst,
-        "enabled": tenant.enabled,
-        "created_at": tenant.created_at,
-    }
-
-
 async def cmd_tenant_list(args: argparse.Namespace, settings: Settings) -> int:
     async def run(redis: Redis) -> int:
         store = TenantStore(redis)
         views = [
-            _tenant_view(t, settings)
+            tenant_view(t, settings)
             for slug in await store.slugs()
             if (t := await store.get(slug)) is not None
         ]
@@ -175,18 +160,11 @@ async def cmd_tenant_show(args: argparse.Namespace, settings: Settings) -> int:
         tenant = await TenantStore(redis).get(args.slug)
         if tenant is None:
             raise TenantError(f"no tenant {args.slug!r}")
-        view = _tenant_view(tenant, settings)
+        view = tenant_view(tenant, settings)
         emit(args, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
         return 0
 
     return await _with_redis(settings, run)
-
-
-def _positive_days(text: str) -> int:
-    days = int(text)
-    if not 1 <= days <= 3650:
-        raise argparse.ArgumentTypeError("days must be between 1 and 3650")
-    return days
 
 
 async def cmd_token_issue(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,7 +219,7 @@ async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from api.doctor import render, run_checks
+    from cli.doctor import render, run_checks
 
     checks = await run_checks(settings)
     ok = all(c.ok for c in checks)
@@ -251,7 +229,7 @@ async def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from api.processes import run_api, run_sandbox, run_up, run_worker_process
+    from cli.processes import run_api, run_sandbox, run_up, run_worker_process
 
     if args.command == "api":
         settings.require_sealer()  # it stores LMS keys: sealed, never plain
@@ -271,8 +249,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from api.cli_lifecycle import add_tenant_commands
-    from api.cli_ops import add_ops_commands
+    from cli.lifecycle import add_tenant_commands
+    from cli.ops import add_ops_commands
 
     parser = argparse.ArgumentParser(prog="scim-bridge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -334,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--label")
     issue.add_argument(
         "--expires-in-days",
-        type=_positive_days,
+        type=positive_days,
         help="the token stops working this many days from now (default: never)",
     )
     issue.add_argument("--json", action="store_true")
