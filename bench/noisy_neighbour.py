@@ -285,7 +285,7 @@ def main() -> None:
     env = {**os.environ, "REDIS_URL": server.url, "LOG_LEVEL": "ERROR", "PORT": str(port)}
     env.setdefault("BRIDGE_SECRET_KEY", secrets.token_urlsafe(32))  # a throwaway one
     env.pop("BRIDGE_SCIM_RATE_LIMIT", None)  # the limits are what is measured
-    api = subprocess.Popen([sys.executable, "-m", "api.cli", "api"], env=env)
+    api = subprocess.Popen([sys.executable, "-m", "cli", "api"], env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz")

@@ -182,7 +182,7 @@ def main() -> None:
         for name, paths in cases.items():
             port = free_port()
             api = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "api"], env={**env, "PORT": str(port)}
+                [sys.executable, "-m", "cli", "api"], env={**env, "PORT": str(port)}
             )
             try:
                 base = f"http://127.0.0.1:{port}"
