@@ -285,3 +285,15 @@ def webhook_delivery(tenant: str, delivery_id: str) -> str:
 def webhook_deliveries(tenant: str) -> str:
     """Sorted set delivery id -> created (ms): the most recent deliveries."""
     return f"{prefix(tenant)}webhook:recent"
+
+
+def web_session(sid: str) -> str:
+    """String (with the session's TTL): a logged-in admin page session is live
+    while it exists; logging out deletes it, so a copied cookie stops working."""
+    return f"scim-bridge:web:session:{sid}"
+
+
+def web_flash(sid: str) -> str:
+    """List (short TTL): messages (and a just-issued secret) the next page of
+    admin page session `sid` shows once, then deletes (api/web/flash.py)."""
+    return f"scim-bridge:web:flash:{sid}"

@@ -4,6 +4,7 @@ the one-word health of a tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,10 +15,11 @@ from litestar.response import Redirect, Template
 
 from api.services import Services
 from api.web.config import WebSettings
+from api.web.flash import pop_flashes
 from api.web.session import LoginRequired, Session, check_csrf, read_session
 
 __all__ = [
-    "NOTICES",
+    "WEB_HOME",
     "Req",
     "SessionDep",
     "WebDep",
@@ -25,6 +27,8 @@ __all__ = [
     "health_of",
     "page",
     "posted_form",
+    "render",
+    "safe_next",
     "see_other",
     "services_of",
 ]
@@ -34,15 +38,7 @@ Req = Request[Any, Any, Any]
 #: (the router provides `session` and `web`).
 SessionDep = NamedDependency[Session]
 WebDep = NamedDependency[WebSettings]
-
-#: Messages a redirect may ask the next page to show (`?done=<code>&n=<count>`):
-#: fixed texts, so nothing from the query string is ever shown.
-NOTICES = {
-    "retried": "{n} user(s) marked pending and queued for another sync.",
-    "approved": "Breaker approved: {n} held user(s) released for deactivation.",
-    "cancelled": "Breaker cancelled: {n} held deactivation(s) dropped; the learners stay active.",
-    "revoked": "The token was revoked; it stops working at once.",
-}
+WEB_HOME = "/admin"
 
 
 def services_of(request: Req) -> Services:
@@ -67,12 +63,17 @@ async def posted_form(request: Req, session: Session) -> dict[str, str]:
     return fields
 
 
-def notice_of(request: Req) -> str | None:
-    text = NOTICES.get(request.query_params.get("done", ""))
-    if text is None:
-        return None
-    raw = request.query_params.get("n", "0")
-    return text.format(n=int(raw) if raw.isdigit() and len(raw) < 10 else 0)
+async def render(
+    request: Req,
+    template: str,
+    session: Session,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A logged-in page, with the messages waiting for it (api/web/flash.py)."""
+    flashes = await pop_flashes(services_of(request), session)
+    return page(request, template, session, status=status, flashes=flashes, **context)
 
 
 def page(
@@ -85,13 +86,13 @@ def page(
     **context: Any,
 ) -> Template:
     logged_in = session is not None and session.kind != "anonymous"
+    context.setdefault("flashes", {})
     return Template(
         template_name=template,
         context={
             "session": session,
             "principal": session.principal if session is not None and logged_in else None,
             "csrf": session.csrf if session is not None else "",
-            "notice": notice_of(request),
             **context,
         },
         status_code=status,
@@ -99,8 +100,28 @@ def page(
     )
 
 
+def safe_next(value: str | None) -> str | None:
+    """A return-to address, if it is a page of this site: a relative path
+    under /admin/ (never `//host`, a scheme, a backslash or a control
+    character), so a crafted login link cannot send the user elsewhere."""
+    if not value or len(value) > 1000:
+        return None
+    if not (value == WEB_HOME or value.startswith(WEB_HOME + "/")) or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    path = value.split("?", 1)[0].split("#", 1)[0]
+    if "/." in path or path.startswith(WEB_HOME + "/v1") or path.startswith(WEB_HOME + "/static"):
+        return None
+    return value
+
+
 def see_other(
-    path: str, *, anchor: str = "", cookies: list[Cookie] | None = None, **query: str | int
+    path: str,
+    *,
+    anchor: str = "",
+    cookies: list[Cookie] | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> Redirect:
     """The redirect after a successful POST (Post/Redirect/Get)."""
     url = path + (f"?{urlencode(query)}" if query else "") + (f"#{anchor}" if anchor else "")
@@ -120,3 +141,17 @@ def health_of(view: dict[str, Any]) -> tuple[str, str]:
     if view.get("pending", 0) or view.get("held", 0):
         return "syncing", "info"
     return "healthy", "good"
+
+
+def breaker_badge(breaker: dict[str, Any]) -> tuple[str, str]:
+    """(label, tone) of a breaker's true state: tripped, approved (so
+    deactivations pass uncounted) until when, off, or on."""
+    if breaker.get("tripped") or breaker.get("mode") == "tripped":
+        held = int(breaker.get("held") or 0)
+        return f"tripped: {held} held", "bad"
+    until = breaker.get("approved_until")
+    if until:
+        return f"approved until {str(until)[11:16]} UTC", "warn"
+    if not breaker.get("config", {}).get("enabled", True):
+        return "off", "warn"
+    return "on", "good"

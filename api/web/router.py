@@ -28,17 +28,18 @@ from api.admin.errors import AdminError
 from api.middleware import route_of
 from api.web.config import WebSettings, load_web_settings
 from api.web.filters import FILTERS
-from api.web.pages import Req, current_session, page, see_other
+from api.web.pages import WEB_HOME, Req, current_session, page, safe_next, see_other
 from api.web.routes_auth import AUTH_HANDLERS, LOGIN
+from api.web.routes_manage import MANAGE_HANDLERS
 from api.web.routes_sync import SYNC_HANDLERS
 from api.web.routes_tenants import TENANT_HANDLERS
-from api.web.session import CsrfRefused, LoginRequired, Session
+from api.web.session import CsrfRefused, LoginRequired, Session, had_session
 
 __all__ = ["WEB_PREFIX", "AdminPage", "web_router"]
 
 log = logging.getLogger("scim_bridge.web")
 
-WEB_PREFIX = "/admin"
+WEB_PREFIX = WEB_HOME
 _HERE = Path(__file__).parent
 TEMPLATES = _HERE / "templates"
 STATIC = _HERE / "static"
@@ -64,6 +65,7 @@ _TITLES = {
     405: "Method not allowed",
     413: "Too large",
     422: "Invalid",
+    429: "Too many requests",
     500: "Something went wrong",
     503: "Unavailable",
 }
@@ -86,7 +88,24 @@ def _error_page(request: Req, status: int, detail: str) -> Response[Any]:
 
 
 def _login_required(request: Req, _: LoginRequired) -> Response[Any]:
-    return see_other(LOGIN)
+    """To the login form, which says when a session ended and brings the user
+    back where they were: the page asked for, or for a form sent after the
+    session ended, the page the form was on (the same-origin Referer)."""
+    if request.method == "GET":
+        query = request.url.query
+        back = request.url.path + (f"?{query}" if query else "")
+    else:
+        referer = request.headers.get("referer", "")
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        back = referer[len(origin) :] if referer.startswith(origin + "/") else ""
+    query_args: dict[str, str] = {}
+    next_url = safe_next(back)
+    if next_url and next_url not in (WEB_HOME, WEB_HOME + "/"):
+        query_args["next"] = next_url
+    web: WebSettings = request.app.state.web_settings
+    if had_session(request, web):
+        query_args["why"] = "ended"
+    return see_other(LOGIN, query=query_args)
 
 
 def _csrf_refused(request: Req, _: CsrfRefused) -> Response[Any]:
@@ -99,9 +118,17 @@ def _admin_error(request: Req, exc: AdminError) -> Response[Any]:
     return _error_page(request, exc.status, exc.detail)
 
 
+_HTTP_DETAILS = {
+    404: "There is no page at this address",
+    405: "This address does not take that kind of request; use the page's own links and buttons",
+    413: "What was sent is too large",
+}
+
+
 def _http_error(request: Req, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
-    return _error_page(request, status, _TITLES.get(status, "The request was not understood."))
+    detail = _HTTP_DETAILS.get(status) or _TITLES.get(status, "The request was not understood")
+    return _error_page(request, status, detail)
 
 
 def _redis_error(request: Req, exc: RedisError) -> Response[Any]:
@@ -131,7 +158,7 @@ def web_router(web: WebSettings) -> Router:
 
     return Router(
         path=WEB_PREFIX,
-        route_handlers=[*AUTH_HANDLERS, *TENANT_HANDLERS, *SYNC_HANDLERS],
+        route_handlers=[*AUTH_HANDLERS, *TENANT_HANDLERS, *SYNC_HANDLERS, *MANAGE_HANDLERS],
         dependencies={
             "web": Provide(provide_web, sync_to_thread=False),
             "session": Provide(current_session),
@@ -163,9 +190,11 @@ class AdminPage(InitPlugin):
         if app_config.template_config is not None:
             raise ImproperlyConfiguredException("the admin page owns the app's template config")
         app_config.template_config = TemplateConfig(instance=template_engine())
+        web = self._web or load_web_settings()
+        app_config.state["web_settings"] = web
         app_config.route_handlers.extend(
             [
-                web_router(self._web or load_web_settings()),
+                web_router(web),
                 create_static_files_router(
                     path=f"{WEB_PREFIX}/static",
                     directories=[STATIC],

@@ -1,11 +1,14 @@
 """Login, the session cookie and CSRF tokens of the admin page.
 
-The session is a signed cookie, not server-side state: `<payload>.<mac>`,
-both base64url, the MAC an HMAC-SHA256 of the payload under
-`BRIDGE_SESSION_SECRET` (api/web/config.py), compared in constant time. The
-payload names who logged in (the operator, or a tenant and its admin key
-id), a random CSRF token, and when it ends. It never holds the operator
-token or the admin key: every request re-checks the credential behind it,
+The session is a signed cookie: `<payload>.<mac>`, both base64url, the MAC
+an HMAC-SHA256 of the payload under `BRIDGE_SESSION_SECRET`
+(api/web/config.py), compared in constant time. The payload names who
+logged in (the operator, or a tenant and its admin key id), a random CSRF
+token, a random session id and when it ends. A logged-in session is also
+live on the server: `keys.web_session(sid)` exists until it expires or the
+user logs out, so a cookie copied before logout cannot be replayed after it.
+The cookie never holds the operator token or the admin key: every request
+re-checks the credential behind it,
 
 - the operator: a MAC of the current `BRIDGE_ADMIN_TOKEN` (the
   *fingerprint*) must match, so rotating the token (or emptying it) ends
@@ -51,6 +54,8 @@ __all__ = [
     "authenticate",
     "check_csrf",
     "clear_cookie",
+    "end_session",
+    "had_session",
     "login_session",
     "read_session",
     "session_cookie",
@@ -79,6 +84,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     tenant: str | None = None
     key_id: str | None = None
     fingerprint: str | None = None
+    #: The server-side id of a logged-in session (`keys.web_session`).
+    sid: str | None = None
 
     @property
     def principal(self) -> Principal:
@@ -136,16 +143,33 @@ def anonymous_session(web: WebSettings) -> Session:
     )
 
 
-def login_session(web: WebSettings, services: Services, principal: Principal) -> Session:
-    """A fresh session (and CSRF token) for a caller who just logged in."""
+async def login_session(web: WebSettings, services: Services, principal: Principal) -> Session:
+    """A fresh session (new id, new CSRF token) for a caller who just logged
+    in, made live on the server for as long as it lasts."""
     expires = int(time.time()) + web.session_ttl_s
     csrf = secrets.token_urlsafe(24)
+    sid = secrets.token_urlsafe(24)
+    await services.redis.set(keys.web_session(sid), "1", ex=web.session_ttl_s)
     if principal.operator:
         fingerprint = _fingerprint(web, services.settings.admin_token)
-        return Session(kind="operator", csrf=csrf, expires=expires, fingerprint=fingerprint)
+        return Session(
+            kind="operator", csrf=csrf, expires=expires, fingerprint=fingerprint, sid=sid
+        )
     return Session(
-        kind="tenant", csrf=csrf, expires=expires, tenant=principal.tenant, key_id=principal.key_id
+        kind="tenant",
+        csrf=csrf,
+        expires=expires,
+        tenant=principal.tenant,
+        key_id=principal.key_id,
+        sid=sid,
     )
+
+
+async def end_session(services: Services, session: Session) -> None:
+    """Log out: the session (and any message it had not shown) is gone for
+    every copy of its cookie."""
+    if session.sid:
+        await services.redis.delete(keys.web_session(session.sid), keys.web_flash(session.sid))
 
 
 async def authenticate(services: Services, secret: str) -> Principal | None:
@@ -174,6 +198,8 @@ async def read_session(
     session = unsign(web, raw) if raw else None
     if session is None or session.kind == "anonymous":
         return session
+    if not session.sid or not await services.redis.exists(keys.web_session(session.sid)):
+        return None  # logged out (or expired) on the server
     if session.kind == "operator":
         token = services.settings.admin_token
         current = _fingerprint(web, token) if token else ""
@@ -183,6 +209,24 @@ async def read_session(
         return None
     live = await services.redis.hexists(keys.admin_keys(session.tenant), session.key_id)  # type: ignore[misc]
     return session if live else None
+
+
+def had_session(request: Request[Any, Any, Any], web: WebSettings) -> bool:
+    """True when the browser shows a logged-in session cookie of ours that no
+    longer holds (expired, logged out, its key revoked): the page then says
+    the session ended rather than asking for a login out of the blue."""
+    raw = request.cookies.get(COOKIE_NAME, "")
+    payload, dot, mac = raw.partition(".")
+    if (
+        not dot
+        or len(raw) > 4096
+        or not hmac.compare_digest(mac.encode(), _mac(web, payload).encode())
+    ):
+        return False
+    try:
+        return _decode(_unb64(payload)).kind != "anonymous"
+    except (ValueError, msgspec.DecodeError):
+        return False
 
 
 def session_cookie(web: WebSettings, services: Services, session: Session) -> Cookie:

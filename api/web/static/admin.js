@@ -18,3 +18,10 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
     }
   });
 });
+
+// After a form, the page opens at the section the form was in; its message is
+// at the top of that section. Move focus there so a screen reader reads it.
+(function () {
+  var message = document.querySelector("[data-flash]");
+  if (message && location.hash) message.focus({ preventScroll: true });
+})();
