@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, ReceiveMessage,
 
 __all__ = ["DRAIN_BYTES", "DRAIN_SECONDS", "DrainUnreadBody"]
 
-#: Eight times the largest body the API accepts (README, "Limits").
+#: Eight times the largest body the API accepts (docs/scim.md, "Limits").
 DRAIN_BYTES = 8 * 1_048_576
 DRAIN_SECONDS = 10.0
 

@@ -3,10 +3,10 @@
 The request rate (shadow/limits.py) bounds how many requests a tenant
 starts a second; this bounds how many it holds at once, so that one
 tenant's slow requests (full-scan filters, large groups) cannot take every
-slot of a process while others wait (design invariant 7). Past the cap a
-request is answered 429 with Retry-After, before any work. An admitted
-request then waits for its turn at the process's work (api/fair_turns.py),
-which is at once unless the process is saturated.
+slot of a process while others wait (docs/architecture.md, invariant 7).
+Past the cap a request is answered 429 with Retry-After, before any work.
+An admitted request then waits for its turn at the process's work
+(api/fair_turns.py), which is at once unless the process is saturated.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ class ClusterSpec:
     #: bridge's default (core/settings.py `poll_delay_s`).
     poll_delay: float | None = None
     #: Redis's AOF fsync policy. tests/support/cluster.py starts Redis with
-    #: `always`; README allows `everysec` or `always` in production.
+    #: `always`; docs/operations.md allows `everysec` or `always` in production.
     appendfsync: str = "always"
 
     def worker_env(self) -> dict[str, str]:

@@ -213,7 +213,7 @@ class Person:
         }
 
     def expected(self) -> dict[str, Any]:
-        """design.md's default mapping of this user (tests/support/cluster.py's view)."""
+        """This user's default mapping (docs/architecture.md; tests/support/cluster.py)."""
         return {
             "first_name": self.given,
             "last_name": self.family,

@@ -1,4 +1,4 @@
-"""Typed async client for the legacy LMS REST API (see lms-api.md).
+"""Typed async client for the legacy LMS REST API (see docs/lms-contract.md).
 
 Knows nothing about SCIM. Public names are re-exported here; the error tree
 is documented in `lms_client.errors`.

@@ -1,4 +1,4 @@
-"""A typed async client for the legacy LMS REST API (lms-api.md).
+"""A typed async client for the legacy LMS REST API (docs/lms-contract.md).
 
 It knows nothing about SCIM: it speaks learners, returns Structs and raises
 the error tree of `errors.py`. Everything stateful (the httpx pool, the retry
@@ -140,7 +140,7 @@ class LmsClient:
         """Every learner, page after page, following `next` until it is null.
 
         Pages are by offset, so learners created during a scan can shift a
-        page: a learner may be seen twice or missed (lms-api.md).
+        page: a learner may be seen twice or missed (docs/lms-contract.md, "Pagination").
         """
         page: int | None = 1
         while page is not None:
@@ -280,13 +280,13 @@ class LmsClient:
 
 
 def _decode(decode: Callable[[bytes], _T], response: httpx.Response) -> _T:
-    """Decode a 2xx body; one that breaks lms-api.md is an answer, not a fault."""
+    """Decode a 2xx body; one that breaks docs/lms-contract.md is an answer, not a fault."""
     try:
         return decode(response.content)
     except msgspec.DecodeError as exc:
         request = response.request
         raise LmsUnexpectedResponse(
-            f"{request.method} {request.url.path}: LMS answer does not match lms-api.md ({exc})",
+            f"{request.method} {request.url.path}: LMS answer does not match its contract ({exc})",
             status=response.status_code,
         ) from exc
 

@@ -12,10 +12,10 @@
         ├── LmsUnauthorized       401 (missing or wrong API key)
         ├── LmsUnsupported        415 (content type)
         └── LmsUnexpectedResponse any other status, or a body that is not what
-                                  lms-api.md promises
+                                  docs/lms-contract.md promises
 
 LmsTransientError covers transport errors and timeouts (status None), 429,
-502, 503 and 504 (lms-api.md, "Limits and failures"). Messages name the
+502, 503 and 504 (docs/lms-contract.md, "Limits and failures"). Messages name the
 method, path, status, the LMS's error code and field reasons so that ops can
 act on them; they never carry headers (the API key), query strings (emails)
 or bodies, and a value the request sent that a reason echoes is written as
@@ -173,7 +173,7 @@ class LmsUnsupported(LmsRejected):
 
 
 class LmsUnexpectedResponse(LmsRejected):
-    """Any status lms-api.md does not name, or a body that does not decode."""
+    """Any status docs/lms-contract.md does not name, or a body that does not decode."""
 
 
 class _ErrorBody(msgspec.Struct):

@@ -1,4 +1,4 @@
-"""The LMS's learner as msgspec Structs (lms-api.md, "The learner").
+"""The LMS's learner as msgspec Structs (docs/lms-contract.md, "The learner").
 
 Field names are the LMS's own snake_case, so no renames are needed. Decoders
 and the encoder are built once at import: building them per call is the
@@ -29,7 +29,7 @@ LearnerStatus = Literal["active", "deactivated"]
 #: A learner id as the LMS must send it: a positive integer. Anything else is
 #: refused at decoding, so no odd value reaches a link or a log line.
 LearnerId = Annotated[int, msgspec.Meta(ge=1)]
-#: `external_ref` within the LMS's own limit (lms-api.md): a longer one is
+#: `external_ref` within the LMS's own limit (docs/lms-contract.md): a longer one is
 #: not an answer this contract allows.
 ExternalRef = Annotated[str, msgspec.Meta(max_length=255)]
 

@@ -1,4 +1,5 @@
-"""A runnable in-memory LMS that follows lms-api.md, with knobs for latency, rate limits and faults.
+"""A runnable in-memory LMS that follows docs/lms-contract.md, with knobs for latency,
+rate limits and faults.
 
 For end-to-end tests, benchmarks and the quick start; the bridge never
 imports it. Start it with `serve()` (or `python -m lms_sandbox`), or build

@@ -1,6 +1,6 @@
 """App factory: the LMS API behind the gate, plus the control API.
 
-The LMS (lms-api.md) is at `/org/<org>/api/v1/...`, every request through
+The LMS (docs/lms-contract.md) is at `/org/<org>/api/v1/...`, every request through
 `gate.Gate`; the control API (control.py) is at `/_sandbox/...`.
 """
 

@@ -1,4 +1,5 @@
-"""The LMS's error answers (lms-api.md) as exceptions, and the one handler that renders them.
+"""The LMS's error answers (docs/lms-contract.md, "Errors") as exceptions, and the one
+handler that renders them.
 
 Handlers and validation raise; `exception_handlers()` turns every error,
 Litestar's own 404/405/500 included, into the LMS's terse `{"error": ...}`
@@ -51,7 +52,7 @@ class LmsError(Exception):
 
 
 class ValidationFailed(LmsError):
-    """422: names every bad field with its reasons (lms-api.md)."""
+    """422: names every bad field with its reasons (docs/lms-contract.md)."""
 
     def __init__(self, fields: FieldErrors) -> None:
         super().__init__(422, {"error": "validation_failed", "fields": fields})

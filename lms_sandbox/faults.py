@@ -27,7 +27,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """One token bucket per API key (lms-api.md: 20 a second, bursts of 40 by default).
+    """One token bucket per API key (docs/lms-contract.md: 20 a second, bursts of 40 by default).
 
     Rate and burst are passed on every call rather than fixed, so a knob
     change takes effect at once; a bucket never holds more than the current

@@ -98,7 +98,7 @@ _LEARNER_ID = re.compile(r"\{learner_id(?::int)?\}")
 @functools.lru_cache(maxsize=64)
 def route_label(method: str, path_template: str) -> str:
     """`POST /org/{org}/api/v1/learners/{learner_id}/deactivate` ->
-    `POST /api/v1/learners/{id}/deactivate`: the spelling of lms-api.md."""
+    `POST /api/v1/learners/{id}/deactivate`: the spelling of docs/lms-contract.md."""
     path = _LEARNER_ID.sub("{id}", _ORG_PREFIX.sub("", path_template))
     return f"{method} {path}"
 

@@ -1,8 +1,8 @@
-"""The LMS API of lms-api.md, mounted under `/org/{org}/api/v1` behind the gate.
+"""The LMS API of docs/lms-contract.md, mounted under `/org/{org}/api/v1` behind the gate.
 
 Handlers stay thin: read, validate (validation.py), call the store. The
 order of checks inside one request is 404 (no such learner) -> 415 -> 422
--> 409, so an invalid and conflicting write is a 422 (lms-api.md).
+-> 409, so an invalid and conflicting write is a 422 (docs/lms-contract.md, "Errors").
 """
 
 from __future__ import annotations

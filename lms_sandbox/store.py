@@ -1,7 +1,7 @@
 """The sandbox's data: organisations and their learners, in memory.
 
 Ids are assigned from 1 per organisation and learners are never deleted
-(lms-api.md has no DELETE), so a learner lives at `list[id - 1]`: reads by
+(docs/lms-contract.md: no DELETE), so a learner lives at `list[id - 1]`: reads by
 id and pages are slices, and lookups by email or external_ref go through
 dict indexes, never scans. The store enforces uniqueness itself so the
 indexes cannot disagree with the data, whoever writes (the API or the
@@ -112,7 +112,7 @@ class Organisation:
     ) -> Learner | None:
         """Change the given fields (and status, when given); None when there is no such learner.
 
-        A write that changes nothing leaves `updated_at` as it was (lms-api.md).
+        A write that changes nothing leaves `updated_at` as it was (docs/lms-contract.md).
         """
         learner = self._stored(learner_id)
         if learner is None:
@@ -152,7 +152,7 @@ class Organisation:
     def _check_unique(
         self, email: str | None, external_ref: str | None, own_id: int | None
     ) -> None:
-        # email_taken is checked first: it wins when both keys are taken (lms-api.md).
+        # email_taken is checked first: it wins when both keys are taken (docs/lms-contract.md).
         if email is not None:
             holder = self._by_email.get(email.lower())
             if holder is not None and holder != own_id:

@@ -1,4 +1,5 @@
-"""Request checks of lms-api.md as pure functions: content type, body, learner fields, list query.
+"""Request checks of docs/lms-contract.md as pure functions: content type, body,
+learner fields, list query.
 
 Each check collects every problem before raising, because the LMS's 422
 names every bad field at once. Lengths are `len()` of a str, which counts

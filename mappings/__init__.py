@@ -1,5 +1,6 @@
 """Declarative SCIM user -> LMS learner mapping: defaults as data, per-tenant
-overrides, pure functions (design.md "Default attribute mapping")."""
+overrides, pure functions (docs/architecture.md,
+"Default attribute mapping")."""
 
 from mappings.mapper import GroupRef, LearnerDraft, MappingResult, map_user, preview
 from mappings.overrides import OverridesFormat, decode_overrides, encode_overrides

@@ -2,7 +2,7 @@
 
 Pure: the worker feeds it the newest shadow body (and, when the tenant takes
 teams from groups, the user's groups), so the result depends only on that
-state and never on how changes were timed (design.md "Sync rules"). Never
+state and never on how changes were timed (docs/architecture.md, "Sync rules"). Never
 raises on odd input: anything it cannot use becomes a `Problem`.
 """
 

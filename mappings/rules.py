@@ -1,6 +1,6 @@
 """Mapping rules as data: the default table, tenant overrides, and merging.
 
-The defaults are design.md's "Default attribute mapping" table written as a
+The defaults are docs/architecture.md's "Default attribute mapping" table, as a
 tuple of frozen `FieldRule`s; a tenant's overrides are decoded into
 `MappingOverrides` and merged over them by `build_rules`, which parses every
 source path once and reports every problem together.
@@ -31,9 +31,9 @@ OnTooLong = Literal["truncate", "reject"]
 
 #: Every learner field the bridge maps, in the LMS's order.
 LEARNER_FIELDS: tuple[LearnerField, ...] = get_args(LearnerField)
-#: Fields the LMS requires on create (lms-api.md): no value means `failed`.
+#: Fields the LMS requires on create (docs/lms-contract.md): no value means `failed`.
 REQUIRED_FIELDS: frozenset[str] = frozenset({"first_name", "last_name", "email"})
-#: Limits from lms-api.md, in Unicode code points. `active` has none.
+#: Limits from docs/lms-contract.md, in Unicode code points. `active` has none.
 LMS_LIMITS: dict[str, int] = {
     "first_name": 100,
     "last_name": 100,
@@ -54,7 +54,7 @@ class FieldRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     `sources` are tried in order and the first non-empty value wins; ""
     and whitespace-only strings count as *no value* (so an attribute Entra
-    blanks clears an optional field to null, per design.md "Sync rules").
+    blanks clears an optional field to null, per docs/architecture.md, "Sync rules").
     An empty `sources` with no `constant` always yields null. `drop` means
     the bridge never sends the field at all (neither value nor null).
     """
@@ -71,7 +71,7 @@ def _rule(field: LearnerField, *sources: str) -> FieldRule:
     return FieldRule(field=field, sources=sources, max_length=LMS_LIMITS.get(field))
 
 
-#: design.md's "Default attribute mapping" table, one row per learner field.
+#: docs/architecture.md's "Default attribute mapping" table, one row per learner field.
 DEFAULT_RULES: tuple[FieldRule, ...] = (
     _rule("first_name", "name.givenName"),
     _rule("last_name", "name.familyName"),

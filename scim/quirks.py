@@ -1,4 +1,4 @@
-"""Named repairs for what real identity providers send (style.md: no hidden fixes).
+"""Named repairs for what real identity providers send (docs/architecture.md, "Conventions").
 
 Each function takes one raw JSON fragment as the client sent it and returns the
 shape RFC 7643/7644 describes, so the PATCH engine and `canonicalize` only ever

@@ -23,7 +23,7 @@ def is_resource_id(text: object) -> bool:
 
     Text read from outside (a learner's `external_ref`, a path segment) must
     pass this before it becomes part of a key name: `ids` or `x:groups` would
-    otherwise name another of the tenant's keys (design invariant 10).
+    otherwise name another of the tenant's keys (docs/architecture.md, invariant 10).
     """
     return (
         isinstance(text, str)

@@ -63,7 +63,7 @@ class ReconcileReport(msgspec.Struct, kw_only=True):
     duration_s: float = 0.0
     pages: int = 0
     learners_seen: int = 0
-    #: Rows of the LMS's pages that were not learners as lms-api.md has
+    #: Rows of the LMS's pages that were not learners as docs/lms-contract.md has
     #: them (left out of the comparison).
     invalid_learners: int = 0
     users_checked: int = 0

@@ -2,7 +2,7 @@
 
 A write is one Lua step that stores the document, its indexes and, for users,
 the pending mark and queue slot together: a 2xx from the API means all of it
-is in Redis (design invariant 1). Documents are canonical SCIM dicts without
+is in Redis (docs/architecture.md, invariant 1). Documents are canonical SCIM dicts without
 `id` and `meta`, which are kept beside them and rebuilt on output.
 """
 

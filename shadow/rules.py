@@ -1,5 +1,5 @@
 """A tenant's mapping rules, and the re-sync that carries a change of them
-to every learner (design invariant 9, docs/architecture.md "Rules are
+to every learner (invariant 9, docs/architecture.md "Rules are
 state too").
 
 The LMS must reflect the newest shadow *and* the current rules, so a rule

@@ -4,7 +4,7 @@ A user is in exactly one of `pending`, `synced` or `failed` (sorted sets
 scored by since-when, so counts and the oldest pending age are O(1) or
 O(log n) reads). The worker records an outcome only for the version it
 applied; if a newer version arrived meanwhile the user stays pending and
-the worker goes round again (design invariant 3).
+the worker goes round again (docs/architecture.md, invariant 3).
 """
 
 from __future__ import annotations

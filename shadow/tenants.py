@@ -28,12 +28,13 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from core.clock import iso_after, now_iso
+from core.clock import iso_of_ms, now_iso
 from core.lru import LruCache
 from core.sealing import Sealer
 from shadow import keys
@@ -152,8 +153,11 @@ class TenantStore:
         sealer: Sealer | None = None,
         cache_entries: int = CACHE_ENTRIES,
         miss_entries: int = MISS_ENTRIES,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
+        #: Wall-clock seconds that token expiry is measured on (a test's own).
+        self._clock = clock
         #: Seals LMS API keys before they are stored (core/sealing.py).
         self._sealer = sealer
         self._last_used_written: LruCache[str, float] = LruCache(cache_entries)
@@ -340,7 +344,9 @@ class TenantStore:
             raise TenantError(f"no tenant {slug!r}")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
-        expires_at = "" if expires_in_s is None else iso_after(expires_in_s)
+        expires_at = (
+            "" if expires_in_s is None else iso_of_ms(int((self._clock() + expires_in_s) * 1000))
+        )
         record = TokenRecord(
             digest=_digest(secret), created_at=now_iso(), label=label, expires_at=expires_at
         )
@@ -392,7 +398,7 @@ class TenantStore:
             return tenant, None
         if not hmac.compare_digest(presented, record.digest):
             return tenant, None
-        if record.expires_at and record.expires_at <= now_iso():
+        if record.expires_at and record.expires_at <= iso_of_ms(int(self._clock() * 1000)):
             return tenant, None  # expired: refused from that instant, cached or not
         now = time.monotonic()
         cache_key = f"{slug}/{token_id}"

@@ -1,6 +1,6 @@
 """The worker's dependencies, built once on start-up and passed to every job.
 
-One typed object instead of an untyped `ctx` grab-bag (style.md pattern 6):
+One typed object instead of an untyped `ctx` grab-bag (docs/architecture.md, "Conventions"):
 jobs take it from `ctx["deps"]`, tests build it directly. It owns the
 shadow Redis client (unless it shares the queue's), one httpx pool shared by
 every tenant's `LmsClient`, and small caches keyed by what they depend on,
@@ -67,7 +67,7 @@ def retry_policy_for(settings: Settings) -> RetryPolicy:
 
     A pass can make a few LMS calls (POST, GET after a 409, PATCH, a status
     action), each under its own budget, so each gets a sixth of the job's
-    time at most (style.md pattern 9); anything longer becomes a deferral.
+    time at most (docs/architecture.md, "Conventions"); anything longer becomes a deferral.
     """
     budget = max(1.0, min(30.0, settings.job_timeout_s / 6))
     return RetryPolicy(total_budget=budget, max_retry_after_wait=min(10.0, budget / 2))

@@ -1,6 +1,6 @@
 """Per-tenant pacing of LMS calls, shared by every worker through Redis.
 
-The LMS limits each organisation with a token bucket (lms-api.md, "Limits
+The LMS limits each organisation with a token bucket (docs/lms-contract.md, "Limits
 and failures"); the bridge must stay under it across all workers instead
 of learning it from 429s. One GCRA state per tenant (`shadow.keys.limiter`,
 a theoretical arrival time) lives in Redis and one Lua step reserves the
@@ -9,7 +9,7 @@ Redis server's clock, so workers on machines with skewed clocks still agree.
 
 A caller whose slot is near (`max_wait`, a second or two) sleeps until it
 and proceeds; a later slot is not reserved and `LmsDeferred` is raised so
-the job defers itself and the worker moves on (style.md pattern 9). The
+the job defers itself and the worker moves on (docs/architecture.md, "Conventions"). The
 configured rate and burst are scaled by `margin` (95%) to absorb network
 jitter and clock differences with the LMS's own bucket.
 """

@@ -156,7 +156,7 @@ async def _run(
             raise RuntimeError(f"LMS page {page} points back to page {result.next}")
         page = result.next
     # Only refs that are ids of the bridge can name a user (and a key): any
-    # other value is some other system's, or junk (design invariant 10).
+    # other value is some other system's, or junk (docs/architecture.md, invariant 10).
     by_ref: dict[str, Learner] = {}
     for learner in learners.values():
         ref = learner.external_ref

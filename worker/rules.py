@@ -1,5 +1,6 @@
-"""Carry a change of a tenant's mapping rules to every learner (design
-invariant 9; the cursor and its atomic start are in shadow/rules.py).
+"""Carry a change of a tenant's mapping rules to every learner
+(docs/architecture.md, invariant 9; the cursor and its atomic start are in
+shadow/rules.py).
 
 `resync_rules` is the arq job the API and the CLI enqueue after a rule
 change: it re-queues the tenant's users a page at a time, each with a new

@@ -1,4 +1,4 @@
-"""arq worker settings: declarations only (style.md pattern 6).
+"""arq worker settings: declarations only (docs/architecture.md, "Conventions").
 
 `worker_options(settings)` is the one place the arq `Worker` is described;
 `WorkerSettings` exposes it, configured from the environment, to arq's own
@@ -160,7 +160,7 @@ def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -
     arq's poll loop ends on the first Redis connection error, so when Redis
     restarts or fails over the worker abandons its jobs (worker/claim.py),
     logs one line and starts afresh after a pause instead of exiting: a lost
-    Redis only delays (design invariant 2). The new run hands back the
+    Redis only delays (docs/architecture.md, invariant 2). The new run hands back the
     previous run's claims and locks as it starts.
     """
     previous = ""

@@ -1,7 +1,7 @@
 """The sweep: re-enqueue users whose change is pending but whose job is gone.
 
 The shadow's pending mark is the source of truth and the arq job only a
-wake-up call (design.md flow step 3), so a job lost to a failed enqueue, a
+wake-up call (docs/architecture.md, flow step 3), so a job lost to a failed enqueue, a
 crashed worker, an expired or exhausted job only delays its user until the
 next sweep (invariant 2). A fresh job takes a new slot on the tenant's
 fair-share clock, so a sweep of one tenant's backlog cannot jump ahead of

@@ -1,11 +1,11 @@
 """The sync job: make the LMS match the newest shadow version of one user.
 
-A job only says *sync user U of tenant T* (style.md pattern 7): it may run
+A job only says *sync user U of tenant T* (docs/architecture.md, "Conventions"): it may run
 twice, late, or after a newer change; it always reads the newest shadow,
 maps it, and records only the version it applied, so a stale job never
 overwrites a newer state and a burst of changes collapses into a few calls
-(design.md invariants 2 and 3). Linking by `external_ref` and adopting on
-409 keep one learner per person (invariant 4); the rules are design.md's
+(docs/architecture.md, invariants 2 and 3). Linking by `external_ref` and adopting on
+409 keep one learner per person (invariant 4); the rules are docs/architecture.md's
 "Sync rules".
 
 Faults are not outcomes: a transient LMS error or a pacing wait re-runs the
@@ -207,7 +207,7 @@ async def _fail_after_faults(
 ) -> str:
     """An unexpected error (not an LMS answer or fault): try again a few
     times, then make the user `failed` with the reason, never pending for
-    ever (design invariant 10). Raises `Retry` while tries remain."""
+    ever (docs/architecture.md, invariant 10). Raises `Retry` while tries remain."""
     faults = await deps.sync.note_fault(tenant, user_id)
     reason = f"unexpected error: {type(exc).__name__}: {_first_line(exc)}"
     if faults < MAX_FAULTS:
@@ -325,7 +325,7 @@ async def _sync_locked(deps: WorkerDeps, slug: str, user_id: str, job_try: int) 
 class _Pass:
     """One reconciliation of one shadow version against the LMS.
 
-    Access follows the IdP (design invariant 8, docs/architecture.md
+    Access follows the IdP (invariant 8, docs/architecture.md
     "Withdrawal of access"): a withdrawal is applied before any field
     update and whatever becomes of it, and a user whose SCIM state is
     inactive never gets a learner created for it.
@@ -449,7 +449,7 @@ class _Pass:
     # -- live users --------------------------------------------------------
 
     async def _apply(self, mapped: MappingResult) -> Outcome:
-        # external_ref is the link itself (design.md "Linking"): always the
+        # external_ref is the link itself (docs/architecture.md, "Linking"): always the
         # SCIM id, whatever a tenant's rules say about it.
         self.desired = {**mapped.lms_fields(), "external_ref": self.user_id}
         if self.learner_id is None:

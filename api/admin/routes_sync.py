@@ -1,7 +1,8 @@
 """Admin routes for provisioning: status, users, replay, breaker, reconcile.
 
-The API never calls the LMS (design.md): a reconcile asked for here is an
-arq job that a worker runs (`ops.commands.request_reconcile`).
+The API never calls the LMS (docs/architecture.md, "Parts and layering"): a
+reconcile asked for here is an arq job that a worker runs
+(`ops.commands.request_reconcile`).
 """
 
 from __future__ import annotations

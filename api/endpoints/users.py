@@ -65,7 +65,7 @@ class UserEndpoint(ResourceEndpoint):
 
     async def written(self, tenant: Tenant, rid: str, outcome: WriteOutcome) -> None:
         """Wake a worker. The change is already durable and marked pending, so
-        a failure here only delays it until the sweep (design invariant 2)."""
+        a failure here only delays it until the sweep (docs/architecture.md, invariant 2)."""
         if outcome.enqueue_due_ms is None or outcome.enqueued:
             return
         try:

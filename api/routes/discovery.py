@@ -54,7 +54,7 @@ def service_provider_config(settings: Settings, base: str) -> dict[str, Any]:
         ],
         # RFC 9865 §4: how a list is paged. Limits with no field in the RFCs
         # (body size, JSON depth, PATCH operations, filter length and scan)
-        # are in the README: strict clients refuse an undeclared key here.
+        # are in docs/scim.md, "Limits": strict clients refuse an undeclared key here.
         "pagination": {
             "cursor": False,
             "index": True,

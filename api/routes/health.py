@@ -56,8 +56,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
 
 
 def _may_scrape(settings: Settings, authorization: str) -> bool:
-    """The operator token or the metrics token opens /metrics (design.md:
-    401 to anonymous callers; it names every tenant). With neither set,
+    """The operator token or the metrics token opens /metrics, 401 to
+    anonymous callers (docs/architecture.md, "Interfaces others rely on"):
+    it names every tenant. With neither set,
     nobody may scrape: set BRIDGE_METRICS_TOKEN for Prometheus."""
     expected = [t for t in (settings.admin_token, settings.metrics_token) if t]
     if not expected:

@@ -1,5 +1,5 @@
 """Access follows the IdP, and rules are state too, end to end: real API,
-workers, sandbox LMS and Redis processes (design invariants 8, 9 and 10).
+workers, sandbox LMS and Redis processes (docs/architecture.md, invariants 8, 9 and 10).
 
 Leavers whose other fields are broken, learners edited by hand on the LMS
 side, odd `external_ref` values a pre-existing learner carries, and a

@@ -1,6 +1,6 @@
 """Learners who exist before the bridge, or before a user's re-creation, are adopted.
 
-design.md "Linking": a create meeting `409 email_taken` reads the learner
+docs/architecture.md, "Linking": a create meeting `409 email_taken` reads the learner
 and adopts it when its `external_ref` is empty, ours, or names a user of
 this tenant that no longer exists (Entra deletes and re-creates users under
 a new id). Invariant 4: one person, one learner.
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 
 def expected(body: dict[str, Any], scim_id: str, status: str = "active") -> dict[str, Any]:
-    """design.md's default mapping of an `entra_user` body."""
+    """The default mapping (docs/architecture.md) of an `entra_user` body."""
     enterprise = body.get("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", {})
     return {
         "first_name": body["name"]["givenName"],

@@ -12,12 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.cluster import (
     Cluster,
     TenantHandle,
     cluster_fixture,  # noqa: F401  (the `cluster` fixture)
     make_cluster_fixture,  # noqa: F401  (the `make_cluster` fixture)
 )
+
+pytestmark = pytest.mark.e2e
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

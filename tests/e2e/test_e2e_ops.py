@@ -1,4 +1,4 @@
-"""What ops see and do, through the real `scim-bridge` CLI (design.md flow step 4).
+"""What ops see and do, through the real `scim-bridge` CLI (docs/architecture.md, flow step 4).
 
 `scim-bridge status <tenant> --json` shows users pending, then synced, and
 a failed user with the LMS's reason; the next change of a failed user

@@ -1,4 +1,4 @@
-"""Several API processes and several workers on one Redis (design.md "Scale
+"""Several API processes and several workers on one Redis (docs/architecture.md, "Scale
 past one machine"): API processes are stateless, so the SCIM client spreads
 its requests round-robin over two of them; three workers share the queue,
 per-user locks and per-tenant pacing in Redis. Entra-shaped lives of three

@@ -4,7 +4,7 @@ Two tenants (whose users share email addresses: each has its own LMS
 organisation) send each user through a life of creates, attribute changes,
 email changes, disables, re-enables and deletes, the way Entra's
 provisioning does. The LMS must end holding one learner per person with
-every mapped field equal to the newest SCIM state (design.md "Sync rules"),
+every mapped field equal to the newest SCIM state (docs/architecture.md, "Sync rules"),
 also when the LMS fails, drops answers or goes down, and when a worker is
 killed mid-run (invariants 2, 3 and 4).
 """
@@ -66,7 +66,7 @@ class Person:
         )
 
     def expected(self) -> dict[str, Any]:
-        """design.md's default mapping of this user, and the status it asks for."""
+        """The default mapping (docs/architecture.md) of this user, and the status it asks for."""
         return {
             "first_name": self.given,
             "last_name": self.family,

@@ -231,6 +231,7 @@ async def _revoke_elsewhere(url: str, slug: str, token_id: str | None, enabled: 
         await redis.aclose()
 
 
+@pytest.mark.processes
 def test_a_revocation_by_another_process_is_seen_by_the_api_at_once(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -270,6 +271,7 @@ def test_a_revocation_by_another_process_is_seen_by_the_api_at_once(
     assert not disabled_late, "a disabled tenant's token still worked right after"
 
 
+@pytest.mark.processes
 def test_an_expired_token_is_refused_by_the_api_the_moment_it_expires(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""Hand-made junk against a real API process (design invariant 6, at scale).
+"""Hand-made junk against a real API process (docs/architecture.md, invariant 6, at scale).
 
 Malformed and non-UTF-8 JSON, JSON nested thousands deep, bodies of
 megabytes, wrong content types, a wrong type for every attribute, filters
@@ -55,6 +55,8 @@ from tests.hardening.test_hardening_support import (
     snapshot,
 )
 from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.processes
 
 SCIM_JSON = "application/scim+json"
 MAX_BODY = 1_048_576  # Settings.max_body_bytes: the real process runs with the defaults

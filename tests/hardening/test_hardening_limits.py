@@ -1,4 +1,4 @@
-"""The limits are one truth: what the README's Limits table says, what
+"""The limits are one truth: what the Limits table of docs/scim.md says, what
 /ServiceProviderConfig declares and what is enforced, at the boundary (the
 limit passes, one past it is refused with the documented answer).
 
@@ -25,12 +25,12 @@ from tests.support.api import PATCH_OP, USER_SCHEMA, ScimClient, running_api
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-README = Path(__file__).resolve().parents[2] / "README.md"
+LIMITS_DOC = Path(__file__).resolve().parents[2] / "docs" / "scim.md"
 
 
-def readme_limits() -> dict[str, str]:
-    """The README's Limits table: limit -> value, as written."""
-    section = README.read_text().split("## Limits", 1)[1].split("\n## ", 1)[0]
+def documented_limits() -> dict[str, str]:
+    """The Limits table of docs/scim.md: limit -> value, as written."""
+    section = LIMITS_DOC.read_text().split("## Limits", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| [^|]+ \|$", section, re.MULTILINE)
     return {limit: value for limit, value in rows if limit != "limit" and not limit.startswith("-")}
 
@@ -73,7 +73,7 @@ async def test_the_readme_the_spc_and_the_enforcing_code_agree(
 ) -> None:
     async with running_api(redis, redis_url, "acme") as clients:
         declared = await spc_limits(clients["acme"])
-    written = readme_limits()
+    written = documented_limits()
     defaults = Settings()
     assert declared == {
         "maxPayloadBytes": number(written["request body"]),

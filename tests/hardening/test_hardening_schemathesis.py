@@ -439,6 +439,7 @@ def check(case: schemathesis.Case[Any], target: Target) -> None:
 
 @scim_schema.parametrize()
 @RUN
+@pytest.mark.processes
 def test_fuzzed_scim_requests_get_quick_well_formed_answers_and_refusals_change_nothing(
     case: schemathesis.Case[Any], target: Target
 ) -> None:
@@ -447,6 +448,7 @@ def test_fuzzed_scim_requests_get_quick_well_formed_answers_and_refusals_change_
 
 @admin_schema.parametrize()
 @RUN
+@pytest.mark.processes
 def test_fuzzed_admin_requests_from_the_generated_document(
     case: schemathesis.Case[Any], target: Target
 ) -> None:
@@ -455,6 +457,7 @@ def test_fuzzed_admin_requests_from_the_generated_document(
     check(case, target)
 
 
+@pytest.mark.processes
 def test_the_fuzzer_reached_the_handlers(target: Target) -> None:
     """Real coverage: every write was both accepted and refused at least once."""
     writes = [

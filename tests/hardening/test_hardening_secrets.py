@@ -301,6 +301,7 @@ async def test_a_uniqueness_conflict_does_not_echo_the_user_name(
     assert EMAIL not in again.text
 
 
+@pytest.mark.processes
 def test_a_real_api_process_logs_no_secret(redis_server: RedisServer, tmp_path: Path) -> None:
     """The process as deployed (uvicorn, JSON logging at DEBUG): its whole output."""
     url = hardening_url(redis_server.url)

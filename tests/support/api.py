@@ -21,6 +21,9 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#: The operator token of the admin API tests, and its header.
+OPERATOR = "operator-secret-0123456789"
+OP = {"Authorization": f"Bearer {OPERATOR}"}
 
 
 class ScimClient:
@@ -85,6 +88,22 @@ METRICS_TOKEN = "metrics-token-for-tests-0123456789-abcdef"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
+#: The plain Redis that holds the arq queue (QUEUE_REDIS_URL) beside each
+#: Redis Cluster holding a shadow store: filled in by the `redis_cluster`
+#: fixture (tests/conftest.py), read by `bridge_settings`.
+CLUSTER_QUEUES: dict[str, str] = {}
+
+
+def bridge_settings(redis_url: str, **values: Any) -> Settings:
+    """`Settings(redis_url=..., **values)`, with the queue on its own Redis
+    when `redis_url` is a test Redis Cluster (the bridge refuses a cluster
+    without one), so a test runs unchanged on either backend."""
+    queue = CLUSTER_QUEUES.get(redis_url)
+    if queue is not None:
+        values.setdefault("queue_redis_url", queue)
+    return Settings(redis_url=redis_url, **values)
+
+
 def api_settings(redis_url: str, **overrides: Any) -> Settings:
     """Test settings; failed-auth throttling is out of the way unless a test asks."""
     values: dict[str, Any] = {
@@ -94,7 +113,7 @@ def api_settings(redis_url: str, **overrides: Any) -> Settings:
         "secret_keys": (SECRET_KEY,),
         **overrides,
     }
-    return Settings(redis_url=redis_url, public_url="https://bridge.test", **values)
+    return bridge_settings(redis_url, public_url="https://bridge.test", **values)
 
 
 async def add_tenant(redis: Redis, slug: str) -> str:

@@ -119,7 +119,8 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 LMS_EXTENSION = "urn:ietf:params:scim:schemas:extension:lms:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-#: The learner fields the bridge maps (design.md "Default attribute mapping"), plus status.
+#: The learner fields the bridge maps, plus status (docs/architecture.md, "Default attribute
+#: mapping").
 LEARNER_FIELDS = (
     "first_name",
     "last_name",

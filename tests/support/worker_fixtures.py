@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+import respx
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import Redis
 
@@ -23,14 +24,18 @@ from lms_sandbox import Sandbox, SandboxConfig, create_app
 from lms_sandbox.gate import ConnectionDropped
 from lms_sandbox.store import Learner as SandboxLearner
 from shadow import SyncRecord, Tenant
-from tests.support.api import SECRET_KEY
+from tests.support.api import SECRET_KEY, bridge_settings
+from tests.support.lms_answers import learner_json
 from worker import sync as sync_module
 from worker.deps import WorkerDeps
+from worker.metrics import WorkerMetrics
 from worker.sync import sync_user
 
 ORG = "acme"
 KEY = "sk-test-acme-0123456789"
 BASE = f"http://lms.test/org/{ORG}"
+#: Where a tenant's LMS is a respx mock (`mocked`) rather than the sandbox.
+MOCK_BASE = f"https://lms.mock/org/{ORG}"
 LEARNERS = f"/org/{ORG}/api/v1/learners"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 FAST = RetryPolicy(
@@ -154,8 +159,8 @@ def lms() -> SandboxLms:
 
 @pytest.fixture
 def worker_settings(redis_url: str) -> Settings:
-    return Settings(
-        redis_url=redis_url,
+    return bridge_settings(
+        redis_url,
         job_timeout_s=30.0,
         sweep_grace_s=0.0,
         secret_keys=(SECRET_KEY,),
@@ -163,8 +168,9 @@ def worker_settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-async def queue(redis: Redis, redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+async def queue(redis: Redis, queue_url: str) -> AsyncIterator[ArqRedis]:
+    """The arq queue: on the shadow's Redis, or beside a cluster on its own."""
+    pool = await create_pool(RedisSettings.from_dsn(queue_url))
     try:
         yield pool
     finally:
@@ -188,6 +194,38 @@ async def tenant(deps: WorkerDeps) -> Tenant:
     return await deps.tenants.create(
         Tenant(slug=ORG, name="Acme", lms_url=BASE, lms_api_key=KEY, lms_rate=20, lms_burst=40)
     )
+
+
+class MockedLms(NamedTuple):
+    """Deps whose tenant's LMS is a respx mock, and the metrics they count."""
+
+    deps: WorkerDeps
+    metrics: WorkerMetrics
+    router: respx.MockRouter
+
+
+def mock_learner(learner_id: int = 7, **changes: Any) -> dict[str, Any]:
+    """A learner as the mocked LMS answers it: the user `u-1`, ada@example.com."""
+    return learner_json(
+        learner_id, **{"email": "ada@example.com", "external_ref": "u-1", **changes}
+    )
+
+
+@pytest.fixture
+async def mocked(worker_settings: Settings, queue: ArqRedis) -> AsyncIterator[MockedLms]:
+    """Deps whose tenant's LMS is a respx mock (for answers the sandbox never gives)."""
+    metrics = WorkerMetrics()
+    http = httpx.AsyncClient()
+    deps = WorkerDeps.open(worker_settings, queue, http=http, retry=FAST, metrics=metrics)
+    await deps.tenants.create(
+        Tenant(slug=ORG, name="Acme", lms_url=MOCK_BASE, lms_api_key=KEY, lms_rate=0)
+    )
+    try:
+        with respx.mock(base_url=MOCK_BASE, assert_all_called=False) as router:
+            yield MockedLms(deps, metrics, router)
+    finally:
+        await deps.aclose()
+        await http.aclose()
 
 
 async def put_user(

@@ -78,7 +78,7 @@ BROWSER_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 
 @pytest.fixture

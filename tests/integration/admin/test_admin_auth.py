@@ -21,9 +21,12 @@ from redis.asyncio import Redis
 from api.admin.routes_sync import SYNC_HANDLERS
 from api.admin.routes_tenants import TENANT_HANDLERS
 from api.app import create_app
-from core.settings import Settings
 from shadow import Tenant, TenantStore
 from shadow.admin_keys import AdminKeyStore
+from tests.support.api import bridge_settings
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 OPERATOR = "operator-secret-0123456789"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -93,9 +96,7 @@ async def admin_api(
         )
     keys = {slug: (await AdminKeyStore(redis).issue(slug)).key for slug in ("acme", "globex")}
     scim = (await store.issue_token("acme")).token
-    settings = Settings(
-        redis_url=redis_url, public_url="https://bridge.test", admin_token=admin_token
-    )
+    settings = bridge_settings(redis_url, public_url="https://bridge.test", admin_token=admin_token)
     async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as http:
         yield Setup(http, keys, scim)
 

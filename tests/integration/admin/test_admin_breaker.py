@@ -9,17 +9,14 @@ until an admin approves (they are deactivated) or cancels (they are not).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
-from core.settings import Settings
 from shadow import Tenant, keys
 from shadow.breaker import HELD_NOTE, breaker_state
-from tests.support.api import PATCH_OP, ScimClient
+from tests.support.api import OP, PATCH_OP, ScimClient
 from tests.support.worker_fixtures import (
     BASE,
     KEY,
@@ -32,9 +29,6 @@ from tests.support.worker_fixtures import (
 )
 from worker.deps import WorkerDeps
 from worker.sweep import sweep_tenant
-
-OPERATOR = "operator-secret-0123456789"
-OP = {"Authorization": f"Bearer {OPERATOR}"}
 
 
 @pytest.fixture
@@ -49,18 +43,9 @@ async def tenant(deps: WorkerDeps) -> Tenant:
     )
 
 
-@pytest.fixture
-async def http(
-    redis_url: str, tenant: Tenant, deps: WorkerDeps
-) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
-    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
-        yield client
-
-
-@pytest.fixture
-async def scim(http: AsyncTestClient[Any], deps: WorkerDeps) -> ScimClient:
-    return ScimClient(http, ORG, (await deps.tenants.issue_token(ORG)).token)
+# Every test runs with the sandbox tenant `ORG` (tests.support.worker_fixtures).
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = [pytest.mark.also_on_cluster, pytest.mark.usefixtures("tenant")]
 
 
 async def synced_users(deps: WorkerDeps, count: int) -> list[str]:

@@ -5,25 +5,12 @@ described by their Structs, and nothing but the admin API is."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
 from api.app import create_app
-from core.settings import Settings
-
-OPERATOR = "operator-secret-0123456789-abcdefghij"
-
-
-@pytest.fixture
-async def http(redis_url: str, redis: Redis) -> AsyncIterator[AsyncTestClient[Any]]:
-    """The app on a clean test database (the `redis` fixture flushes it)."""
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
-    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
-        yield client
+from tests.support.api import OPERATOR
 
 
 def admin_routes() -> set[tuple[str, str]]:

@@ -4,7 +4,6 @@ learners with the ref of a user the shadow does not know are reported."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +11,10 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
 from core.settings import Settings, load_settings
 from shadow import Tenant, keys
 from shadow.reconcile import ReconcileBusy, ReconcileReport, last_report, progress_of
+from tests.support.api import OP
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -39,8 +38,9 @@ from worker.reconcile import (
 )
 from worker.settings import create_worker, worker_options
 
-OPERATOR = "operator-secret-0123456789"
-OP = {"Authorization": f"Bearer {OPERATOR}"}
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 CONTROL = f"http://lms.test/_sandbox/orgs/{ORG}/learners"
 
 
@@ -179,15 +179,6 @@ async def test_pending_users_are_skipped_and_one_reconcile_runs_at_a_time(
     report = await reconcile_tenant(deps, ORG, repair=False)
     assert report.skipped == {"pending": 1}
     assert "changed" not in report.drift_counts
-
-
-@pytest.fixture
-async def http(
-    redis_url: str, tenant: object, deps: WorkerDeps
-) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
-    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
-        yield client
 
 
 async def test_the_admin_api_queues_a_reconcile_for_a_worker(

@@ -3,15 +3,12 @@ API, with the real worker job run against the sandbox LMS."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
-from core.settings import Settings
-from tests.support.api import ScimClient
+from tests.support.api import OP, ScimClient
 from tests.support.worker_fixtures import (
     ORG,
     SandboxLms,
@@ -20,22 +17,9 @@ from tests.support.worker_fixtures import (
 )
 from worker.deps import WorkerDeps
 
-OPERATOR = "operator-secret-0123456789"
-OP = {"Authorization": f"Bearer {OPERATOR}"}
-
-
-@pytest.fixture
-async def http(
-    redis_url: str, tenant: object, deps: WorkerDeps
-) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
-    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
-        yield client
-
-
-@pytest.fixture
-async def scim(http: AsyncTestClient[Any], deps: WorkerDeps) -> ScimClient:
-    return ScimClient(http, ORG, (await deps.tenants.issue_token(ORG)).token)
+# Every test runs with the sandbox tenant `ORG` (tests.support.worker_fixtures).
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = [pytest.mark.also_on_cluster, pytest.mark.usefixtures("tenant")]
 
 
 async def create(scim: ScimClient, email: str, named: bool = True) -> str:

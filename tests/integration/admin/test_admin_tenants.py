@@ -7,7 +7,6 @@ The LMS API key is write-only: it never appears in an answer.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,21 +14,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from api.app import create_app
-from core.settings import Settings
 from shadow import TenantStore
+from tests.support.api import OP
 
-OPERATOR = "operator-secret-0123456789"
-OP = {"Authorization": f"Bearer {OPERATOR}"}
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-
-
-@pytest.fixture
-async def http(redis: Redis, redis_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    settings = Settings(redis_url=redis_url, public_url="https://bridge.test", admin_token=OPERATOR)
-    async with AsyncTestClient(app=create_app(settings), base_url="https://bridge.test") as client:
-        yield client
 
 
 async def create_acme(http: AsyncTestClient[Any]) -> dict[str, Any]:

@@ -3,9 +3,13 @@ Retry-After) without locking out the tenant's valid token."""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import ScimClient, running_api
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def test_bad_tokens_are_throttled_and_the_good_one_still_works(

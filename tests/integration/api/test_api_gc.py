@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from cli.processes import GC_YOUNG_THRESHOLD
 from tests.support.redis_server import RedisServer
 
@@ -29,6 +31,7 @@ run_api(load_settings())
 """
 
 
+@pytest.mark.processes
 def test_run_api_freezes_start_up_objects_and_raises_the_young_threshold(
     redis_server: RedisServer,
 ) -> None:

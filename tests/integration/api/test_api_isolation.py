@@ -1,4 +1,4 @@
-"""Tenants are walled off (design invariant 5), on every SCIM route.
+"""Tenants are walled off (docs/architecture.md, invariant 5), on every SCIM route.
 
 Tenant A's token on tenant B's URL is a 401; A's ids under B's URL (with
 B's token) are a 404 or simply absent from lists; B can never make A's
@@ -10,9 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import ENTERPRISE, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, keyspace, running_api
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

@@ -1,4 +1,4 @@
-"""Bad input changes nothing (design invariant 6).
+"""Bad input changes nothing (docs/architecture.md, invariant 6).
 
 Each request below fails, with the status and scimType RFC 7644 §3.12
 gives it, and the whole Redis keyspace (every key, its type and value,
@@ -18,6 +18,9 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, ScimClient, keyspace, running_api
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

@@ -23,6 +23,8 @@ from api.app import create_app
 from tests.support.api import PATCH_OP, USER_SCHEMA, ScimClient, add_tenant, api_settings
 from tests.support.redis_server import RedisServer, start_redis
 
+pytestmark = pytest.mark.processes
+
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 

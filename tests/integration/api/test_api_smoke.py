@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from tests.support.api import PATCH_OP, running_api
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def test_user_lifecycle(redis: Redis, redis_url: str) -> None:

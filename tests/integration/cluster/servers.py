@@ -13,7 +13,6 @@ import random
 import socket
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import redis
@@ -185,25 +184,3 @@ def start_sentinel(workdir: Path, master_port: int) -> SentinelServer:
         server.stop()
         raise
     return server
-
-
-def reuse(namespace: dict[str, Any], *modules: ModuleType, skip: tuple[str, ...] = ()) -> None:
-    """Re-export the test functions of other modules, and the fixtures they
-    define, into a cluster test module's `namespace`: pytest collects them
-    there too, with this directory's fixtures. Fixtures a module merely
-    imports are left out (so this directory's overrides win); two modules
-    defining a fixture of the same name cannot share one namespace.
-    """
-    for module in modules:
-        for name, value in vars(module).items():
-            if name in skip:
-                continue
-            is_test = name.startswith("test_") and callable(value)
-            own_fixture = (
-                hasattr(value, "_fixture_function_marker") and value.__module__ == module.__name__
-            )
-            if not (is_test or own_fixture):
-                continue
-            if name in namespace and namespace[name] is not value:
-                raise RuntimeError(f"{module.__name__}.{name} collides with another reused name")
-            namespace[name] = value

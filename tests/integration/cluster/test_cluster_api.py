@@ -1,13 +1,9 @@
 """The SCIM API (and the admin API) in-process with its shadow store on a
-Redis Cluster and its queue on a plain Redis.
-
-The API tests (Entra, Okta, RFC 7644, isolation, no trace, auth throttle),
-the groups-to-teams flow and the admin auth and tenant tests run here again
-unchanged (the other admin tests: test_cluster_admin_*.py): the
-conftest points `redis`/`redis_url` at the cluster and `use_queue_redis`
-gives the app its QUEUE_REDIS_URL. Below: the app refuses a cluster without
-a queue of its own, and answers 503 (a SCIM error) when the cluster is out
-of reach.
+Redis Cluster and its queue on a plain Redis: what only a cluster can get
+wrong. The API, groups and admin tests themselves run on a cluster too
+(`also_on_cluster` in their modules). Below: the app refuses a cluster
+without a queue of its own, and answers 503 (a SCIM error) when the
+cluster is out of reach.
 """
 
 from __future__ import annotations
@@ -15,9 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -26,39 +20,8 @@ from redis.asyncio import Redis
 from api.app import create_app
 from core.connect import RedisUrlError
 from core.settings import Settings
-from tests.integration.admin import test_admin_auth, test_admin_tenants
-from tests.integration.api import (
-    test_api_auth_throttle,
-    test_api_entra,
-    test_api_isolation,
-    test_api_no_trace,
-    test_api_okta,
-    test_api_rfc,
-    test_api_smoke,
-)
-from tests.integration.cluster.servers import cluster_node_port, reuse
-from tests.integration.groups import test_groups_teams
+from tests.integration.cluster.servers import cluster_node_port
 from tests.support.api import add_tenant
-
-REUSED: tuple[ModuleType, ...] = (
-    test_api_entra,
-    test_api_okta,
-    test_api_rfc,
-    test_api_isolation,
-    test_api_no_trace,
-    test_api_smoke,
-    test_api_auth_throttle,
-    test_groups_teams,
-    test_admin_auth,
-    test_admin_tenants,
-)
-reuse(globals(), *REUSED)
-
-
-@pytest.fixture(autouse=True)
-def _queue_on_its_own_redis(use_queue_redis: Callable[[ModuleType], None]) -> None:
-    for module in REUSED:
-        use_queue_redis(module)
 
 
 async def test_the_app_refuses_a_cluster_without_a_queue_redis(cluster_url: str) -> None:

@@ -116,7 +116,7 @@ async def test_groups_drive_teams_on_a_cluster(
 
     async def teams_are(expected: dict[str, str | None]) -> bool:
         """Teams of the learners named (a deleted user's learner keeps what
-        it last had, deactivated: design.md "Status")."""
+        it last had, deactivated: docs/architecture.md, "Status")."""
         learners = await bridge.sandbox_learners(tenant.org)
         got = {x["email"]: x.get("team") for x in learners if x["email"] in expected}
         assert got == expected, got

@@ -171,6 +171,7 @@ async def behind_sentinel(
             bridge.dump_logs()
 
 
+@pytest.mark.e2e
 async def test_the_bridge_runs_through_a_sentinel_url(
     behind_sentinel: ShadowBehindSentinel,
 ) -> None:

@@ -1,9 +1,9 @@
 """The shadow store on a three-node Redis Cluster.
 
-Every test of tests/integration/shadow/test_shadow_store.py runs here again
-with the cluster client (conftest.py's `redis`), and so do the worker's sync
-tests (basics, linking, ordering, faults, sweep: shadow on the cluster, queue
-on a plain Redis). The tests below check what only a cluster can get wrong:
+The shadow store's tests (tests/integration/shadow/test_shadow_store.py) and
+the worker's sync tests (basics, linking, ordering, faults, sweep) run on a
+cluster too (`also_on_cluster`: shadow on the cluster, queue on a plain
+Redis). The tests below check what only a cluster can get wrong:
 a tenant's keys in one slot, tenants spread over the nodes, transactions
 held to one slot, and scripts in pipelines after a node forgot its scripts.
 """
@@ -20,40 +20,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 from core.connect import BridgeRedisCluster
 from core.wire import HiredisPacking
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
-from tests.integration.cluster.servers import RedisClusterServers, reuse
-from tests.integration.shadow import test_shadow_store as shadow_tests
-from tests.integration.worker import (
-    test_worker_sweep,
-    test_worker_sync_basics,
-    test_worker_sync_faults,
-    test_worker_sync_linking,
-    test_worker_sync_ordering,
-)
-
-# The inline arq job needs the queue on the shadow's Redis, which a cluster
-# never is (check_queue_placement), and nothing caches credentials on a
-# cluster (test_credentials_are_never_cached_on_a_cluster): those tests have
-# no cluster form.
-reuse(
-    globals(),
-    shadow_tests,
-    skip=(
-        "test_a_tenant_without_backlog_starts_at_the_head_of_an_overdue_queue",
-        "test_a_revocation_or_disable_elsewhere_ends_cached_credentials_at_once",
-        "test_credentials_come_from_the_cache_only_while_subscribed",
-        "test_a_read_overtaken_by_an_eviction_is_not_cached",
-        "test_a_change_returns_once_every_subscriber_confirmed",
-        "test_a_deployment_on_another_database_is_not_waited_for",
-    ),
-)
-reuse(
-    globals(),
-    test_worker_sync_basics,
-    test_worker_sync_linking,
-    test_worker_sync_ordering,
-    test_worker_sync_faults,
-    test_worker_sweep,
-)
+from tests.integration.cluster.servers import RedisClusterServers
 
 
 def _user(name: str) -> dict[str, object]:

@@ -19,6 +19,9 @@ from worker import rules as worker_rules
 from worker.deps import WorkerDeps
 from worker.sweep import sweep_tenant
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 
 async def _drain(redis: Redis, deps: WorkerDeps) -> int:
     """Run the sync job for every user the bridge queued (as workers would)."""

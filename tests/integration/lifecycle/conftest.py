@@ -8,9 +8,7 @@ queue. `other` has a user of its own, which must come through untouched.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +20,12 @@ from api.app import create_app
 from shadow import Tenant, keys
 from shadow.admin_keys import AdminKeyStore
 from shadow.breaker import BreakerConfig, set_config
-from tests.integration.ops.conftest import ROOT, bridge_env
 from tests.support.api import GROUP_SCHEMA, ScimClient, add_tenant, api_settings
 from tests.support.worker_fixtures import run_sync
 from worker.deps import WorkerDeps
 
 OPERATOR = "operator-token-0123456789-0123456789"
 OP = {"Authorization": f"Bearer {OPERATOR}"}
-
-Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @dataclass
@@ -107,20 +102,6 @@ async def world(
 
 
 @pytest.fixture
-def run_cli(redis_url: str) -> Run:
-    """`scim-bridge args...` in its own process, against the test Redis."""
-
-    def run(
-        *args: str, input: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli", *args],
-            cwd=ROOT,
-            env=bridge_env(REDIS_URL=redis_url, BRIDGE_PUBLIC_URL="https://bridge.test"),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-        )
-
-    return run
+def cli_env() -> dict[str, str]:
+    """`run_cli` here names the public URL the tests' SCIM URLs use."""
+    return {"BRIDGE_PUBLIC_URL": "https://bridge.test"}

@@ -10,7 +10,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from shadow import TenantStore, keys
-from tests.integration.lifecycle.conftest import OP, Run, World
+from tests.integration.lifecycle.conftest import OP, World
+from tests.support.cli import Run
 from tests.support.keyscan import traces_of
 from tests.support.worker_fixtures import KEY, SandboxLms, run_sync
 from worker.deps import WorkerDeps

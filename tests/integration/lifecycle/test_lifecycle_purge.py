@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from shadow import keys
 from shadow.breaker import BreakerConfig, set_config
 from shadow.lifecycle import begin_purge, purge_keys
-from tests.integration.lifecycle.conftest import OP, Run, World
+from tests.integration.lifecycle.conftest import OP, World
+from tests.support.cli import Run
 from tests.support.keyscan import every_key_and_value, traces_of
 from tests.support.worker_fixtures import SandboxLms, run_sync
 from worker.deps import WorkerDeps

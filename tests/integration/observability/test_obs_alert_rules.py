@@ -42,6 +42,7 @@ def promtool() -> str:
     [("check", "rules", RULES.name), ("test", "rules", "scim-bridge.rules.test.yml")],
     ids=["check", "test"],
 )
+@pytest.mark.processes
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(args: tuple[str, ...]) -> None:
     done = subprocess.run(
         [promtool(), *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=60

@@ -23,6 +23,7 @@ from worker.settings import create_worker
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning:arq")
 
 
+@pytest.mark.processes
 async def test_readyz_turns_503_when_redis_stops_and_healthz_stays_200(tmp_path: Path) -> None:
     server = start_redis(tmp_path)
     try:
@@ -48,6 +49,7 @@ async def test_readyz_turns_503_when_redis_stops_and_healthz_stays_200(tmp_path:
         server.stop()
 
 
+@pytest.mark.processes
 async def test_readyz_checks_the_queue_redis_when_it_has_its_own(
     redis_url: str, tmp_path: Path
 ) -> None:

@@ -13,28 +13,15 @@ from typing import Any
 import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from api.middleware import observe_requests, route_label
 from core.logs import ContextFilter, JsonFormatter
 from tests.support.api import SCRAPE, running_api
+from tests.support.metrics import samples, value
 
-Labels = frozenset[tuple[str, str]]
 USERS = "/scim/{tenant}/v2/Users"
 USER = "/scim/{tenant}/v2/Users/{id}"
-
-
-def samples(text: str) -> dict[tuple[str, Labels], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, Labels], float], name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
 
 
 class Lines(logging.Handler):

@@ -5,87 +5,31 @@ into Redis in one transaction, and keeps them when a flush fails."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-import respx
-from arq.connections import ArqRedis
 from arq.worker import Retry
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import RequestMetrics, render_metrics
-from core.settings import Settings
-from shadow import Tenant
 from shadow.metrics import METRICS_KEY
+from tests.support.metrics import Labels, samples, value
 from tests.support.redis_server import free_port
 from tests.support.worker_fixtures import (
     FAST,
-    KEY,
     ORG,
+    MockedLms,
+    mock_learner,
     put_user,
     queue,
     scim_user,
     worker_settings,
 )
-from worker.deps import WorkerDeps
 from worker.metrics import MetricsFlusher, WorkerMetrics
 from worker.sync import sync_user
 
 __all__ = ["queue", "worker_settings"]
-
-MOCK_BASE = "https://lms.mock/org/acme"
-Labels = frozenset[tuple[str, str]]
-
-
-def samples(text: str) -> dict[tuple[str, Labels], float]:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, Labels], float], name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
-
-
-def learner_json(learner_id: int = 7) -> dict[str, Any]:
-    return {
-        "id": learner_id,
-        "email": "ada@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "job_role": None,
-        "company": None,
-        "business_unit": None,
-        "team": None,
-        "external_ref": "u-1",
-        "status": "active",
-        "created_at": "2024-05-01T10:00:00Z",
-        "updated_at": "2024-05-01T10:00:00Z",
-    }
-
-
-@pytest.fixture
-async def mocked(
-    worker_settings: Settings, queue: ArqRedis
-) -> AsyncIterator[tuple[WorkerDeps, WorkerMetrics, respx.MockRouter]]:
-    metrics = WorkerMetrics()
-    http = httpx.AsyncClient()
-    deps = WorkerDeps.open(worker_settings, queue, http=http, retry=FAST, metrics=metrics)
-    await deps.tenants.create(
-        Tenant(slug=ORG, name="Acme", lms_url=MOCK_BASE, lms_api_key=KEY, lms_rate=0)
-    )
-    try:
-        with respx.mock(base_url=MOCK_BASE, assert_all_called=False) as router:
-            yield deps, metrics, router
-    finally:
-        await deps.aclose()
-        await http.aclose()
 
 
 async def scrape(redis: Redis) -> dict[tuple[str, Labels], float]:
@@ -93,13 +37,13 @@ async def scrape(redis: Redis) -> dict[tuple[str, Labels], float]:
 
 
 async def test_429_then_success_counts_calls_retries_and_rate_limits(
-    mocked: tuple[WorkerDeps, WorkerMetrics, respx.MockRouter], redis: Redis
+    mocked: MockedLms, redis: Redis
 ) -> None:
     deps, metrics, router = mocked
     post = router.post("/api/v1/learners")
     post.side_effect = [
         httpx.Response(429, headers={"Retry-After": "0"}, json={"error": "rate_limited"}),
-        httpx.Response(201, json=learner_json(7)),
+        httpx.Response(201, json=mock_learner(7)),
     ]
     await put_user(deps, "u-1", scim_user())
 
@@ -121,7 +65,7 @@ async def test_429_then_success_counts_calls_retries_and_rate_limits(
 
 
 async def test_exhausted_503s_count_every_attempt_and_each_retry(
-    mocked: tuple[WorkerDeps, WorkerMetrics, respx.MockRouter], redis: Redis
+    mocked: MockedLms, redis: Redis
 ) -> None:
     deps, metrics, router = mocked
     router.post("/api/v1/learners").mock(return_value=httpx.Response(503))

@@ -17,6 +17,7 @@ from core.settings import Settings
 from shadow import Tenant, TenantStore
 from shadow.metrics import METRICS_KEY
 from tests.support.api import SCRAPE, ScimClient, api_settings
+from tests.support.metrics import Labels, samples, value
 from tests.support.worker_fixtures import (
     BASE,
     FAST,
@@ -31,22 +32,10 @@ from worker.deps import WorkerDeps
 from worker.metrics import WorkerMetrics
 from worker.sync import sync_user
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 __all__ = ["lms", "queue", "worker_settings"]
-
-Labels = frozenset[tuple[str, str]]
-
-
-def samples(text: str) -> dict[tuple[str, Labels], float]:
-    """Every sample of a Prometheus text, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict[tuple[str, Labels], float], name: str, **labels: str) -> float | None:
-    return found.get((name, frozenset(labels.items())))
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from api.app import create_app
-from tests.integration.ops.conftest import Run
 from tests.support.api import ScimClient, add_tenant, api_settings, keyspace
+from tests.support.cli import Run
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.integration.ops.conftest import ROOT, Run, bridge_env
+from tests.support.cli import ROOT, Run, bridge_env
 from tests.support.redis_server import free_port
 
 SHORT_TOKEN = "too-short-a-token"
@@ -103,6 +103,7 @@ def test_a_mapping_file_that_does_not_exist_is_one_line(run_cli: Run) -> None:
     assert line == "scim-bridge: /nonexistent/mapping.toml: No such file or directory"
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("public_url", ["", "https://bridge.example.com"])
 def test_an_api_on_a_public_address_warns_when_its_public_url_is_a_guess(
     redis_url: str, public_url: str

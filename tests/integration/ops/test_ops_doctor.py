@@ -17,7 +17,7 @@ import redis
 
 from core.connect import connect
 from shadow import Tenant, TenantStore
-from tests.integration.ops.conftest import ROOT, Run, bridge_env
+from tests.support.cli import ROOT, Run, bridge_env
 from tests.support.redis_server import RedisServer, free_port, start_redis
 from worker.health import HEALTH_KEY
 

@@ -10,7 +10,7 @@ import os
 import pytest
 from redis.asyncio import Redis
 
-from tests.integration.ops.conftest import Run
+from tests.support.cli import Run
 
 
 @pytest.mark.parametrize(

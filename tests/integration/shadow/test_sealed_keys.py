@@ -1,4 +1,4 @@
-"""No Redis value holds an LMS API key in plain text (design.md
+"""No Redis value holds an LMS API key in plain text (docs/architecture.md,
 "BRIDGE_SECRET_KEY"), and the worker still reaches the LMS with it."""
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ from shadow import (
     keys,
 )
 
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
+
 
 def _user(name: str, **extra: object) -> dict[str, object]:
     return {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, **extra}
@@ -201,6 +204,7 @@ async def watching(*stores: TenantStore) -> AsyncIterator[None]:
         await asyncio.gather(*watchers, return_exceptions=True)
 
 
+@pytest.mark.plain_redis_only  # nothing caches credentials on a cluster (test_cluster_shadow.py)
 async def test_a_revocation_or_disable_elsewhere_ends_cached_credentials_at_once(
     redis: Redis, redis_url: str
 ) -> None:
@@ -232,6 +236,7 @@ async def test_a_revocation_or_disable_elsewhere_ends_cached_credentials_at_once
         await other_redis.aclose()
 
 
+@pytest.mark.plain_redis_only  # nothing caches credentials on a cluster (test_cluster_shadow.py)
 async def test_credentials_come_from_the_cache_only_while_subscribed(redis: Redis) -> None:
     store = TenantStore(redis, cache_ttl_s=60)
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
@@ -249,6 +254,7 @@ async def test_credentials_come_from_the_cache_only_while_subscribed(redis: Redi
         assert await store.authenticate("acme", second.token) == second.token_id
 
 
+@pytest.mark.plain_redis_only  # nothing caches credentials on a cluster (test_cluster_shadow.py)
 async def test_a_read_overtaken_by_an_eviction_is_not_cached(redis: Redis) -> None:
     store = TenantStore(redis, cache_ttl_s=60)
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
@@ -262,6 +268,7 @@ async def test_a_read_overtaken_by_an_eviction_is_not_cached(redis: Redis) -> No
         assert await store.authenticate("acme", issued.token) is None  # not from a stale copy
 
 
+@pytest.mark.plain_redis_only  # nothing caches credentials on a cluster (test_cluster_shadow.py)
 async def test_a_change_returns_once_every_subscriber_confirmed(
     redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -299,6 +306,7 @@ async def test_a_change_returns_once_every_subscriber_confirmed(
         await slow.aclose()  # type: ignore[no-untyped-call]
 
 
+@pytest.mark.plain_redis_only  # nothing caches credentials on a cluster (test_cluster_shadow.py)
 async def test_a_deployment_on_another_database_is_not_waited_for(
     redis: Redis, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -325,17 +333,20 @@ async def test_a_deployment_on_another_database_is_not_waited_for(
 async def test_an_expired_token_is_refused_from_that_instant_even_when_cached(
     redis: Redis,
 ) -> None:
-    store = TenantStore(redis, cache_ttl_s=60)
+    now = [1_800_000_000.0]  # the store's wall clock, moved by the test
+    store = TenantStore(redis, cache_ttl_s=60, clock=lambda: now[0])
     await store.create(Tenant(slug="acme", name="A", lms_url="u", lms_api_key="k"))
     lasting = await store.issue_token("acme")
-    brief = await store.issue_token("acme", expires_in_s=0.3)
-    assert brief.expires_at is not None
+    brief = await store.issue_token("acme", expires_in_s=30)
+    assert brief.expires_at == "2027-01-15T08:00:30.000Z"
     assert lasting.expires_at is None
     async with watching(store):
         assert await store.authenticate("acme", brief.token) == brief.token_id  # now cached
         [listed] = [t for t in await store.list_tokens("acme") if t.token_id == brief.token_id]
         assert listed.expires_at == brief.expires_at
-        await asyncio.sleep(0.35)
+        now[0] += 29.999
+        assert await store.authenticate("acme", brief.token) == brief.token_id  # a moment before
+        now[0] = 1_800_000_030.0
         assert await store.authenticate("acme", brief.token) is None
         assert await store.authenticate("acme", lasting.token) == lasting.token_id
 
@@ -370,6 +381,8 @@ async def test_a_stale_recent_copy_can_never_be_written_back(redis: Redis) -> No
     assert (fresh.version, fresh.doc["title"]) == (2, "two")
 
 
+# The inline arq job needs the queue on the shadow's Redis, which a cluster never is.
+@pytest.mark.plain_redis_only
 async def test_a_tenant_without_backlog_starts_at_the_head_of_an_overdue_queue(
     redis: Redis,
 ) -> None:

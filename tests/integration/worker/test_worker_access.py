@@ -1,5 +1,5 @@
-"""Access follows the IdP (design invariant 8), LMS data is untrusted
-(invariant 10), and conflicts resolve themselves (design.md "Linking").
+"""Access follows the IdP (docs/architecture.md, invariant 8), LMS data is untrusted
+(invariant 10), and conflicts resolve themselves (docs/architecture.md, "Linking").
 
 Each test is a sequence an Entra tenant, its admins or the LMS's admins
 really produce; each fails on a bridge that lets a leaver keep access.

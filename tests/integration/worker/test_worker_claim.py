@@ -4,7 +4,6 @@ by arq's own rule, and a job is never run twice however many workers read it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,19 +27,10 @@ async def record(ctx: dict[str, Any], name: str) -> None:
     await asyncio.sleep(0.005)
 
 
-@pytest.fixture
-async def pool(redis_url: str, redis: Redis) -> AsyncIterator[ArqRedis]:
-    arq_pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    try:
-        yield arq_pool
-    finally:
-        await arq_pool.aclose()
-
-
-def claim_worker(pool: ArqRedis, **options: Any) -> BatchClaimWorker:
+def claim_worker(queue: ArqRedis, **options: Any) -> BatchClaimWorker:
     defaults: dict[str, Any] = {
         "functions": [func(record, name="record")],
-        "redis_pool": pool,
+        "redis_pool": queue,
         "queue_name": QUEUE,
         "burst": True,
         "poll_delay": 0.01,
@@ -49,7 +39,7 @@ def claim_worker(pool: ArqRedis, **options: Any) -> BatchClaimWorker:
         "max_jobs": 4,
     }
     worker = BatchClaimWorker(**{**defaults, **options})
-    worker.ctx["redis"] = pool  # what arq's main() sets, for tests that call start_jobs
+    worker.ctx["redis"] = queue  # what arq's main() sets, for tests that call start_jobs
     return worker
 
 
@@ -67,13 +57,13 @@ async def test_the_bridge_runs_the_batch_claiming_worker(redis_url: str) -> None
 
 
 async def test_only_due_unclaimed_queued_jobs_are_claimed_and_run_once(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
     for name in ("due-1", "due-2", "due-3", "claimed-elsewhere"):
-        await pool.enqueue_job("record", name, _job_id=name, _queue_name=QUEUE)
-    await pool.enqueue_job("record", "later", _job_id="later", _queue_name=QUEUE, _defer_by=60)
+        await queue.enqueue_job("record", name, _job_id=name, _queue_name=QUEUE)
+    await queue.enqueue_job("record", "later", _job_id="later", _queue_name=QUEUE, _defer_by=60)
     await redis.set(in_progress_key_prefix + "claimed-elsewhere", b"1", px=60_000)
-    worker = claim_worker(pool, max_jobs=10)
+    worker = claim_worker(queue, max_jobs=10)
     slots = worker.sem._value
     try:
         ids = [b"due-1", b"due-2", b"due-3", b"claimed-elsewhere", b"later", b"gone"]
@@ -92,15 +82,15 @@ async def test_only_due_unclaimed_queued_jobs_are_claimed_and_run_once(
     assert await redis.zscore(QUEUE, "due-1") is None  # finished by arq as usual
 
 
-async def test_a_poll_claims_no_more_jobs_than_free_slots(pool: ArqRedis, redis: Redis) -> None:
+async def test_a_poll_claims_no_more_jobs_than_free_slots(queue: ArqRedis, redis: Redis) -> None:
     """Like arq: a poll starts what fits in max_jobs; the rest stays queued,
     unclaimed, for the next poll."""
     ids = [f"j{n}".encode() for n in range(6)]
     for job_id in ids:
-        await pool.enqueue_job(
+        await queue.enqueue_job(
             "record", job_id.decode(), _job_id=job_id.decode(), _queue_name=QUEUE
         )
-    worker = claim_worker(pool, max_jobs=2)
+    worker = claim_worker(queue, max_jobs=2)
     try:
         await worker.start_jobs(ids)
         assert sorted(worker.tasks) == ["j0", "j1"]
@@ -116,11 +106,11 @@ async def test_a_poll_claims_no_more_jobs_than_free_slots(pool: ArqRedis, redis:
 
 
 async def test_competing_workers_run_every_job_exactly_once(
-    pool: ArqRedis, redis: Redis, redis_url: str
+    queue: ArqRedis, redis: Redis, redis_url: str
 ) -> None:
     names = [f"job-{n}" for n in range(300)]
     for name in names:
-        await pool.enqueue_job("record", name, _job_id=name, _queue_name=QUEUE)
+        await queue.enqueue_job("record", name, _job_id=name, _queue_name=QUEUE)
     pools = [await create_pool(RedisSettings.from_dsn(redis_url)) for _ in range(3)]
     workers = [claim_worker(p, max_jobs=8, queue_read_limit=20) for p in pools]
     try:
@@ -135,11 +125,11 @@ async def test_competing_workers_run_every_job_exactly_once(
 
 
 async def test_a_failed_claim_gives_every_slot_back(
-    pool: ArqRedis, monkeypatch: pytest.MonkeyPatch
+    queue: ArqRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis lost mid-claim: the error reaches arq's loop (which restarts the
     worker) and no slot stays taken by a job that never started."""
-    worker = claim_worker(pool, max_jobs=4)
+    worker = claim_worker(queue, max_jobs=4)
     slots = worker.sem._value
 
     async def lost(job_ids: list[str]) -> list[tuple[str, int]]:

@@ -4,11 +4,10 @@ seconds by the live ones (worker/liveness.py), never a live worker's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from redis.asyncio import Redis
@@ -26,48 +25,39 @@ async def noop(ctx: dict[str, Any]) -> None:
     return None
 
 
-@pytest.fixture
-async def pool(redis_url: str, redis: Redis) -> AsyncIterator[ArqRedis]:
-    arq_pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    try:
-        yield arq_pool
-    finally:
-        await arq_pool.aclose()
-
-
-async def claimed_by(pool: ArqRedis, worker_id: str, *job_ids: str) -> BatchClaimWorker:
+async def claimed_by(queue: ArqRedis, worker_id: str, *job_ids: str) -> BatchClaimWorker:
     """A worker (not started) that claimed `job_ids` and beat once."""
     worker = BatchClaimWorker(
         functions=[func(noop, name="noop")],
-        redis_pool=pool,
+        redis_pool=queue,
         queue_name=QUEUE,
         handle_signals=False,
         burst=True,
     )
     worker.worker_id = worker_id
     for job_id in job_ids:
-        await pool.enqueue_job("noop", _job_id=job_id, _queue_name=QUEUE)
+        await queue.enqueue_job("noop", _job_id=job_id, _queue_name=QUEUE)
     claimed = await worker._claim(list(job_ids))
     assert [job for job, _ in claimed] == list(job_ids)
-    await Liveness(pool, QUEUE, worker_id).beat(force=True)
+    await Liveness(queue, QUEUE, worker_id).beat(force=True)
     return worker
 
 
-async def test_a_claim_names_its_worker(pool: ArqRedis, redis: Redis) -> None:
-    await claimed_by(pool, "w-1", "job-a")
+async def test_a_claim_names_its_worker(queue: ArqRedis, redis: Redis) -> None:
+    await claimed_by(queue, "w-1", "job-a")
     assert await redis.get(in_progress_key_prefix + "job-a") == b"w-1"
     assert await redis.smembers(claims_key("w-1")) == {b"job-a"}  # type: ignore[misc]
 
 
 async def test_a_dead_workers_queued_jobs_are_handed_back_and_a_live_ones_kept(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
-    await claimed_by(pool, "dead", "job-a", "job-b")
-    await claimed_by(pool, "alive", "job-c")
+    await claimed_by(queue, "dead", "job-a", "job-b")
+    await claimed_by(queue, "alive", "job-c")
     await redis.zrem(QUEUE, "job-b")  # job-b ended meanwhile: nothing to run again
     await redis.delete(heartbeat_key("dead"))  # what its expiry does after a SIGKILL
 
-    freed = await Liveness(pool, QUEUE, "judge").reap(force=True)
+    freed = await Liveness(queue, QUEUE, "judge").reap(force=True)
 
     assert freed == ["job-a"]
     assert not await redis.exists(in_progress_key_prefix + "job-a")
@@ -77,32 +67,32 @@ async def test_a_dead_workers_queued_jobs_are_handed_back_and_a_live_ones_kept(
 
 
 async def test_a_claim_taken_over_by_another_worker_is_not_freed(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
-    await claimed_by(pool, "dead", "job-a")
+    await claimed_by(queue, "dead", "job-a")
     await redis.set(in_progress_key_prefix + "job-a", "other", px=60_000)  # re-claimed since
     await redis.delete(heartbeat_key("dead"))
-    assert await Liveness(pool, QUEUE, "judge").reap(force=True) == []
+    assert await Liveness(queue, QUEUE, "judge").reap(force=True) == []
     assert await redis.get(in_progress_key_prefix + "job-a") == b"other"
 
 
 async def test_ended_jobs_leave_the_claims_set_at_the_next_beat(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
-    await claimed_by(pool, "w-1", "job-a", "job-b")
+    await claimed_by(queue, "w-1", "job-a", "job-b")
     await redis.delete(in_progress_key_prefix + "job-a")  # arq finished it
-    await Liveness(pool, QUEUE, "w-1").beat(force=True)
+    await Liveness(queue, QUEUE, "w-1").beat(force=True)
     assert await redis.smembers(claims_key("w-1")) == {b"job-b"}  # type: ignore[misc]
 
 
 async def test_a_worker_whose_own_beat_lapsed_judges_no_one_for_a_while(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
     """After Redis was paused longer than a heartbeat lives, every beat lapsed,
     live workers' too: judging then would hand back live workers' jobs."""
-    judge = Liveness(pool, QUEUE, "judge")
+    judge = Liveness(queue, QUEUE, "judge")
     await judge.beat(force=True)
-    await claimed_by(pool, "paused", "job-a")
+    await claimed_by(queue, "paused", "job-a")
     await redis.delete(heartbeat_key("judge"), heartbeat_key("paused"))  # both lapsed
 
     assert await judge.beat(force=True) is False
@@ -112,9 +102,9 @@ async def test_a_worker_whose_own_beat_lapsed_judges_no_one_for_a_while(
 
 
 async def test_a_lock_whose_holder_died_is_broken_and_a_live_holders_is_not(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
-    holder = Liveness(pool, QUEUE, "holder")
+    holder = Liveness(queue, QUEUE, "holder")
     await holder.beat(force=True)
     first = SyncStore(redis)
     first.name_holder("holder", holder.is_gone)
@@ -122,7 +112,7 @@ async def test_a_lock_whose_holder_died_is_broken_and_a_live_holders_is_not(
     assert token is not None
     assert token.startswith("holder/")
 
-    judge = Liveness(pool, QUEUE, "judge")
+    judge = Liveness(queue, QUEUE, "judge")
     other = SyncStore(redis)
     other.name_holder("judge", judge.is_gone)
     assert await other.lock("acme", "u-1", 60) is None  # alive: it waits
@@ -136,10 +126,10 @@ async def test_a_lock_whose_holder_died_is_broken_and_a_live_holders_is_not(
 
 
 async def test_a_purge_leaves_no_job_id_of_the_tenant_in_any_claims(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
-    await claimed_by(pool, "w-1", "sync:acme:u-1:1", "sync:other:u-2:1")
-    assert await forget_claims(pool, "sync:acme:") == 1
+    await claimed_by(queue, "w-1", "sync:acme:u-1:1", "sync:other:u-2:1")
+    assert await forget_claims(queue, "sync:acme:") == 1
     assert await redis.smembers(claims_key("w-1")) == {b"sync:other:u-2:1"}  # type: ignore[misc]
 
 
@@ -148,28 +138,28 @@ async def sleepy(ctx: dict[str, Any]) -> None:
 
 
 async def test_a_worker_judged_dead_while_alive_cancels_the_jobs_it_lost(
-    pool: ArqRedis, redis: Redis
+    queue: ArqRedis, redis: Redis
 ) -> None:
     """A worker whose loop stalled past a beat's lifetime had its jobs
     handed back; they run again elsewhere, so its own copies must stop."""
     worker = BatchClaimWorker(
         functions=[func(sleepy, name="sleepy")],
-        redis_pool=pool,
+        redis_pool=queue,
         queue_name=QUEUE,
         handle_signals=False,
         burst=True,
     )
-    worker.ctx["redis"] = pool
+    worker.ctx["redis"] = queue
     assert worker.on_startup is not None
     await worker.on_startup(worker.ctx)
-    await pool.enqueue_job("sleepy", _job_id="slow", _queue_name=QUEUE)
+    await queue.enqueue_job("sleepy", _job_id="slow", _queue_name=QUEUE)
     await worker.start_jobs([b"slow"])
     task = worker.tasks["slow"]
     await asyncio.sleep(0.05)  # running
 
     me = worker.worker_id
     await redis.delete(heartbeat_key(me))  # the stall: its beat lapsed...
-    assert await Liveness(pool, QUEUE, "judge").reap(force=True) == ["slow"]  # ...and was judged
+    assert await Liveness(queue, QUEUE, "judge").reap(force=True) == ["slow"]  # ...and was judged
     assert worker.liveness is not None
     worker.liveness._next_beat = 0.0  # beat now
     await worker.heart_beat()

@@ -1,4 +1,4 @@
-"""Rules are state too (design invariant 9): a change of a tenant's mapping
+"""Rules are state too (docs/architecture.md, invariant 9): a change of a tenant's mapping
 reaches every learner without any SCIM change, and the preview agrees with
 what the worker does."""
 

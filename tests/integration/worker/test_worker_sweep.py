@@ -1,8 +1,9 @@
-"""The sweep: a lost job or a crashed worker only delays (design.md invariant 2)."""
+"""The sweep: a lost job or a crashed worker only delays (docs/architecture.md, invariant 2)."""
 
 from __future__ import annotations
 
 import msgspec
+import pytest
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 
@@ -15,6 +16,9 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 from worker.queue import enqueue_sync, job_exists, sync_job_id
 from worker.sweep import sweep, sweep_round, sweep_tenant
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def test_requeues_a_pending_user_whose_job_vanished(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shadow import keys
 from tests.support.worker_fixtures import (
     LEARNERS,
@@ -13,6 +15,9 @@ from tests.support.worker_fixtures import (
     scim_user,
 )
 from worker.deps import WorkerDeps
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 

@@ -1,25 +1,20 @@
 """Answers fail the user with the LMS's reason; faults defer the job and the
-user stays pending (design.md invariant 2, style.md pattern 9)."""
+user stays pending (docs/architecture.md, invariant 2 and "Conventions")."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
 import pytest
-import respx
-from arq.connections import ArqRedis
 from arq.worker import Retry
 
-from core.settings import Settings
 from lms_sandbox import KnobsUpdate
 from shadow import Tenant, key_fingerprint
 from tests.support.worker_fixtures import (
     FAST,
-    KEY,
     ORG,
+    MockedLms,
     SandboxLms,
+    mock_learner,
     put_user,
     record_of,
     run_sync,
@@ -28,43 +23,8 @@ from tests.support.worker_fixtures import (
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
 
-MOCK_BASE = "https://lms.mock/org/acme"
-
-
-def learner_json(learner_id: int = 7, **changes: Any) -> dict[str, Any]:
-    return {
-        "id": learner_id,
-        "email": "ada@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "job_role": None,
-        "company": None,
-        "business_unit": None,
-        "team": None,
-        "external_ref": "u-1",
-        "status": "active",
-        "created_at": "2024-05-01T10:00:00Z",
-        "updated_at": "2024-05-01T10:00:00Z",
-        **changes,
-    }
-
-
-@pytest.fixture
-async def mocked(
-    worker_settings: Settings, queue: ArqRedis
-) -> AsyncIterator[tuple[WorkerDeps, respx.MockRouter]]:
-    """Deps whose tenant's LMS is a respx mock (for answers the sandbox never gives)."""
-    http = httpx.AsyncClient()
-    built = WorkerDeps.open(worker_settings, queue, http=http, retry=FAST)
-    await built.tenants.create(
-        Tenant(slug=ORG, name="Acme", lms_url=MOCK_BASE, lms_api_key=KEY, lms_rate=0)
-    )
-    try:
-        with respx.mock(base_url=MOCK_BASE, assert_all_called=False) as router:
-            yield built, router
-    finally:
-        await built.aclose()
-        await http.aclose()
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def pending(deps: WorkerDeps, user_id: str) -> bool:
@@ -72,16 +32,16 @@ async def pending(deps: WorkerDeps, user_id: str) -> bool:
 
 
 async def test_422_fails_with_the_lms_reason_then_the_next_change_syncs(
-    mocked: tuple[WorkerDeps, respx.MockRouter],
+    mocked: MockedLms,
 ) -> None:
-    deps, router = mocked
+    deps, _, router = mocked
     post = router.post("/api/v1/learners")
     post.side_effect = [
         httpx.Response(
             422,
             json={"error": "validation_failed", "fields": {"email": ["not a valid address"]}},
         ),
-        httpx.Response(201, json=learner_json(7)),
+        httpx.Response(201, json=mock_learner(7)),
     ]
     await put_user(deps, "u-1", scim_user())
 
@@ -102,9 +62,9 @@ async def test_422_fails_with_the_lms_reason_then_the_next_change_syncs(
 
 
 async def test_exhausted_503_defers_and_the_user_stays_pending(
-    mocked: tuple[WorkerDeps, respx.MockRouter],
+    mocked: MockedLms,
 ) -> None:
-    deps, router = mocked
+    deps, _, router = mocked
     post = router.post("/api/v1/learners").mock(return_value=httpx.Response(503))
     await put_user(deps, "u-1", scim_user())
     due = await deps.sync.queued_due(ORG, "u-1")
@@ -125,16 +85,16 @@ async def test_exhausted_503_defers_and_the_user_stays_pending(
 
 
 async def test_conflict_on_update_fails_with_the_reason(
-    mocked: tuple[WorkerDeps, respx.MockRouter],
+    mocked: MockedLms,
 ) -> None:
-    deps, router = mocked
-    router.post("/api/v1/learners").mock(return_value=httpx.Response(201, json=learner_json(7)))
+    deps, _, router = mocked
+    router.post("/api/v1/learners").mock(return_value=httpx.Response(201, json=mock_learner(7)))
     router.patch("/api/v1/learners/7").mock(
         return_value=httpx.Response(409, json={"error": "email_taken", "learner_id": 9})
     )
     # The learner holding the address was made by hand: no user of ours.
     router.get("/api/v1/learners/9").mock(
-        return_value=httpx.Response(200, json=learner_json(9, external_ref=None))
+        return_value=httpx.Response(200, json=mock_learner(9, external_ref=None))
     )
     await put_user(deps, "u-1", scim_user())
     await run_sync(deps, "u-1")

@@ -1,4 +1,4 @@
-"""One person, one learner: adoption on 409, conflicts, and deletes (design.md
+"""One person, one learner: adoption on 409, conflicts, and deletes (docs/architecture.md,
 invariant 4 and "Sync rules")."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from tests.support.worker_fixtures import (
     scim_user,
 )
 from worker.deps import WorkerDeps
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def test_adopts_a_learner_made_by_hand_with_the_same_email(

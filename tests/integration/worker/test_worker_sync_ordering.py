@@ -1,4 +1,4 @@
-"""Newest wins, per user (design.md invariant 3): bursts collapse, stale jobs
+"""Newest wins, per user (docs/architecture.md, invariant 3): bursts collapse, stale jobs
 change nothing, and two workers never sync one user at once."""
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from tests.support.worker_fixtures import (
 )
 from worker.deps import WorkerDeps
 from worker.queue import sync_job_id
+
+# Each Redis test here runs on a plain Redis and on a Redis Cluster (tests/conftest.py).
+pytestmark = pytest.mark.also_on_cluster
 
 
 async def test_a_burst_of_changes_is_one_call(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 import core.clock as clock_module
-from core.clock import iso_after, now_iso
+from core.clock import iso_after, iso_of_ms, now_iso
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -36,3 +36,10 @@ def test_the_second_is_formatted_again_when_it_changes(monkeypatch: pytest.Monke
 
 def test_a_later_moment_sorts_after() -> None:
     assert iso_after(0) <= now_iso() < iso_after(2)
+
+
+def test_a_given_moment_is_written_as_now_would_write_it() -> None:
+    """`iso_of_ms` (token expiry on a store's clock) writes what `now_iso` would."""
+    assert iso_of_ms(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
+    assert iso_of_ms(1_700_006_400_005) == "2023-11-15T00:00:00.005Z"
+    assert iso_of_ms(0) == "1970-01-01T00:00:00.000Z"

@@ -1,9 +1,10 @@
-"""Every answer of lms-api.md: decoded on 2xx, the right exception otherwise, never retried."""
+"""Every answer of docs/lms-contract.md: decoded on 2xx, the right exception otherwise,
+never retried."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -23,56 +24,14 @@ from lms_client import (
     LmsValidationError,
     RetryPolicy,
 )
+from tests.support.lms_answers import BASE, KEY, LEARNERS, Sleeps, learner_json
 
-BASE = "https://lms.test/org/acme"
-KEY = "sk-live-0123456789abcdef"
-LEARNERS = "/api/v1/learners"
 FAST = RetryPolicy(initial_backoff=0.001, max_backoff=0.002, jitter=0.001)
 
 
-def learner_json(learner_id: int = 7, **changes: Any) -> dict[str, Any]:
-    return {
-        "id": learner_id,
-        "email": f"user{learner_id}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "job_role": None,
-        "company": None,
-        "business_unit": None,
-        "team": None,
-        "external_ref": f"scim-{learner_id}",
-        "status": "active",
-        "created_at": "2024-05-01T10:00:00Z",
-        "updated_at": "2024-05-01T10:00:00Z",
-        **changes,
-    }
-
-
-class Sleeps:
-    """Records the waits the retry policy asks for instead of spending them."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
-def lms() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-async def client(sleeps: Sleeps) -> AsyncIterator[LmsClient]:
-    async with LmsClient(BASE, KEY, retry=FAST, sleep=sleeps) as lms_client:
-        yield lms_client
+def retry_policy() -> RetryPolicy:
+    return FAST
 
 
 async def test_get_decodes_learner_and_sends_auth(lms: respx.MockRouter, client: LmsClient) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,20 +20,15 @@ from lms_client import (
     call_deadline,
     time_left,
 )
+from tests.support.lms_answers import BASE
 
-BASE = "https://lms.test/org/acme"
 LEARNER = "/api/v1/learners/7"
 POLICY = RetryPolicy(max_attempts=5, initial_backoff=0.2, max_backoff=0.2, jitter=0.0)
 
 
 @pytest.fixture
-def lms() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
 async def client() -> AsyncIterator[LmsClient]:
+    """Real sleeps: these tests are about time running out."""
     async with LmsClient(BASE, "sk-test", retry=POLICY) as lms_client:
         yield lms_client
 

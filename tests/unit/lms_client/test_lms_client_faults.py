@@ -1,13 +1,13 @@
-"""Faults of lms-api.md: retried within the policy, deferred past it, paced by the limiter."""
+"""Faults of docs/lms-contract.md: retried within the policy, deferred past it, paced by
+the limiter."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -25,10 +25,8 @@ from lms_client import (
     LmsValidationError,
     RetryPolicy,
 )
+from tests.support.lms_answers import BASE, KEY, LEARNERS, Sleeps, learner_json
 
-BASE = "https://lms.test/org/acme"
-KEY = "sk-live-0123456789abcdef"
-LEARNERS = "/api/v1/learners"
 FAST = RetryPolicy(
     max_attempts=4,
     initial_backoff=0.001,
@@ -39,53 +37,13 @@ FAST = RetryPolicy(
 )
 
 
-def learner_json(learner_id: int = 7, **changes: Any) -> dict[str, Any]:
-    return {
-        "id": learner_id,
-        "email": f"user{learner_id}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "job_role": None,
-        "company": None,
-        "business_unit": None,
-        "team": None,
-        "external_ref": f"scim-{learner_id}",
-        "status": "active",
-        "created_at": "2024-05-01T10:00:00Z",
-        "updated_at": "2024-05-01T10:00:00Z",
-        **changes,
-    }
-
-
 def ok() -> httpx.Response:
     return httpx.Response(200, json=learner_json(7))
 
 
-class Sleeps:
-    """Records the waits the retry policy asks for instead of spending them."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
-def lms() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-async def client(sleeps: Sleeps) -> AsyncIterator[LmsClient]:
-    async with LmsClient(BASE, KEY, retry=FAST, sleep=sleeps) as lms_client:
-        yield lms_client
+def retry_policy() -> RetryPolicy:
+    return FAST
 
 
 async def test_429_waits_retry_after_then_succeeds(

@@ -1,4 +1,4 @@
-"""The LMS API of lms-api.md, end to end through the app (Litestar's AsyncTestClient)."""
+"""The LMS API of docs/lms-contract.md, end to end through the app (Litestar's AsyncTestClient)."""
 
 from __future__ import annotations
 

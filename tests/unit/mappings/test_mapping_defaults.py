@@ -1,4 +1,4 @@
-"""Each row of design.md's default mapping table: present, missing, empty, null."""
+"""Each row of docs/architecture.md's default mapping table: present, missing, empty, null."""
 
 from __future__ import annotations
 

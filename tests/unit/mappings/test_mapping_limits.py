@@ -1,4 +1,4 @@
-"""LMS length limits (lms-api.md), counted in Unicode code points."""
+"""LMS length limits (docs/lms-contract.md), counted in Unicode code points."""
 
 from __future__ import annotations
 

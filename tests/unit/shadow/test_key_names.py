@@ -1,4 +1,4 @@
-"""Text from outside never names another key (design invariant 10): every
+"""Text from outside never names another key (docs/architecture.md, invariant 10): every
 fixed key under a kind's prefix is something no resource id can be."""
 
 from __future__ import annotations

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -27,20 +24,3 @@ def bridge_env(**extra: str) -> dict[str, str]:
     env.update(PYTHONDONTWRITEBYTECODE="1", BRIDGE_SECRET_KEY=os.environ["BRIDGE_SECRET_KEY"])
     env.update(extra)
     return env
-
-
-@pytest.fixture
-def run_cli(redis_url: str) -> Run:
-    """`run_cli(*args, **env)`: `scim-bridge args...` against the test Redis."""
-
-    def run(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli", *args],
-            cwd=ROOT,
-            env=bridge_env(**{"REDIS_URL": redis_url, **env}),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
