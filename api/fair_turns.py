@@ -6,7 +6,7 @@ Past it (one tenant's flood, a machine short of CPU) requests wait for a
 turn, and a freed turn goes to the waiting tenant with the fewest requests
 being worked on, not to whoever came first: a tenant with sixteen requests
 queued waits for its own, while a tenant with one goes next, and no tenant
-(with slow uploads, say) holds every turn (design invariant 7;
+(with slow uploads, say) holds every turn (docs/architecture.md, invariant 7;
 docs/operations.md, "Per-tenant request rate").
 """
 

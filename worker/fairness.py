@@ -3,8 +3,8 @@
 A worker runs `WORKER_MAX_JOBS` jobs at once. Without a cap, the jobs of a
 tenant whose LMS answers slowly (or not at all, until the call times out)
 would take every slot while the other tenants' jobs wait in the queue
-(design invariant 7). `TenantSlots` caps one tenant's jobs in this worker;
-a job past the cap is deferred before it does anything. `NoAnswerStreak`
+(docs/architecture.md, invariant 7). `TenantSlots` caps one tenant's jobs
+in this worker; a job past the cap is deferred before it does anything. `NoAnswerStreak`
 notices a tenant's LMS that keeps giving no answer, so that the tenant is
 paused as a Retry-After would pause it (docs/operations.md, "Worker
 fairness").
