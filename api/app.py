@@ -17,6 +17,7 @@ from api.admin.router import ADMIN_PREFIX, admin_router
 from api.drain import DrainUnreadBody
 from api.endpoints import endpoints
 from api.errors import EXCEPTION_HANDLERS, by_area
+from api.fair_turns import FairTurns
 from api.forwarded import ForwardedBase
 from api.inflight import TenantInFlight
 from api.metrics import share_requests
@@ -50,7 +51,9 @@ def create_app(
             if settings.queue_redis_url
             else ArqRedis(connection_pool=redis.connection_pool)
         )
-        services = Services.build(settings, redis, queue)
+        services = Services.build(
+            settings, redis, queue, throttled=app.state.request_metrics.throttled
+        )
         app.state.services = services
         app.state.endpoints = endpoints(services)
         listener = connect_listener(settings.redis_url)  # no read timeout: it idles
@@ -93,7 +96,9 @@ def create_app(
     app.asgi_handler = ForwardedBase(app.asgi_handler, settings)  # BRIDGE_TRUSTED_PROXIES
     app.asgi_handler = DrainUnreadBody(app.asgi_handler)  # a refused body is read first
     # One tenant's requests in flight in this process: admitted by api.auth.
-    app.state.inflight = TenantInFlight(app.asgi_handler, settings.scim_inflight_per_tenant)
+    app.state.inflight = TenantInFlight(
+        app.asgi_handler, settings.scim_inflight_per_tenant, FairTurns(settings.api_turns)
+    )
     app.asgi_handler = app.state.inflight
     observe_requests(app)  # request id, access log, SCIM request metrics
     app.state.metrics_group = metrics_group

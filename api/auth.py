@@ -117,6 +117,7 @@ async def scim_tenant(request: Request[Any, Any, Any], tenant_slug: FromPath[str
             f"this tenant has {inflight.cap} SCIM requests in progress here; retry later",
             headers={"Retry-After": "1"},
         )
+    await inflight.take_turn(request.scope, tenant.slug)  # fair turns (api/fair_turns.py)
     # Straight into the scope's state dict (Litestar always sets it): the
     # access log names the tenant (api.middleware). `request.state` would
     # build a State wrapper on every request.

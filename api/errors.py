@@ -14,6 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from redis.exceptions import RedisError
 
+from api.middleware import route_of
 from api.scim_io import SCIM_MEDIA_TYPE, encode
 from scim.errors import ScimError, Unavailable
 
@@ -62,14 +63,15 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 def handle_redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[bytes]:
     """Redis is down or failing: say 503, never a 2xx we could not persist."""
-    log.error("redis unavailable", extra={"path": request.url.path, "error": repr(exc)[:200]})
+    route = route_of(request.scope)
+    log.error("redis unavailable", extra={"route": route, "error": repr(exc)[:200]})
     return scim_error_response(
         Unavailable("the bridge's store is unavailable; retry later"), {"Retry-After": "5"}
     )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error", extra={"path": request.url.path})
+    log.exception("unhandled error", extra={"route": route_of(request.scope)})
     return scim_error_response(ScimError("internal error", status=500))
 
 

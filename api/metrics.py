@@ -110,7 +110,7 @@ class RequestMetrics(Collector):
         timing[-1] += seconds
 
     def throttled(self, tenant: str) -> None:
-        """A SCIM request refused for its tenant's rate or requests in flight."""
+        """A SCIM request refused for its tenant's rate, requests in flight or scan budget."""
         self._throttled[tenant] = self._throttled.get(tenant, 0) + 1
 
     def snapshot(self) -> bytes:
@@ -141,7 +141,8 @@ class RequestMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         throttled = CounterMetricFamily(
             PREFIX + "scim_throttled",
-            "SCIM requests answered 429: over their tenant's request rate or requests in flight.",
+            "SCIM requests answered 429: over their tenant's request rate, requests in flight "
+            "or scan budget.",
             labels=("tenant",),
         )
         for tenant, count in sorted(self._throttled.items()):

@@ -26,6 +26,7 @@ import itertools
 import logging
 import os
 import re
+from collections.abc import Mapping
 from time import perf_counter
 from typing import Any
 
@@ -37,7 +38,13 @@ from api.metrics import RequestMetrics
 from core.logs import bind_log_context, reset_log_context
 from shadow.tenants import SLUG_RE
 
-__all__ = ["REQUEST_ID_HEADER", "RequestObserver", "observe_requests", "route_label"]
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "RequestObserver",
+    "observe_requests",
+    "route_label",
+    "route_of",
+]
 
 REQUEST_ID_HEADER = "x-request-id"
 _HEADER = REQUEST_ID_HEADER.encode()
@@ -58,6 +65,13 @@ access_log = logging.getLogger("scim_bridge.access")
 def route_label(template: str) -> str:
     """`/scim/{tenant_slug}/v2/Users/{rid}` -> `/scim/{tenant}/v2/Users/{id}`."""
     return _PARAM.sub(lambda m: "{" + _PARAM_LABELS.get(m[1], m[1]) + "}", template)
+
+
+def route_of(scope: Mapping[str, Any]) -> str:
+    """The route template of a request, for error logs: never the raw path,
+    which holds ids, slugs and whatever a client typed."""
+    template = scope.get("path_template")
+    return route_label(template) if isinstance(template, str) else UNMATCHED
 
 
 #: Generated ids: a random prefix per process and a counter, unique across

@@ -24,6 +24,7 @@ import redis
 import uvicorn
 from redis.exceptions import RedisClusterException
 
+from api.http_limits import server_config
 from cli.redis_server import start_redis_server
 from core.connect import (
     RedisUrlError,
@@ -88,14 +89,7 @@ def run_api(
     app = create_app(settings, metrics_group=group)
     app.state.draining = False
     tune_gc_for_serving()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    config = server_config(app, settings)  # the listener's limits (api/http_limits.py)
 
     def drain() -> None:
         app.state.draining = True  # /readyz answers 503 from now on

@@ -52,6 +52,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # On SIGTERM the API answers /readyz 503 and keeps serving this long
     # before it closes its listener, so a load balancer stops sending first.
     drain_s: float = 0.0
+    # The API listener (api/http_limits.py): connections and requests at once
+    # (past it a 503), seconds to send the request line and headers, their
+    # size, and seconds an idle keep-alive connection is kept.
+    api_max_connections: int = 1000
+    api_header_timeout_s: float = 10.0
+    api_max_header_bytes: int = 65_536
+    api_keep_alive_s: int = 5
     # Declared in /ServiceProviderConfig and enforced.
     max_body_bytes: int = 1_048_576
     max_page_size: int = 200
@@ -73,7 +80,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_rate_limit: bool = True
     # One tenant's SCIM requests in flight in one API process (api/inflight.py).
     scim_inflight_per_tenant: int = 32
+    # SCIM requests one API process works on at once, one tenant at most
+    # half of them; past it turns go fairly between tenants (api/fair_turns.py).
+    api_turns: int = 16
+    # Each tenant's budget of resources read by filters no index answers, a
+    # second and in a burst (shadow/limits.py ScanBudget); lifted with the rate.
+    scan_rate: float = 1_000.0
+    scan_burst: int = 2_000
     max_jobs: int = 50
+    # One tenant's jobs at once in one worker (worker/fairness.py); 0: half of max_jobs.
+    tenant_max_jobs: int = 0
     poll_delay_s: float = 0.05
     # /metrics: per-tenant series for at most this many tenants with work
     # (most failed, then most pending, first); 0 for fleet totals only
@@ -130,6 +146,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def scim_base(self) -> str:
         """The SCIM base: the request's, when a trusted proxy named it."""
         return (request_public_url.get() or self.public_url).rstrip("/") + "/scim"
+
+    @property
+    def tenant_job_cap(self) -> int:
+        """One tenant's jobs at once in one worker: one slow LMS never holds every slot."""
+        return self.tenant_max_jobs or max(1, self.max_jobs // 2)
 
     @property
     def queue_url(self) -> str:
@@ -311,6 +332,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     }
     for field, var, cast, low in (
         ("max_jobs", "WORKER_MAX_JOBS", int, 1),
+        ("tenant_max_jobs", "WORKER_TENANT_MAX_JOBS", int, 1),
         ("job_timeout_s", "WORKER_JOB_TIMEOUT", float, 1),
         ("sweep_interval_s", "WORKER_SWEEP_INTERVAL", int, 1),
         ("sweep_grace_s", "WORKER_SWEEP_GRACE", float, 0),
@@ -318,6 +340,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ("reconcile_every_h", "WORKER_RECONCILE_EVERY_H", float, 0),
         ("reconcile_concurrency", "WORKER_RECONCILE_CONCURRENCY", int, 1),
         ("drain_s", "API_DRAIN_SECONDS", float, 0),
+        ("api_max_connections", "API_MAX_CONNECTIONS", int, 1),
+        ("api_turns", "API_ACTIVE_REQUESTS", int, 2),
+        ("api_header_timeout_s", "API_HEADER_TIMEOUT_SECONDS", float, 0.1),
+        ("api_max_header_bytes", "API_MAX_HEADER_BYTES", int, 1024),
+        ("api_keep_alive_s", "API_KEEP_ALIVE_SECONDS", int, 1),
+        ("scan_rate", "BRIDGE_SCAN_RATE", float, 1),
+        ("scan_burst", "BRIDGE_SCAN_BURST", int, 1),
         ("events_kept", "BRIDGE_EVENTS_KEPT", int, 1),
         ("events_max_age_days", "BRIDGE_EVENTS_MAX_AGE_DAYS", float, 0.001),
         ("metrics_tenant_top_k", "METRICS_TENANT_TOP_K", int, 0),

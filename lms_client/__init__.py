@@ -11,6 +11,7 @@ from .errors import (
     LmsConflict,
     LmsDeferred,
     LmsError,
+    LmsNoAnswer,
     LmsNotFound,
     LmsRateLimited,
     LmsRejected,
@@ -21,10 +22,11 @@ from .errors import (
     LmsValidationError,
 )
 from .models import Learner, LearnerPage, LearnerStatus, LearnerWrite
-from .retry import RetryPolicy, Sleep, build_retrying, parse_retry_after
+from .retry import MAX_RETRY_AFTER_S, RetryPolicy, Sleep, build_retrying, parse_retry_after
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MAX_RETRY_AFTER_S",
     "ConflictCode",
     "Learner",
     "LearnerPage",
@@ -35,6 +37,7 @@ __all__ = [
     "LmsConflict",
     "LmsDeferred",
     "LmsError",
+    "LmsNoAnswer",
     "LmsNotFound",
     "LmsRateLimited",
     "LmsRejected",

@@ -22,7 +22,7 @@ from .deadline import time_left
 from .errors import (
     TRANSIENT_STATUSES,
     LmsDeferred,
-    LmsTransientError,
+    LmsNoAnswer,
     LmsUnexpectedResponse,
     error_for_response,
 )
@@ -250,7 +250,7 @@ class LmsClient:
             logger.warning(
                 "LMS %s %s failed after %.3fs: %s", method, log_path, elapsed, type(exc).__name__
             )
-            raise LmsTransientError(
+            raise LmsNoAnswer(
                 f"{method} {log_path}: no answer from LMS ({type(exc).__name__}: {exc})"
             ) from exc
         elapsed = time.perf_counter() - started

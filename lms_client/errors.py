@@ -3,6 +3,7 @@
     LmsError                      base of everything below
     ├── LmsTransientError         a fault, not an answer: retried inside the call
     │   ├── LmsRateLimited        429
+    │   ├── LmsNoAnswer           no answer at all: a timeout or a failed connection
     │   └── LmsDeferred           a Retry-After too long to wait out in one call
     └── LmsRejected               an answer: never retried, a retry gets the same
         ├── LmsValidationError    422, with the LMS's reasons per field
@@ -35,6 +36,7 @@ __all__ = [
     "LmsConflict",
     "LmsDeferred",
     "LmsError",
+    "LmsNoAnswer",
     "LmsNotFound",
     "LmsRateLimited",
     "LmsRejected",
@@ -95,6 +97,11 @@ class LmsTransientError(LmsError):
     ) -> None:
         super().__init__(message, status=status, error_code=error_code)
         self.retry_after = retry_after
+
+
+class LmsNoAnswer(LmsTransientError):
+    """No answer at all (status None): a timeout, a refused or dropped
+    connection. An LMS that keeps giving none is paused (worker/sync.py)."""
 
 
 class LmsRateLimited(LmsTransientError):

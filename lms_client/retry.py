@@ -28,7 +28,11 @@ from tenacity.stop import stop_base
 
 from .errors import LmsDeferred, LmsTransientError
 
-__all__ = ["RetryPolicy", "Sleep", "build_retrying", "parse_retry_after"]
+__all__ = ["MAX_RETRY_AFTER_S", "RetryPolicy", "Sleep", "build_retrying", "parse_retry_after"]
+
+#: The longest Retry-After believed: a server asking for a day (or a date
+#: far ahead) would otherwise park a tenant's deliveries for that long.
+MAX_RETRY_AFTER_S = 300.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -65,14 +69,15 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (RFC 9110 §10.2.3).
 
-    Accepts whole seconds or an HTTP date; a date in the past means 0.
-    Anything else is ignored (None), so the caller falls back to backoff.
+    Accepts whole seconds or an HTTP date; a date in the past means 0, and
+    anything past `MAX_RETRY_AFTER_S` means that. Anything else is ignored
+    (None), so the caller falls back to backoff.
     """
     if value is None:
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return float(int(text))
+        return min(float(int(text)), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -80,7 +85,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:  # "-0000" per RFC 5322: treat as UTC
         when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, delta)
+    return min(max(0.0, delta), MAX_RETRY_AFTER_S)
 
 
 def _retryable(exc: BaseException) -> bool:

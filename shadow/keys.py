@@ -213,6 +213,11 @@ def scim_limiter(tenant: str) -> str:
     return f"{prefix(tenant)}scim:tat"
 
 
+def scan_budget(tenant: str) -> str:
+    """GCRA state of the tenant's budget for filter scans at the API (shadow/limits.py)."""
+    return f"{prefix(tenant)}scim:scan"
+
+
 def events(tenant: str, user_id: str) -> str:
     """Capped stream of what happened to one user (the provisioning log)."""
     return f"{prefix(tenant)}events:{user_id}"

@@ -1,10 +1,16 @@
-"""Each tenant's SCIM request rate, shared by every API process through Redis.
+"""Each tenant's SCIM request rate and scan budget, shared by every API
+process through Redis.
 
 A token bucket (as GCRA: one timestamp per tenant, the theoretical arrival
 time, and the server's clock) of `Tenant.scim_rate` requests a second with
 bursts of `scim_burst`: what one tenant's IdP may ask of the API before it
 is answered 429, whichever API process it reaches. The defaults (100 a
 second, bursts of 200) are four times Entra's 25 requests a second.
+
+`ScanBudget` bounds the costly part of what a tenant asks: resources read
+for filters no index answers (`title co "e"`), so that one tenant's scans
+cannot take the CPU other tenants' requests need (docs/operations.md,
+"Per-tenant request rate").
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from redis.asyncio import Redis
 
 from shadow import keys
 
-__all__ = ["ScimRateLimiter"]
+__all__ = ["ScanBudget", "ScimRateLimiter"]
 
 # KEYS[1] the tenant's GCRA state; ARGV[1] interval (µs), ARGV[2] burst,
 # ARGV[3] slots wanted. Returns {slots taken, 0}, or {0, wait in µs} when
@@ -95,3 +101,45 @@ class ScimRateLimiter:
         wait = int(wait_us) / 1_000_000
         self._refused_until[tenant] = now + wait
         return wait
+
+
+# KEYS[1] the tenant's scan budget (GCRA state); ARGV[1] µs per resource,
+# ARGV[2] burst (resources), ARGV[3] the scan's cost (resources). Admitted
+# while the budget in hand covers the cost (a cost over the burst needs a
+# full budget) and then charged in full, so a huge scan is paid for by the
+# scans after it. Returns 0, or the wait in µs.
+_SCAN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat + math.min(cost, burst) * interval - burst * interval - now
+if wait > 0 then return math.ceil(wait) end
+local next_tat = tat + cost * interval
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX',
+  math.ceil((next_tat - now) / 1000) + 1000)
+return 0
+"""
+
+
+class ScanBudget:
+    """A tenant's budget of resources read by filter scans: `rate` a second
+    with bursts of `burst`, one Redis call per scan (scans are the rare,
+    expensive request; Entra's lookups are answered from indexes)."""
+
+    def __init__(self, redis: Redis, rate: float, burst: int) -> None:
+        self._take = redis.register_script(_SCAN)
+        self._interval_us = 1_000_000 / rate
+        self._burst = burst
+
+    async def wait_s(self, tenant: str, cost: int) -> float:
+        """0 when a scan of `cost` resources may run now (and is charged),
+        else the seconds until it may."""
+        wait_us = await self._take(
+            keys=[keys.scan_budget(tenant)],
+            args=[repr(self._interval_us), self._burst, max(0, cost)],
+        )
+        return int(wait_us) / 1_000_000

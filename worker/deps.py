@@ -27,6 +27,7 @@ from lms_client import DEFAULT_TIMEOUT, LmsClient, RetryPolicy
 from mappings import RuleSet, build_rules, decode_overrides
 from shadow import ResourceStore, SyncStore, Tenant, TenantStore, keys
 from shadow.charts import ChartStore
+from worker.fairness import NoAnswerStreak, TenantSlots
 from worker.pacing import Pacer, TenantLimiter
 
 __all__ = ["NO_METRICS", "NoMetrics", "SyncMetrics", "TenantLms", "WorkerDeps", "retry_policy_for"]
@@ -96,6 +97,10 @@ class WorkerDeps:
     sync: SyncStore = field(init=False)
     charts: ChartStore = field(init=False)
     sealer: Sealer | None = field(init=False, repr=False)
+    #: One tenant's jobs running in this worker, capped (worker/fairness.py).
+    slots: TenantSlots = field(init=False, repr=False)
+    #: Each tenant's LMS calls in a row that got no answer.
+    no_answers: NoAnswerStreak = field(init=False, repr=False)
     _lms: dict[str, tuple[tuple[str, str, float, int], TenantLms]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -111,6 +116,8 @@ class WorkerDeps:
         self.resources = ResourceStore(self.redis)
         self.sync = SyncStore(self.redis, retention=self.settings.retention)
         self.charts = ChartStore(self.redis)
+        self.slots = TenantSlots(self.settings.tenant_job_cap)
+        self.no_answers = NoAnswerStreak()
 
     @classmethod
     def open(

@@ -20,7 +20,7 @@ from arq.cron import CronJob
 from arq.typing import StartupShutdown
 from arq.worker import Function, Worker, func
 
-from core.connect import check_queue_placement, queue_settings
+from core.connect import check_queue_placement, connect_queue, queue_settings
 from core.settings import Settings, load_settings
 from lms_client import RetryPolicy
 from worker.activity import sample_queues_cron
@@ -142,9 +142,15 @@ def create_worker(
     """An arq worker for these settings, made inside the loop it will run on;
     `worker_args` override arq's own (e.g. `handle_signals=False`). It claims
     due jobs in batches (worker/claim.py); arq's own CLI, which builds a plain
-    `Worker` from `WorkerSettings`, runs the same jobs one claim at a time."""
+    `Worker` from `WorkerSettings`, runs the same jobs one claim at a time.
+
+    Its queue client comes from `connect_queue`, not arq's `create_pool`: the
+    same connect and read timeouts and capped pool as every other client
+    (docs/operations.md, "Redis timeouts"), so a Redis that hangs ends the
+    run (and `run_worker` starts afresh) instead of hanging the worker."""
     options = worker_options(settings, http=http, retry=retry, metrics=metrics)
-    return BatchClaimWorker(**{**options, "burst": burst, **worker_args})
+    pool = connect_queue(settings.queue_url)
+    return BatchClaimWorker(**{**options, "burst": burst, "redis_pool": pool, **worker_args})
 
 
 def run_worker(settings: Settings, *, burst: bool = False, **worker_args: Any) -> Worker:

@@ -36,6 +36,7 @@ from lms_client import (
     LmsConflict,
     LmsDeferred,
     LmsError,
+    LmsNoAnswer,
     LmsNotFound,
     LmsRejected,
     LmsTransientError,
@@ -49,6 +50,7 @@ from shadow.breaker import BreakerHeld, admit
 from shadow.keys import is_resource_id
 from worker.activity import note_finished
 from worker.deps import TenantLms, WorkerDeps
+from worker.fairness import BUSY_DEFER_S, NO_ANSWER_PAUSE_S
 from worker.queue import enqueue_many, sync_job_id
 from worker.webhooks import notify
 
@@ -108,10 +110,21 @@ class _Defer(Exception):  # control flow: not an error
 async def sync_user(ctx: dict[str, Any], tenant: str, user_id: str) -> str:
     """Sync one user; returns what happened (for arq's log, never personal data).
 
-    Raises arq `Retry` when the user is locked by another worker, the LMS is
-    in a fault, or the tenant's pace says wait: the job runs again later.
+    Raises arq `Retry` when the tenant holds its share of this worker's job
+    slots (worker/fairness.py), the user is locked by another worker, the
+    LMS is in a fault, or the tenant's pace says wait: the job runs again later.
     """
     deps = WorkerDeps.of(ctx)
+    if not deps.slots.take(tenant):
+        # Before anything is read or marked: the job is still queued, as it was.
+        raise Retry(defer=_jittered(BUSY_DEFER_S))
+    try:
+        return await _sync_admitted(ctx, deps, tenant, user_id)
+    finally:
+        deps.slots.give_back(tenant)
+
+
+async def _sync_admitted(ctx: dict[str, Any], deps: WorkerDeps, tenant: str, user_id: str) -> str:
     job_due = _job_due(ctx.get("job_id"), tenant, user_id)
     # From here on a change needs a new job: this one may already have read.
     await deps.sync.clear_queued(tenant, user_id)
@@ -363,14 +376,27 @@ class _Pass:
                 await self.limiter.pause(exc.retry_after)
             raise _Defer(_jittered(exc.retry_after), str(exc)) from None
         except LmsTransientError as exc:
-            if exc.retry_after:
-                await self.limiter.pause(exc.retry_after)
-            wait = exc.retry_after or min(60.0, 2.0 ** min(self.job_try, 6))
+            pause = exc.retry_after
+            if isinstance(exc, LmsNoAnswer) and self.deps.no_answers.no_answer(self.tenant):
+                # An LMS that keeps giving no answer is paused as a Retry-After
+                # would pause it: the tenant's other jobs wait without calling.
+                pause = NO_ANSWER_PAUSE_S
+                logger.warning(
+                    "tenant %s paused %.0fs: its LMS gave no answer %d times in a row",
+                    self.tenant,
+                    pause,
+                    self.deps.no_answers.threshold,
+                )
+            if pause:
+                await self.limiter.pause(pause)
+            wait = pause or min(60.0, 2.0 ** min(self.job_try, 6))
             raise _Defer(_jittered(wait), str(exc)) from None
         except LmsRejected as exc:
+            self.deps.no_answers.answered(self.tenant)
             if exc.status in (401, 403):  # about the tenant's key, not this user
                 raise _KeyRejected() from None
             return self._failed(lms_reason(exc))
+        self.deps.no_answers.answered(self.tenant)
         if outcome.state == "failed":
             return outcome
         notes = "; ".join(p.message for p in mapped.problems)

@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from redis.exceptions import RedisError
 
+from api.middleware import route_of
 from scim.errors import ScimError
 
 log = logging.getLogger("scim_bridge.admin")
@@ -116,14 +117,15 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
 
 
 def _redis_error(request: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any]]:
-    log.error("redis unavailable", extra={"path": request.url.path, "error": repr(exc)[:200]})
+    route = route_of(request.scope)
+    log.error("redis unavailable", extra={"route": route, "error": repr(exc)[:200]})
     return error_response(
         503, "unavailable", "the bridge's store is unavailable; retry later", {"Retry-After": "5"}
     )
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unhandled admin error", extra={"path": request.url.path})
+    log.exception("unhandled admin error", extra={"route": route_of(request.scope)})
     return error_response(500, "internal", "internal error")
 
 

@@ -41,6 +41,7 @@ from scim.errors import (
 from scim.evaluate import Predicate, compile_filter
 from scim.filter import equality_key, parse_filter
 from scim.members import MemberChanges
+from scim.paging import count_and_page
 from scim.patch import apply_patch
 from scim.quirks import short
 from scim.resource import canonicalize, merge_for_replace, project
@@ -423,9 +424,16 @@ class ResourceEndpoint:
         return max(1, query.start_index), max(0, min(count, settings.max_page_size))
 
     async def query(self, tenant: Tenant, query: ListQuery) -> tuple[int, list[dict[str, Any]]]:
-        """(totalResults, the requested page of resources as shown to the client)."""
+        """(totalResults, the requested page of resources as shown to the client).
+
+        A list or filter answer loads related resources (a Group's members, a
+        User's groups) only when the request names them (`attributes=members`),
+        so Entra's lookups and `GET /Groups` pages stay small whatever the
+        group sizes (docs/operations.md, "Bounded memory")."""
         start, count = self.bounds(query)
         checked = self.check_filter(query.filter)
+        view = query.view
+        asked = self.listed_related(view)
         if checked is None:
             total = await self.s.resources.count(tenant.slug, self.kind)
             ids = (
@@ -434,32 +442,35 @@ class ResourceEndpoint:
                 else []
             )
             page = await self.s.resources.get_many(tenant.slug, self.kind, ids)
-            view = query.view
-            return total, [await self.shown(tenant.slug, s, view) for s in page]
+            return total, [await self._listed(tenant.slug, s, view, asked) for s in page]
         # Matched against what a client may see, so `password eq ...` is no oracle;
-        # the page is then cut from those same bodies. Related resources (a
-        # User's groups, `returned: request`) are loaded for every candidate
-        # only when the filter may name them, else for the page when selected.
+        # the page is then cut from those same bodies. Related resources are
+        # loaded for every candidate only when the filter may name them, else
+        # for the page when asked for. Only the count and the page are kept
+        # while scanning (scim/paging.py).
         parsed, test = checked
         in_filter = self.filter_needs_related(query.filter)
         indexed = await self._indexed(tenant.slug, parsed)
-        if indexed is not None:
-            matched = [
-                (s, body)
-                for s in indexed
-                if test(body := await self._visible(tenant.slug, s, in_filter))
-            ]
-        else:
-            matched = [
-                (s, body)
-                async for s in self._scanned(tenant.slug)
-                if test(body := await self._visible(tenant.slug, s, in_filter))
-            ]
-        hits = matched[start - 1 : start - 1 + count]
-        if not in_filter and self.wants_related(query.view):
+        candidates = _listed_of(indexed) if indexed is not None else self._scanned(tenant.slug)
+
+        async def visible() -> AsyncIterator[tuple[Stored, dict[str, Any]]]:
+            async for s in candidates:
+                yield s, await self._visible(tenant.slug, s, in_filter)
+
+        total, hits = await count_and_page(visible(), lambda hit: test(hit[1]), start, count)
+        if not in_filter and asked:
             hits = [(s, await self._visible(tenant.slug, s, True)) for s, _ in hits]
         attributes, excluded = query.attributes, query.excluded_attributes
-        return len(matched), [project(b, self.rtype, attributes, excluded) for _, b in hits]
+        return total, [project(b, self.rtype, attributes, excluded) for _, b in hits]
+
+    def listed_related(self, view: View) -> bool:
+        """A list or filter answer carries related resources only when the
+        request names them, whatever a single resource's GET shows."""
+        return bool(view.attributes) and self.wants_related(view)
+
+    async def _listed(self, tenant: str, stored: Stored, view: View, asked: bool) -> dict[str, Any]:
+        body = await self.full(tenant, stored, related=asked)
+        return project(body, self.rtype, view.attributes, view.excluded)
 
     async def _visible(self, tenant: str, stored: Stored, related: bool) -> dict[str, Any]:
         """What a filter may see: the default view, plus User.groups if asked
@@ -497,8 +508,14 @@ class ResourceEndpoint:
                 f"this filter would scan {total} resources (limit "
                 f"{self.s.settings.max_scan}); filter with eq on userName, externalId or id"
             )
+        await self.s.admit_scan(tenant, total)  # the tenant's scan budget: 429 past it
         async for stored in self.s.resources.scan(tenant, self.kind):
             yield stored
+
+
+async def _listed_of(found: list[Stored]) -> AsyncIterator[Stored]:
+    for stored in found:
+        yield stored
 
 
 def _after(stored: Stored, doc: dict[str, Any], outcome: WriteOutcome) -> Stored:

@@ -53,7 +53,9 @@ class GroupEndpoint(ResourceEndpoint):
         return {"members": await self._member_entries(tenant, members)} if members else {}
 
     def filter_needs_related(self, text: str | None) -> bool:
-        return True  # a filter on members sees them (they cost no extra request)
+        # Only a filter that may name members reads them: an Entra lookup
+        # (`displayName eq ...`) of a group of 10,000 must not.
+        return "members" in (text or "").lower()
 
     async def indexed_by(self, tenant: str, attr: str, value: str) -> list[Stored] | None:
         if attr != "displayName":

@@ -25,6 +25,7 @@ from litestar.template import TemplateConfig
 from redis.exceptions import RedisError
 
 from api.admin.errors import AdminError
+from api.middleware import route_of
 from api.web.config import WebSettings, load_web_settings
 from api.web.filters import FILTERS
 from api.web.pages import WEB_HOME, Req, current_session, page, safe_next, see_other
@@ -131,12 +132,13 @@ def _http_error(request: Req, exc: HTTPException) -> Response[Any]:
 
 
 def _redis_error(request: Req, exc: RedisError) -> Response[Any]:
-    log.error("redis unavailable", extra={"path": request.url.path, "error": repr(exc)[:200]})
+    route = route_of(request.scope)
+    log.error("redis unavailable", extra={"route": route, "error": repr(exc)[:200]})
     return _error_page(request, 503, "The bridge's store is unavailable; retry in a moment.")
 
 
 def _unexpected(request: Req, exc: Exception) -> Response[Any]:
-    log.exception("unhandled admin page error", extra={"path": request.url.path})
+    log.exception("unhandled admin page error", extra={"route": route_of(request.scope)})
     return _error_page(request, 500, "The error was logged.")
 
 

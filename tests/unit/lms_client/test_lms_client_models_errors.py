@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from lms_client import (
+    MAX_RETRY_AFTER_S,
     Learner,
     LearnerWrite,
     LmsConflict,
@@ -188,3 +189,11 @@ def test_policy_decodes_from_settings() -> None:
     policy = msgspec.convert({"max_attempts": 3, "total_budget": 20}, RetryPolicy)
     assert policy.max_attempts == 3
     assert policy.total_budget == 20.0
+
+
+def test_parse_retry_after_caps_a_huge_wait() -> None:
+    now = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+    next_year = format_datetime(now + timedelta(days=365), usegmt=True)
+    assert parse_retry_after("86400") == MAX_RETRY_AFTER_S
+    assert parse_retry_after(next_year, now=now) == MAX_RETRY_AFTER_S
+    assert parse_retry_after(str(int(MAX_RETRY_AFTER_S) - 1)) == MAX_RETRY_AFTER_S - 1
