@@ -5,7 +5,7 @@ Redis round trips) is CPU-bound under load. The parent binds the port once
 and starts N `scim-bridge api` children that inherit the listening socket
 (`--listen-fd`): the kernel hands each connection to whichever child
 accepts first, so every core serves and there is one address to balance
-to. The children are the usual API processes (stateless: design.md,
+to. The children are the usual API processes (stateless: docs/architecture.md,
 "Scale past one machine"), each with its own credential cache. A scrape
 reaches one of them; they share their SCIM request series through Redis
 (api/metrics.py `share_requests`), so whichever answers reports the whole

@@ -12,7 +12,8 @@ re-sync running.
   shadow write and re-queue scripts in their own atomic step (a Lua script
   reaching the untagged key, as the inline job does); on a Redis Cluster,
   where a script may not, the store touches it after a script that
-  changed something (a refused write leaves no trace, design invariant 6).
+  changed something (a refused write leaves no trace: docs/architecture.md,
+  invariant 6).
 - Only `settle` takes a tenant out: it reads the touch count, then the
   tenant's figures, and removes it only if it is idle and its count has not
   moved (one script). A change that lands after the figures were read moved
