@@ -53,7 +53,8 @@ async def test_an_erased_person_leaves_no_trace_and_the_others_stay(
 
     # Xavier and the group are still served, without the erased members.
     assert (await world.acme.get(f"/Users/{xavier.id}")).status_code == 200
-    groups = (await world.acme.get("/Groups")).json()["Resources"]
+    listed = await world.acme.get("/Groups", params={"attributes": "displayName,members"})
+    groups = listed.json()["Resources"]
     assert [m["value"] for m in groups[0]["members"]] == [xavier.id]
     found = await world.acme.get("/Users", params={"filter": f'userName eq "{zelda.email}"'})
     assert found.json()["totalResults"] == 0
