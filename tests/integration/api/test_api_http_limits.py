@@ -63,7 +63,8 @@ class Slowloris:
                     await writer.drain()
                 n += 1
                 await asyncio.wait([read], timeout=0.2)
-            await read
+            with contextlib.suppress(ConnectionError):
+                await read  # a close or a reset: either way the server cut it
             self.cut.set()
         finally:
             writer.close()
@@ -87,7 +88,8 @@ async def test_clients_trickling_headers_are_cut_while_a_tenant_is_served(
                 "/scim/acme/v2/Users", headers={"Authorization": f"Bearer {token}"}
             )
             answers.append(answer.status_code)
-            assert not any(t.done() and t.exception() for t in tasks)
+            failed = [t.exception() for t in tasks if t.done() and t.exception()]
+            assert not failed, failed[:3]
             await asyncio.wait(tasks, timeout=0.1)
             assert len(answers) < NEVER_S * 10, "the trickling clients were never cut"
         await asyncio.gather(*tasks)
