@@ -82,7 +82,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scim_inflight_per_tenant: int = 32
     # SCIM requests one API process works on at once, one tenant at most
     # half of them; past it turns go fairly between tenants (api/fair_turns.py).
-    api_turns: int = 16
+    # Half of it is the in-flight cap, so a lone tenant is never held below
+    # what it may send (docs/operations.md, "Per-tenant request rate").
+    api_turns: int = 64
     # Each tenant's budget of resources read by filters no index answers, a
     # second and in a burst (shadow/limits.py ScanBudget); lifted with the rate.
     scan_rate: float = 1_000.0
