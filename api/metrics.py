@@ -186,8 +186,14 @@ async def share_requests(requests: RequestMetrics, redis: Redis, group: str, ind
     """Write this process's request series for its group every
     `SHARE_EVERY_S`, until cancelled: a scrape reaches one process of the
     group, which renders the sum (`render_metrics`), so the series are the
-    whole port's, whichever process answers."""
+    whole port's, whichever process answers. A process restarted under the
+    same index first takes up its predecessor's last snapshot, so the port's
+    counters never go down (Prometheus would read the drop as a reset)."""
     key = group_key(group)
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        previous = await redis.hget(key, index)  # type: ignore[misc]
+        if previous:
+            requests.add_snapshot(previous)
     while True:
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             async with redis.pipeline(transaction=False) as pipe:

@@ -175,3 +175,30 @@ async def test_processes_sharing_a_port_report_the_sum_of_their_requests(redis: 
     assert found[("scim_bridge_scim_throttled_total", (("tenant", "acme"),))] == 1
     alone = parse((await render_metrics(mine, redis)).decode())
     assert alone[("scim_bridge_scim_requests_total", route)] == 3
+
+
+async def test_a_restarted_process_carries_on_its_predecessors_counts(redis: Redis) -> None:
+    """`api --processes N` restarts a child that died under the same index:
+    the port's summed counters must not drop, or rate() reads a reset."""
+    before, after = RequestMetrics(), RequestMetrics()
+    for _ in range(4):
+        before.observe("/scim/{tenant}/v2/Users", "GET", 200, 0.004)
+    await redis.hset(group_key("g"), "1", before.snapshot())  # type: ignore[misc]
+    after.observe("/scim/{tenant}/v2/Users", "GET", 200, 0.004)
+    sharing = asyncio.create_task(share_requests(after, redis, "g", "1"))
+    try:
+        await wait_until(
+            lambda: _shared_count(redis), message="the restarted snapshot", interval=0.01
+        )
+    finally:
+        sharing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sharing
+    found = parse((await render_metrics(after, redis, group=("g", "1"))).decode())
+    route = (("method", "GET"), ("route", "/scim/{tenant}/v2/Users"), ("status", "200"))
+    assert found[("scim_bridge_scim_requests_total", route)] == 5
+
+
+async def _shared_count(redis: Redis) -> bool:
+    raw = await redis.hget(group_key("g"), "1")  # type: ignore[misc]
+    return raw is not None and b'"counts":[["/scim/{tenant}/v2/Users","GET",200,5]]' in raw
